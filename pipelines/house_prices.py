@@ -1,0 +1,72 @@
+"""The house-price pipeline: parameters, then the named steps wired together.
+
+    Preprocess ──┬─> TrainBaseline ──┐
+                 └─> TuneXGBoost ────┴─> Evaluate ─> QualityGate ─┬─> RegisterModel
+                                                                   └─> QualityGateFailed
+"""
+
+from __future__ import annotations
+
+from sagemaker.mlops.workflow.pipeline import Pipeline
+
+from pipelines.parameters import PipelineParameters
+from pipelines.settings import Settings
+from steps.context import StepContext
+from steps.evaluate import evaluation_file_uri, evaluation_report, evaluation_step
+from steps.preprocess import preprocess_step
+from steps.quality_gate import quality_gate_step
+from steps.register import register_model_step
+from steps.train_baseline import baseline_training_step
+from steps.tune_xgboost import xgboost_tuning_step
+
+TUNING_TRIALS = 12
+PARALLEL_TRIALS = 3
+PIPELINE_SCRIPTS = ("preprocess.py", "train_baseline.py", "train_xgboost.py", "evaluate.py", "inference.py")
+
+
+def build_pipeline(settings: Settings) -> Pipeline:
+    ctx = StepContext(settings)
+    params = PipelineParameters.declare(settings)
+
+    preprocess = preprocess_step(
+        ctx, input_bucket=params.input_bucket, input_key=params.input_key,
+        target_column=params.target_column, drop_columns=params.id_columns,
+        instance_type=params.processing_instance_type,
+    )
+    splits = {
+        name: preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
+        for name in ("train", "validation", "test", "features")
+    }
+    train_baseline = baseline_training_step(
+        ctx, train=splits["train"], validation=splits["validation"], features=splits["features"],
+        instance_type=params.training_instance_type,
+    )
+    tune_xgboost = xgboost_tuning_step(
+        ctx, train=splits["train"], validation=splits["validation"], features=splits["features"],
+        instance_type=params.training_instance_type, max_jobs=TUNING_TRIALS, max_parallel_jobs=PARALLEL_TRIALS,
+    )
+    best_model = tune_xgboost.get_top_model_s3_uri(
+        top_k=0, s3_bucket=settings.bucket, prefix=f"{ctx.key_prefix}/models/xgboost"
+    )
+    report = evaluation_report()
+    evaluate = evaluation_step(
+        ctx, baseline_model=train_baseline.properties.ModelArtifacts.S3ModelArtifacts,
+        baseline_job_name=train_baseline.properties.TrainingJobName,
+        xgboost_model=best_model, xgboost_job_name=tune_xgboost.properties.BestTrainingJob.TrainingJobName,
+        test=splits["test"], instance_type=params.processing_instance_type, report=report,
+    )
+    register = register_model_step(
+        ctx, model_data=best_model, evaluation_uri=evaluation_file_uri(evaluate),
+        approval_status=params.approval_status,
+    )
+    gate = quality_gate_step(
+        evaluate, report, max_rmse=params.max_rmse, min_improvement=params.min_improvement,
+        if_passed=[register],
+    )
+
+    return Pipeline(
+        name=settings.pipeline_name,
+        parameters=params.all(),
+        steps=[preprocess, train_baseline, tune_xgboost, evaluate, gate],
+        sagemaker_session=ctx.session,
+    )

@@ -1,0 +1,129 @@
+"""Deployment settings: where the pipeline lives and how its jobs run.
+
+Each setting comes from a CLI flag, else an environment variable, else a default that is safe for
+building and validating a definition offline. Nothing here is a secret; credentials come from the
+usual AWS credential chain at upsert/start time and never from these settings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields
+from typing import Mapping
+
+# Shown in offline builds only; `upsert` and `start` refuse to send it to AWS.
+PLACEHOLDER_ROLE_ARN = "arn:aws:iam::000000000000:role/set-PIPELINE_ROLE_ARN"
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
+
+
+class SettingsError(ValueError):
+    """A setting has a value AWS would reject; the message names the flag and variable."""
+
+
+def _setting(env: str, default, help: str):
+    return field(default=default, metadata={"env": env, "help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str = _setting("AWS_REGION", "us-east-1", "AWS region of the pipeline and its jobs")
+    bucket: str = _setting(
+        "PIPELINE_BUCKET", "house-price-pipeline-artifacts",
+        "S3 bucket for code bundles, job outputs and the default input data",
+    )
+    role_arn: str = _setting(
+        "PIPELINE_ROLE_ARN", PLACEHOLDER_ROLE_ARN,
+        "IAM role the pipeline and its jobs run as (required for upsert/start)",
+    )
+    pipeline_name: str = _setting("PIPELINE_NAME", "HousePricePipeline", "name of the SageMaker pipeline")
+    model_package_group: str = _setting(
+        "MODEL_PACKAGE_GROUP", "HousePriceModels", "Model Registry group that approved candidates join"
+    )
+    tags: str = _setting(
+        "PIPELINE_TAGS", "", "comma-separated Key=Value tags for the pipeline and its jobs"
+    )
+    cache_expire_after: str = _setting(
+        "PIPELINE_CACHE_EXPIRE_AFTER", "P30D", "ISO-8601 duration a cached step result stays reusable"
+    )
+    kms_key_id: str = _setting(
+        "PIPELINE_KMS_KEY_ID", "", "KMS key for job volumes and outputs (empty: S3/EBS default encryption)"
+    )
+    network_isolation: bool = _setting(
+        "PIPELINE_NETWORK_ISOLATION", False, "run training containers without network access"
+    )
+    subnets: str = _setting("PIPELINE_SUBNETS", "", "comma-separated VPC subnet ids for every job")
+    security_group_ids: str = _setting(
+        "PIPELINE_SECURITY_GROUP_IDS", "", "comma-separated security group ids for every job"
+    )
+
+    def __post_init__(self):
+        self._check(_BUCKET.match(self.bucket), "bucket", "must be a valid S3 bucket name")
+        self._check(_PIPELINE_NAME.match(self.pipeline_name), "pipeline_name", "must be letters, digits and hyphens")
+        self._check(_PIPELINE_NAME.match(self.model_package_group), "model_package_group", "must be letters, digits and hyphens")
+        self._check(_ROLE_ARN.match(self.role_arn), "role_arn", "must look like arn:aws:iam::<account>:role/<name>")
+        self._check(bool(self.subnets) == bool(self.security_group_ids), "subnets",
+                    "and security group ids must be given together")
+        self.tag_map  # parses the tags, raising on a malformed one
+
+    def _check(self, ok, name: str, problem: str) -> None:
+        if not ok:
+            meta = {f.name: f.metadata for f in fields(self)}[name]
+            raise SettingsError(
+                f"setting {name}={getattr(self, name)!r} {problem} "
+                f"(flag --{name.replace('_', '-')}, environment variable {meta['env']})"
+            )
+
+    @property
+    def tag_map(self) -> dict[str, str]:
+        pairs = [item.strip() for item in self.tags.split(",") if item.strip()]
+        malformed = [pair for pair in pairs if "=" not in pair or not pair.split("=", 1)[0]]
+        self._check(not malformed, "tags", "must be comma-separated Key=Value pairs")
+        return dict(pair.split("=", 1) for pair in pairs)
+
+    @property
+    def vpc_config(self) -> dict[str, list[str]] | None:
+        if not self.subnets:
+            return None
+        return {
+            "Subnets": _split(self.subnets),
+            "SecurityGroupIds": _split(self.security_group_ids),
+        }
+
+    @property
+    def has_real_role(self) -> bool:
+        return self.role_arn != PLACEHOLDER_ROLE_ARN
+
+    @classmethod
+    def resolve(cls, flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+        """Flag value if given, else the environment variable, else the default."""
+        flags = flags or {}
+        environ = os.environ if environ is None else environ
+        values = {}
+        for spec in fields(cls):
+            if flags.get(spec.name) is not None:
+                values[spec.name] = flags[spec.name]
+            elif spec.metadata["env"] in environ:
+                values[spec.name] = _from_env(environ[spec.metadata["env"]], spec.default)
+        return cls(**values)
+
+    @classmethod
+    def documented(cls) -> list[tuple[str, str, object, str]]:
+        """(flag, environment variable, default, help) for each setting, for --help and the README."""
+        return [
+            (f"--{spec.name.replace('_', '-')}", spec.metadata["env"], spec.default, spec.metadata["help"])
+            for spec in fields(cls)
+        ]
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _from_env(raw: str, default):
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return raw

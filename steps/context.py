@@ -1,0 +1,77 @@
+"""What every step factory shares: settings, the offline pipeline session, images, cache, retries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import boto3
+from sagemaker.core import image_uris
+from sagemaker.core.workflow.pipeline_context import PipelineSession
+from sagemaker.mlops.workflow.retry import (
+    SageMakerJobExceptionTypeEnum,
+    SageMakerJobStepRetryPolicy,
+    StepExceptionTypeEnum,
+    StepRetryPolicy,
+)
+from sagemaker.mlops.workflow.steps import CacheConfig
+
+from pipelines.settings import Settings
+from steps.code_bundle import CodeBundle
+
+# The framework containers the scripts target; local pins in setup.cfg match them.
+SKLEARN_VERSION = "1.9-0"
+XGBOOST_VERSION = "3.2-0"
+
+
+@dataclass(frozen=True)
+class StepContext:
+    settings: Settings
+
+    @cached_property
+    def session(self) -> PipelineSession:
+        # An explicit bucket keeps the SDK from calling ListBuckets/CreateBucket at build time.
+        boto_session = boto3.Session(region_name=self.settings.region)
+        session = PipelineSession(boto_session=boto_session, default_bucket=self.settings.bucket)
+        # default_bucket() would still check the bucket through S3 (ModelBuilder.register calls it
+        # even with no code to upload); the bucket is a setting, so mark it as resolved.
+        session._default_bucket = self.settings.bucket
+        return session
+
+    @property
+    def key_prefix(self) -> str:
+        return self.settings.pipeline_name
+
+    def output_uri(self, *parts: str) -> str:
+        return "/".join([f"s3://{self.settings.bucket}", self.key_prefix, *parts])
+
+    def image(self, framework: str) -> str:
+        version = {"sklearn": SKLEARN_VERSION, "xgboost": XGBOOST_VERSION}[framework]
+        return image_uris.retrieve(
+            framework=framework, region=self.settings.region, version=version, instance_type="ml.m5.xlarge"
+        )
+
+    def code(self, entry_point: str) -> CodeBundle:
+        return CodeBundle.for_script(entry_point)
+
+    @property
+    def cache_config(self) -> CacheConfig:
+        return CacheConfig(enable_caching=True, expire_after=self.settings.cache_expire_after)
+
+    @property
+    def job_retry_policies(self) -> list:
+        """Retry what is transient (throttling, capacity, service faults); never a script's own failure."""
+        return [
+            StepRetryPolicy(
+                exception_types=[StepExceptionTypeEnum.THROTTLING, StepExceptionTypeEnum.SERVICE_FAULT],
+                interval_seconds=10, backoff_rate=2.0, max_attempts=5,
+            ),
+            SageMakerJobStepRetryPolicy(
+                exception_types=[
+                    SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
+                    SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT,
+                    SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
+                ],
+                interval_seconds=60, backoff_rate=2.0, max_attempts=3,
+            ),
+        ]

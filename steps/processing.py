@@ -1,0 +1,82 @@
+"""A processing job that runs one container script from its content-addressed code bundle."""
+
+from __future__ import annotations
+
+from sagemaker.core.network import NetworkConfig
+from sagemaker.core.processing import Processor
+from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
+from sagemaker.mlops.workflow.steps import ProcessingStep
+
+from steps.context import StepContext
+
+CODE_DIR = "/opt/ml/processing/input/code"
+
+
+def processing_input(name: str, s3_uri, local_path: str) -> ProcessingInput:
+    return ProcessingInput(
+        input_name=name,
+        s3_input=ProcessingS3Input(
+            s3_uri=s3_uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"
+        ),
+    )
+
+
+def processing_output(name: str, s3_uri, local_path: str) -> ProcessingOutput:
+    return ProcessingOutput(
+        output_name=name,
+        s3_output=ProcessingS3Output(s3_uri=s3_uri, local_path=local_path, s3_upload_mode="EndOfJob"),
+    )
+
+
+def script_processing_step(
+    ctx: StepContext,
+    name: str,
+    *,
+    framework: str,
+    script: str,
+    instance_type,
+    inputs: list[ProcessingInput],
+    outputs: list[ProcessingOutput],
+    arguments: list,
+    description: str,
+    property_files: list | None = None,
+) -> ProcessingStep:
+    settings = ctx.settings
+    bundle = ctx.code(script)
+    processor = Processor(
+        role=settings.role_arn,
+        image_uri=ctx.image(framework),
+        instance_count=1,  # the scripts do not shard their input
+        instance_type=instance_type,
+        entrypoint=["python3", f"{CODE_DIR}/{script}"],
+        volume_kms_key=settings.kms_key_id or None,
+        output_kms_key=settings.kms_key_id or None,
+        max_runtime_in_seconds=3600,
+        base_job_name=f"{settings.pipeline_name}-{name}",
+        sagemaker_session=ctx.session,
+        tags=settings.tag_map or None,
+        network_config=_network_config(ctx),
+    )
+    code_input = processing_input("code", bundle.files_uri(settings.bucket, ctx.key_prefix), CODE_DIR)
+    step_args = processor.run(inputs=[code_input, *inputs], outputs=outputs, arguments=arguments)
+    return ProcessingStep(
+        name=name,
+        step_args=step_args,
+        description=description,
+        property_files=property_files,
+        cache_config=ctx.cache_config,
+        retry_policies=ctx.job_retry_policies,
+    )
+
+
+def _network_config(ctx: StepContext) -> NetworkConfig | None:
+    settings = ctx.settings
+    if not (settings.network_isolation or settings.subnets):
+        return None
+    vpc = settings.vpc_config or {}
+    return NetworkConfig(
+        enable_network_isolation=settings.network_isolation,
+        subnets=vpc.get("Subnets"),
+        security_group_ids=vpc.get("SecurityGroupIds"),
+        encrypt_inter_container_traffic=True,
+    )

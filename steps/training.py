@@ -1,0 +1,71 @@
+"""Script-mode training jobs whose code comes from a content-addressed bundle.
+
+`SourceCode` would upload code to a timestamped key on every build and defeat step caching, so the
+definition carries the script-mode contract the framework containers read instead:
+`sagemaker_program` and `sagemaker_submit_directory` hyperparameters.
+"""
+
+from __future__ import annotations
+
+from sagemaker.core.training.configs import (
+    Compute,
+    InputData,
+    MetricDefinition,
+    Networking,
+    OutputDataConfig,
+    StoppingCondition,
+)
+from sagemaker.train.model_trainer import ModelTrainer
+
+from steps.context import StepContext
+
+# `validation-rmse: 23456.7`, printed by both training scripts in target units.
+VALIDATION_RMSE = MetricDefinition(name="validation-rmse", regex=r"validation-rmse: ([0-9.eE+-]+)")
+
+
+def script_mode_trainer(
+    ctx: StepContext, *, name: str, framework: str, script: str, instance_type, hyperparameters: dict
+) -> ModelTrainer:
+    settings = ctx.settings
+    bundle = ctx.code(script)
+    return ModelTrainer(
+        sagemaker_session=ctx.session,
+        role=settings.role_arn,
+        training_image=ctx.image(framework),
+        base_job_name=f"{settings.pipeline_name}-{name}",
+        compute=Compute(
+            instance_type=instance_type, instance_count=1, volume_kms_key_id=settings.kms_key_id or None
+        ),
+        output_data_config=OutputDataConfig(
+            s3_output_path=ctx.output_uri("models", name), kms_key_id=settings.kms_key_id or None
+        ),
+        stopping_condition=StoppingCondition(max_runtime_in_seconds=3600),
+        networking=_networking(ctx),
+        hyperparameters={
+            "sagemaker_program": script,
+            "sagemaker_submit_directory": bundle.sourcedir_uri(settings.bucket, ctx.key_prefix),
+            **hyperparameters,
+        },
+        tags=[{"Key": k, "Value": v} for k, v in settings.tag_map.items()] or None,
+    ).with_metric_definitions([VALIDATION_RMSE])
+
+
+def training_channels(*, train, validation, features) -> list[InputData]:
+    return [
+        InputData(channel_name="train", data_source=train, content_type="text/csv"),
+        InputData(channel_name="validation", data_source=validation, content_type="text/csv"),
+        InputData(channel_name="features", data_source=features, content_type="application/json"),
+    ]
+
+
+def _networking(ctx: StepContext) -> Networking | None:
+    settings = ctx.settings
+    if not (settings.network_isolation or settings.subnets):
+        return None
+    vpc = settings.vpc_config or {}
+    return Networking(
+        enable_network_isolation=settings.network_isolation,
+        subnets=vpc.get("Subnets"),
+        security_group_ids=vpc.get("SecurityGroupIds"),
+        enable_inter_container_traffic_encryption=True,
+    )

@@ -1,0 +1,49 @@
+"""TuneXGBoost: hyperparameter search for XGBoost, minimising validation RMSE."""
+
+from __future__ import annotations
+
+from sagemaker.core.parameter import ContinuousParameter, IntegerParameter
+from sagemaker.mlops.workflow.steps import TuningStep
+from sagemaker.train.tuner import HyperparameterTuner
+
+from steps.context import StepContext
+from steps.training import VALIDATION_RMSE, script_mode_trainer, training_channels
+
+SEARCH_SPACE = {
+    "eta": ContinuousParameter(0.02, 0.3, scaling_type="Logarithmic"),
+    "max_depth": IntegerParameter(2, 8),
+    "min_child_weight": ContinuousParameter(1, 20, scaling_type="Logarithmic"),
+    "subsample": ContinuousParameter(0.5, 1.0),
+    "colsample_bytree": ContinuousParameter(0.3, 1.0),
+    "reg_lambda": ContinuousParameter(0.1, 20, scaling_type="Logarithmic"),
+}
+
+
+def xgboost_tuning_step(
+    ctx: StepContext, *, train, validation, features, instance_type, max_jobs: int, max_parallel_jobs: int
+) -> TuningStep:
+    # A trainer of its own: tune() mutates the trainer it is given.
+    trainer = script_mode_trainer(
+        ctx, name="xgboost", framework="xgboost", script="train_xgboost.py",
+        instance_type=instance_type,
+        hyperparameters={"num_round": 1000, "early_stopping_rounds": 50},
+    )
+    tuner = HyperparameterTuner(
+        model_trainer=trainer,
+        objective_metric_name=VALIDATION_RMSE.name,
+        objective_type="Minimize",
+        metric_definitions=[{"Name": VALIDATION_RMSE.name, "Regex": VALIDATION_RMSE.regex}],
+        hyperparameter_ranges=SEARCH_SPACE,
+        strategy="Bayesian",
+        max_jobs=max_jobs,
+        max_parallel_jobs=max_parallel_jobs,
+        base_tuning_job_name=f"{ctx.settings.pipeline_name[:20]}-xgb",
+        random_seed=42,
+    )
+    return TuningStep(
+        name="TuneXGBoost",
+        step_args=tuner.tune(inputs=training_channels(train=train, validation=validation, features=features)),
+        description="Bayesian search over XGBoost hyperparameters with early stopping on the validation split.",
+        cache_config=ctx.cache_config,
+        retry_policies=ctx.job_retry_policies,
+    )
