@@ -10,7 +10,6 @@ from __future__ import annotations
 from sagemaker.mlops.workflow.pipeline import Pipeline
 
 from pipelines.parameters import PipelineParameters
-from pipelines.settings import Settings
 from steps.context import StepContext
 from steps.evaluate import evaluation_file_uri, evaluation_report, evaluation_step
 from steps.preprocess import preprocess_step
@@ -21,11 +20,10 @@ from steps.tune_xgboost import xgboost_tuning_step
 
 TUNING_TRIALS = 12
 PARALLEL_TRIALS = 3
-PIPELINE_SCRIPTS = ("preprocess.py", "train_baseline.py", "train_xgboost.py", "evaluate.py", "inference.py")
 
 
-def build_pipeline(settings: Settings) -> Pipeline:
-    ctx = StepContext(settings)
+def build_pipeline(ctx: StepContext) -> Pipeline:
+    settings = ctx.settings
     params = PipelineParameters.declare(settings)
 
     preprocess = preprocess_step(

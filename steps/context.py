@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import boto3
@@ -27,6 +27,7 @@ XGBOOST_VERSION = "3.2-0"
 @dataclass(frozen=True)
 class StepContext:
     settings: Settings
+    bundles: dict[str, CodeBundle] = field(default_factory=dict)  # every bundle the steps reference
 
     @cached_property
     def session(self) -> PipelineSession:
@@ -52,7 +53,9 @@ class StepContext:
         )
 
     def code(self, entry_point: str) -> CodeBundle:
-        return CodeBundle.for_script(entry_point)
+        if entry_point not in self.bundles:
+            self.bundles[entry_point] = CodeBundle.for_script(entry_point)
+        return self.bundles[entry_point]
 
     @property
     def cache_config(self) -> CacheConfig:

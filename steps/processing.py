@@ -58,7 +58,8 @@ def script_processing_step(
         network_config=_network_config(ctx),
     )
     code_input = processing_input("code", bundle.files_uri(settings.bucket, ctx.key_prefix), CODE_DIR)
-    step_args = processor.run(inputs=[code_input, *inputs], outputs=outputs, arguments=arguments)
+    # An empty argument list is an invalid request (ContainerArguments has a minimum length of 1).
+    step_args = processor.run(inputs=[code_input, *inputs], outputs=outputs, arguments=arguments or None)
     return ProcessingStep(
         name=name,
         step_args=step_args,

@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""house-price-pipeline: build, check, deploy, start and locally run the SageMaker pipeline.
+
+    python pipeline.py definition [--output FILE]   print or write the definition JSON
+    python pipeline.py validate                     check it against the SageMaker API offline
+    python pipeline.py diff                         compare with the deployed definition
+    python pipeline.py upsert                       upload code, create or update the pipeline
+    python pipeline.py start [--param N=V] [--wait] start an execution on AWS
+    python pipeline.py run [--param N=V]            run the whole pipeline on this machine
+    python pipeline.py models                       list the local model registry
+    python pipeline.py parameters                   list the pipeline's parameters
+
+Settings (region, bucket, role, names, tags, encryption, network) come from flags or environment
+variables; `python pipeline.py COMMAND --help` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent
+SAMPLE_DATA = PROJECT_DIR / "data" / "ames_housing.csv"
+DEFAULT_LOCAL_DIR = PROJECT_DIR / ".local"
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - every failure becomes one readable line
+        message = _user_message(error)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def cmd_definition(args) -> int:
+    built = _build(args)
+    if args.output:
+        Path(args.output).write_text(built.json, encoding="utf-8")
+        print(f"wrote {args.output} ({len(built.json)} bytes, {len(built.document['Steps'])} top-level steps)")
+    else:
+        sys.stdout.write(built.json)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from pipelines.validate import validate_definition
+
+    built = _build(args)
+    problems = validate_definition(built.document)
+    for problem in problems:
+        print(f"✘ {problem}")
+    if problems:
+        print(f"{len(problems)} problem(s) in pipeline {built.settings.pipeline_name}", file=sys.stderr)
+        return 1
+    print(f"✔ pipeline {built.settings.pipeline_name}: definition valid "
+          f"({len(built.document['Steps'])} top-level steps, {len(built.bundles)} code bundles)")
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from pipelines.deploy import AwsClients, definition_diff, deployed_definition
+
+    built = _build(args)
+    deployed = deployed_definition(AwsClients.for_settings(built.settings).sagemaker, built.settings.pipeline_name)
+    if deployed is None:
+        print(f"pipeline {built.settings.pipeline_name} is not deployed; upsert would create it")
+        return 1
+    diff = definition_diff(deployed, built.json, built.settings.pipeline_name)
+    sys.stdout.writelines(diff)
+    if not diff:
+        print(f"pipeline {built.settings.pipeline_name}: deployed definition is identical")
+    return 1 if diff else 0
+
+
+def cmd_upsert(args) -> int:
+    from pipelines.deploy import AwsClients, upsert
+    from pipelines.validate import validate_definition
+
+    built = _build(args)
+    _require_valid(built)
+    print(upsert(built, AwsClients.for_settings(built.settings)))
+    return 0
+
+
+def cmd_start(args) -> int:
+    from pipelines.deploy import AwsClients, require_real_role, start_execution, wait_for_execution
+
+    built = _build(args)
+    require_real_role(built.settings)
+    overrides = _checked_overrides(built.document, args.param)
+    sagemaker = AwsClients.for_settings(built.settings).sagemaker
+    execution_arn = start_execution(sagemaker, built.settings, overrides)
+    print(execution_arn)
+    if not args.wait:
+        return 0
+    execution = wait_for_execution(sagemaker, execution_arn, _print_step, poll_seconds=args.poll_seconds)
+    status = execution["PipelineExecutionStatus"]
+    reason = f": {execution['FailureReason']}" if execution.get("FailureReason") else ""
+    print(f"execution {status}{reason}")
+    return 0 if status == "Succeeded" else 1
+
+
+def cmd_run(args) -> int:
+    from localengine import LocalS3, format_summary, print_event, run_pipeline
+
+    from pipelines.parameters import SAMPLE_DATA_KEY
+
+    built = _build(args)
+    _require_valid(built)
+    overrides = dict(_split_assignments(args.param))
+    local_dir = Path(args.local_dir)
+    s3 = LocalS3(local_dir / "s3")
+    for uri, content in built.code_objects().items():
+        s3.put_bytes(uri, content)
+    s3.put_file(f"s3://{built.settings.bucket}/{SAMPLE_DATA_KEY}", SAMPLE_DATA)
+    if args.data:
+        data = Path(args.data)
+        if not data.is_file():
+            raise CliError(f"--data {data}: no such file; give the path of a CSV file")
+        key = f"local-input/{data.name}"
+        s3.put_file(f"s3://{built.settings.bucket}/{key}", data)
+        overrides.setdefault("InputDataKey", key)
+    result = run_pipeline(
+        built.document, s3=s3, work_dir=local_dir / "work", parameters=overrides, on_event=print_event
+    )
+    print(format_summary(result))
+    return 0 if result.succeeded else 1
+
+
+def cmd_models(args) -> int:
+    from localengine import LocalModelRegistry
+
+    from pipelines.settings import Settings
+
+    registry = LocalModelRegistry(Path(args.local_dir) / "work" / "registry")
+    group = args.group or Settings.resolve(_settings_flags(args)).model_package_group
+    packages = registry.list_packages(group)
+    if not packages:
+        print(f"no model versions registered in group {group} under {args.local_dir}")
+        return 0
+    for package in packages:
+        print(registry.format_package(package))
+    return 0
+
+
+def cmd_parameters(args) -> int:
+    from pipelines.parameters import DESCRIPTIONS
+
+    for parameter in _build(args).document["Parameters"]:
+        default = parameter.get("DefaultValue", "(required)")
+        print(f"{parameter['Name']} ({parameter['Type']}, default {default!r}): {DESCRIPTIONS[parameter['Name']]}")
+    return 0
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def _build(args):
+    from pipelines.definition import build_definition
+    from pipelines.settings import Settings
+
+    settings = Settings.resolve(_settings_flags(args))
+    # The SDK logs every default it applies (some loggers at DEBUG); the CLI prints its own results.
+    logging.disable(logging.WARNING)
+    warnings.filterwarnings("ignore", category=UserWarning, message="Running within a PipelineSession")
+    try:
+        return build_definition(settings)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _require_valid(built) -> None:
+    from pipelines.validate import validate_definition
+
+    problems = validate_definition(built.document)
+    if problems:
+        raise CliError(f"definition is invalid ({len(problems)} problem(s)), first: {problems[0]}; "
+                       "run `pipeline.py validate` for all")
+
+
+def _split_assignments(assignments: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for assignment in assignments:
+        name, separator, value = assignment.partition("=")
+        if not separator or not name:
+            raise CliError(f"--param {assignment!r} must look like Name=Value")
+        pairs.append((name, value))
+    return pairs
+
+
+def _checked_overrides(definition: dict, assignments: list[str]) -> dict[str, str]:
+    """The overrides as given, after checking names and types against the declared parameters."""
+    from localengine import resolve_parameters
+
+    overrides = dict(_split_assignments(assignments))
+    resolve_parameters(definition, overrides)
+    return overrides
+
+
+def _print_step(step: dict) -> None:
+    reason = f" ({step['FailureReason']})" if step.get("FailureReason") else ""
+    print(f"  {step['StepName']}: {step.get('StepStatus', 'Unknown')}{reason}")
+
+
+def _settings_flags(args) -> dict:
+    from pipelines.settings import Settings
+
+    return {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_"))
+            for flag, _, _, _ in Settings.documented()}
+
+
+def _user_message(error: Exception) -> str | None:
+    """One line for errors a user can act on; None for bugs, which keep their traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    from pipelines.deploy import DeployError
+    from pipelines.settings import SettingsError
+
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials found; configure a profile or environment credentials (or use `run` locally)"
+    if isinstance(error, ClientError):
+        detail = error.response.get("Error", {})
+        return f"AWS {error.operation_name} failed: {detail.get('Code')}: {detail.get('Message')}"
+    if isinstance(error, (BotoCoreError, CliError, DeployError, SettingsError)):
+        return str(error)
+    try:
+        from localengine import EngineError
+    except ImportError:
+        return None
+    return str(error) if isinstance(error, EngineError) else None
+
+
+def _parser() -> argparse.ArgumentParser:
+    from pipelines.settings import Settings
+
+    settings = argparse.ArgumentParser(add_help=False)
+    group = settings.add_argument_group("settings (flag, else environment variable, else default)")
+    for flag, env, default, help_text in Settings.documented():
+        if isinstance(default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{help_text} [env {env}; default {default}]")
+        else:
+            group.add_argument(flag, default=None, metavar=env, help=f"{help_text} [default {default!r}]")
+
+    parser = argparse.ArgumentParser(prog="pipeline.py", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name, handler, help_text):
+        sub = commands.add_parser(name, parents=[settings], help=help_text, description=help_text)
+        sub.set_defaults(command=handler)
+        return sub
+
+    definition = command("definition", cmd_definition, "print the pipeline definition JSON (offline)")
+    definition.add_argument("--output", "-o", help="write to this file instead of standard output")
+    command("validate", cmd_validate, "check the definition against the SageMaker API shapes (offline)")
+    command("diff", cmd_diff, "show how the local definition differs from the deployed one (exit 1 if it does)")
+    command("upsert", cmd_upsert, "upload code bundles, then create or update the pipeline; prints its ARN")
+    start = command("start", cmd_start, "start an execution on SageMaker; prints its ARN")
+    start.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a pipeline parameter (repeatable)")
+    start.add_argument("--wait", action="store_true", help="follow the execution; exit 1 unless it succeeds")
+    start.add_argument("--poll-seconds", type=float, default=30.0, help="status poll interval with --wait")
+    run = command("run", cmd_run, "run the whole pipeline on this machine (no AWS, no Docker)")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="override a pipeline parameter (repeatable)")
+    run.add_argument("--data", help="a CSV file to run on instead of the bundled Ames sample")
+    run.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR),
+                     help="where local S3, job logs, the cache and the model registry live")
+    models = command("models", cmd_models, "list model versions in the local model registry")
+    models.add_argument("--group", help="model package group (default: the model-package-group setting)")
+    models.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR), help="the local run directory")
+    command("parameters", cmd_parameters, "list the pipeline parameters with their defaults and meaning")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Everything that talks to AWS: upload code, upsert the pipeline, diff it, start and follow runs.
+
+Clients are passed in, so the same functions serve real AWS and moto. Retries of throttled or
+failed calls are botocore's own (adaptive mode), not hand-written loops.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from pipelines.definition import BuiltDefinition
+from pipelines.parameters import describe_parameters
+from pipelines.settings import Settings
+
+RETRYING = Config(retries={"mode": "adaptive", "max_attempts": 10})
+TERMINAL_STATUSES = {"Succeeded", "Failed", "Stopped"}
+
+
+class DeployError(RuntimeError):
+    """An AWS-side problem, worded for the person at the terminal."""
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    sagemaker: object
+    s3: object
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> AwsClients:
+        session = boto3.Session(region_name=settings.region)
+        return cls(session.client("sagemaker", config=RETRYING), session.client("s3", config=RETRYING))
+
+
+def require_real_role(settings: Settings) -> None:
+    if not settings.has_real_role:
+        raise DeployError(
+            "no IAM role for the pipeline: set --role-arn or PIPELINE_ROLE_ARN to the role its jobs run as"
+        )
+
+
+def upload_code(built: BuiltDefinition, s3) -> list[str]:
+    """Upload each code object the definition references unless it is already there; returns new URIs.
+
+    Keys are content-addressed, so an existing object already holds exactly these bytes.
+    """
+    uploaded = []
+    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": built.settings.kms_key_id} \
+        if built.settings.kms_key_id else {}
+    for uri, content in sorted(built.code_objects().items()):
+        bucket, key = _split_s3_uri(uri)
+        if _object_exists(s3, bucket, key):
+            continue
+        s3.put_object(Bucket=bucket, Key=key, Body=content, **extra)
+        uploaded.append(uri)
+    return uploaded
+
+
+def upsert(built: BuiltDefinition, clients: AwsClients) -> str:
+    """Upload the code, then create the pipeline or update it in place; returns the pipeline ARN."""
+    settings = built.settings
+    require_real_role(settings)
+    upload_code(built, clients.s3)
+    request = {
+        "PipelineName": settings.pipeline_name,
+        "PipelineDefinition": built.json,
+        "PipelineDescription": describe_parameters()[:3072],
+        "RoleArn": settings.role_arn,
+    }
+    if deployed_definition(clients.sagemaker, settings.pipeline_name) is None:
+        tags = [{"Key": key, "Value": value} for key, value in settings.tag_map.items()]
+        response = clients.sagemaker.create_pipeline(**request, **({"Tags": tags} if tags else {}))
+    else:
+        response = clients.sagemaker.update_pipeline(**request)
+    return response["PipelineArn"]
+
+
+def deployed_definition(sagemaker, pipeline_name: str) -> str | None:
+    try:
+        return sagemaker.describe_pipeline(PipelineName=pipeline_name)["PipelineDefinition"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] in {"ResourceNotFound", "ValidationException"}:
+            return None
+        raise
+
+
+def definition_diff(deployed: str, local: str, pipeline_name: str) -> list[str]:
+    """Unified diff of the two definitions, both normalised so formatting alone never differs."""
+    def lines(text: str) -> list[str]:
+        return json.dumps(json.loads(text), indent=2, sort_keys=True).splitlines(keepends=True)
+
+    return list(difflib.unified_diff(lines(deployed), lines(local), f"deployed:{pipeline_name}", "local"))
+
+
+def start_execution(sagemaker, settings: Settings, parameters: Mapping[str, object]) -> str:
+    """Start an execution with already-validated parameter overrides; returns its ARN."""
+    require_real_role(settings)
+    response = sagemaker.start_pipeline_execution(
+        PipelineName=settings.pipeline_name,
+        PipelineParameters=[{"Name": name, "Value": str(value)} for name, value in parameters.items()],
+    )
+    return response["PipelineExecutionArn"]
+
+
+def wait_for_execution(
+    sagemaker, execution_arn: str, on_step: Callable[[dict], None], poll_seconds: float = 30.0
+) -> dict:
+    """Poll until the execution ends, reporting each step status change once; returns the description."""
+    reported: dict[str, str] = {}
+    while True:
+        execution = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+        for step in _execution_steps(sagemaker, execution_arn):
+            if reported.get(step["StepName"]) != step.get("StepStatus"):
+                reported[step["StepName"]] = step.get("StepStatus")
+                on_step(step)
+        if execution["PipelineExecutionStatus"] in TERMINAL_STATUSES:
+            return execution
+        time.sleep(poll_seconds)
+
+
+def _execution_steps(sagemaker, execution_arn: str) -> list[dict]:
+    paginator = sagemaker.get_paginator("list_pipeline_execution_steps")
+    steps = [step for page in paginator.paginate(PipelineExecutionArn=execution_arn, SortOrder="Ascending")
+             for step in page["PipelineExecutionSteps"]]
+    return steps
+
+
+def _object_exists(s3, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as error:
+        if error.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
+            return False
+        raise
+
+
+def _split_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
