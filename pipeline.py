@@ -17,6 +17,7 @@ variables; `python pipeline.py COMMAND --help` lists them.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import warnings
@@ -61,15 +62,18 @@ def cmd_definition(args) -> int:
 def cmd_validate(args) -> int:
     from pipelines.validate import validate_definition
 
-    built = _build(args)
-    problems = validate_definition(built.document)
+    if args.file:
+        source, document = args.file, _read_definition(Path(args.file))
+    else:
+        built = _build(args)
+        source, document = f"pipeline {built.settings.pipeline_name}", built.document
+    problems = validate_definition(document)
     for problem in problems:
         print(f"✘ {problem}")
     if problems:
-        print(f"{len(problems)} problem(s) in pipeline {built.settings.pipeline_name}", file=sys.stderr)
+        print(f"{len(problems)} problem(s) in {source}", file=sys.stderr)
         return 1
-    print(f"✔ pipeline {built.settings.pipeline_name}: definition valid "
-          f"({len(built.document['Steps'])} top-level steps, {len(built.bundles)} code bundles)")
+    print(f"✔ {source}: definition valid ({len(document['Steps'])} top-level steps)")
     return 0
 
 
@@ -184,6 +188,15 @@ def _build(args):
         logging.disable(logging.NOTSET)
 
 
+def _read_definition(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CliError(f"--file {path}: no such file") from None
+    except json.JSONDecodeError as error:
+        raise CliError(f"--file {path} is not JSON: {error}") from None
+
+
 def _require_valid(built) -> None:
     from pipelines.validate import validate_definition
 
@@ -267,7 +280,8 @@ def _parser() -> argparse.ArgumentParser:
 
     definition = command("definition", cmd_definition, "print the pipeline definition JSON (offline)")
     definition.add_argument("--output", "-o", help="write to this file instead of standard output")
-    command("validate", cmd_validate, "check the definition against the SageMaker API shapes (offline)")
+    validate = command("validate", cmd_validate, "check the definition against the SageMaker API shapes (offline)")
+    validate.add_argument("--file", help="validate this definition JSON file instead of building one")
     command("diff", cmd_diff, "show how the local definition differs from the deployed one (exit 1 if it does)")
     command("upsert", cmd_upsert, "upload code bundles, then create or update the pipeline; prints its ARN")
     start = command("start", cmd_start, "start an execution on SageMaker; prints its ARN")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import steps  # noqa: F401  (sets the import-time environment the SDK needs)
 from pipelines.house_prices import build_pipeline
 from pipelines.settings import Settings
-from steps.code_bundle import CodeBundle
+from steps.code_bundle import SCRIPTS_DIR, CodeBundle
 from steps.context import StepContext
 
 
@@ -32,8 +33,8 @@ class BuiltDefinition:
         return objects
 
 
-def build_definition(settings: Settings) -> BuiltDefinition:
-    ctx = StepContext(settings)
+def build_definition(settings: Settings, scripts_dir: Path = SCRIPTS_DIR) -> BuiltDefinition:
+    ctx = StepContext(settings, scripts_dir)
     with _sdk_telemetry_off():
         pipeline = build_pipeline(ctx)
         definition = json.dumps(json.loads(pipeline.definition()), indent=2, ensure_ascii=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import boto3
 from sagemaker.core import image_uris
@@ -17,7 +18,7 @@ from sagemaker.mlops.workflow.retry import (
 from sagemaker.mlops.workflow.steps import CacheConfig
 
 from pipelines.settings import Settings
-from steps.code_bundle import CodeBundle
+from steps.code_bundle import SCRIPTS_DIR, CodeBundle
 
 # The framework containers the scripts target; local pins in setup.cfg match them.
 SKLEARN_VERSION = "1.9-0"
@@ -27,6 +28,7 @@ XGBOOST_VERSION = "3.2-0"
 @dataclass(frozen=True)
 class StepContext:
     settings: Settings
+    scripts_dir: Path = SCRIPTS_DIR
     bundles: dict[str, CodeBundle] = field(default_factory=dict)  # every bundle the steps reference
 
     @cached_property
@@ -54,7 +56,7 @@ class StepContext:
 
     def code(self, entry_point: str) -> CodeBundle:
         if entry_point not in self.bundles:
-            self.bundles[entry_point] = CodeBundle.for_script(entry_point)
+            self.bundles[entry_point] = CodeBundle.for_script(entry_point, self.scripts_dir)
         return self.bundles[entry_point]
 
     @property

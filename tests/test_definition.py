@@ -1,0 +1,239 @@
+"""The pipeline definition: structure, caching, gate wiring, determinism, and no AWS at build time."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.definition import build_definition
+from pipelines.settings import Settings
+from steps.code_bundle import SCRIPTS_DIR
+
+PROJECT = Path(__file__).resolve().parent.parent
+JOB_TYPES = {"Processing", "Training", "Tuning"}
+
+
+def steps_by_name(document: dict) -> dict[str, dict]:
+    found = {}
+    for step in document["Steps"]:
+        found[step["Name"]] = step
+        for branch in ("IfSteps", "ElseSteps"):
+            for child in step.get("Arguments", {}).get(branch, []):
+                found[child["Name"]] = child
+    return found
+
+
+@pytest.fixture(scope="module")
+def built():
+    return build_definition(Settings(cache_expire_after="P7D"))
+
+
+@pytest.fixture(scope="module")
+def steps(built):
+    return steps_by_name(built.document)
+
+
+def test_definition_has_every_step_type_of_the_dag(steps):
+    assert {name: step["Type"] for name, step in steps.items()} == {
+        "Preprocess": "Processing",
+        "TrainBaseline": "Training",
+        "TuneXGBoost": "Tuning",
+        "Evaluate": "Processing",
+        "QualityGate": "Condition",
+        "RegisterModel": "RegisterModel",
+        "QualityGateFailed": "Fail",
+    }
+
+
+def test_every_job_step_caches_with_the_configured_expiry_and_retries_transient_errors(steps):
+    jobs = [step for step in steps.values() if step["Type"] in JOB_TYPES]
+    assert len(jobs) == 4
+    for step in jobs:
+        assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P7D"}, step["Name"]
+        retried = {kind for policy in step["RetryPolicies"] for kind in policy["ExceptionType"]}
+        assert {"Step.THROTTLING", "SageMaker.CAPACITY_ERROR"} <= retried, step["Name"]
+
+
+def test_cached_steps_carry_no_execution_specific_values(built, steps):
+    for step in steps.values():
+        if step["Type"] in JOB_TYPES:
+            text = json.dumps(step["Arguments"])
+            assert "Execution." not in text, step["Name"]
+
+
+def test_quality_gate_reads_the_evaluation_report_and_branches_to_register_or_fail(steps):
+    gate = steps["QualityGate"]["Arguments"]
+    paths = [(c["Type"], c["LeftValue"]["Std:JsonGet"]["Path"], c["RightValue"]["Get"]) for c in gate["Conditions"]]
+    assert paths == [
+        ("LessThanOrEqualTo", "regression_metrics.rmse.value", "Parameters.MaxRmse"),
+        ("GreaterThanOrEqualTo", "comparison.rmse_improvement_over_baseline", "Parameters.MinImprovementOverBaseline"),
+    ]
+    for condition in gate["Conditions"]:
+        assert condition["LeftValue"]["Std:JsonGet"]["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
+    assert [s["Name"] for s in gate["IfSteps"]] == ["RegisterModel"]
+    assert [s["Name"] for s in gate["ElseSteps"]] == ["QualityGateFailed"]
+    assert steps["Evaluate"]["PropertyFiles"] == [
+        {"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}
+    ]
+
+
+def test_fail_message_carries_both_rmses(steps):
+    values = steps["QualityGateFailed"]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
+    read = [v["Std:JsonGet"]["Path"] for v in values if isinstance(v, dict) and "Std:JsonGet" in v]
+    assert "regression_metrics.rmse.value" in read
+    assert "baseline.regression_metrics.rmse.value" in read
+
+
+def test_register_step_uses_the_best_trial_the_approval_parameter_and_the_evaluation_metrics(steps):
+    args = steps["RegisterModel"]["Arguments"]
+    assert args["ModelPackageGroupName"] == "HousePriceModels"
+    assert args["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    container = args["InferenceSpecification"]["Containers"][0]
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert "sagemaker-xgboost:3.2-0" in container["Image"]
+    model_url = json.dumps(container["ModelDataUrl"])
+    assert "Steps.TuneXGBoost.TrainingJobSummaries[0].TrainingJobName" in model_url
+    statistics = args["ModelMetrics"]["ModelQuality"]["Statistics"]
+    assert statistics["ContentType"] == "application/json"
+    assert statistics["S3Uri"]["Std:Join"]["Values"] == [
+        {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"}, "evaluation.json"
+    ]
+
+
+def test_parameters_are_declared_with_defaults_and_input_location_is_bucket_plus_key(built, steps):
+    parameters = {p["Name"]: p for p in built.document["Parameters"]}
+    assert parameters["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
+    assert parameters["TargetColumn"]["DefaultValue"] == "SalePrice"
+    assert parameters["MaxRmse"]["Type"] == "Float"
+    assert all("DefaultValue" in p for p in parameters.values())
+    data_input = next(i for i in steps["Preprocess"]["Arguments"]["ProcessingInputs"] if i["InputName"] == "data")
+    assert data_input["S3Input"]["S3Uri"]["Std:Join"]["Values"] == [
+        "s3://", {"Get": "Parameters.InputDataBucket"}, "/", {"Get": "Parameters.InputDataKey"}
+    ]
+
+
+def test_framework_images_match_the_local_library_pins(steps):
+    assert "sagemaker-scikit-learn:1.9-0" in steps["Preprocess"]["Arguments"]["AppSpecification"]["ImageUri"]
+    assert "sagemaker-scikit-learn:1.9-0" in steps["TrainBaseline"]["Arguments"]["AlgorithmSpecification"]["TrainingImage"]
+    tuning = steps["TuneXGBoost"]["Arguments"]["TrainingJobDefinition"]
+    assert "sagemaker-xgboost:3.2-0" in tuning["AlgorithmSpecification"]["TrainingImage"]
+    import sklearn
+    import xgboost
+
+    assert sklearn.__version__.startswith("1.9.") and xgboost.__version__.startswith("3.2.")
+
+
+def test_security_settings_reach_every_job(steps):
+    secured = steps_by_name(build_definition(Settings(
+        kms_key_id="alias/pipeline", network_isolation=True, subnets="subnet-1", security_group_ids="sg-1",
+    )).document)
+    preprocess = secured["Preprocess"]["Arguments"]
+    assert preprocess["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == "alias/pipeline"
+    assert preprocess["ProcessingOutputConfig"]["KmsKeyId"] == "alias/pipeline"
+    assert preprocess["NetworkConfig"]["EnableNetworkIsolation"] is True
+    assert preprocess["NetworkConfig"]["VpcConfig"] == {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
+    training = secured["TrainBaseline"]["Arguments"]
+    assert training["EnableNetworkIsolation"] is True
+    assert training["OutputDataConfig"]["KmsKeyId"] == "alias/pipeline"
+    assert training["VpcConfig"] == {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
+
+
+BUILD = "from pipelines.definition import build_definition; from pipelines.settings import Settings; " \
+        "import sys; sys.stdout.write(build_definition(Settings()).json)"
+
+
+def test_two_builds_in_separate_processes_are_byte_identical():
+    first, second = (
+        subprocess.run([sys.executable, "-c", BUILD], cwd=PROJECT, capture_output=True, check=True).stdout
+        for _ in range(2)
+    )
+    assert first == second
+    assert json.loads(first)["Steps"]
+
+
+def code_uris(document: dict) -> dict[str, set[str]]:
+    """Step name -> the content-addressed code URIs its arguments mention."""
+    def walk(value):
+        if isinstance(value, str) and value.startswith("s3://") and "/code/" in value:
+            yield value
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from walk(item)
+
+    return {name: set(walk(step.get("Arguments", {}))) for name, step in steps_by_name(document).items()
+            if step["Type"] != "Condition"}
+
+
+def changed_steps(tmp_path: Path, script: str) -> set[str]:
+    scripts = tmp_path / "scripts"
+    shutil.copytree(SCRIPTS_DIR, scripts)
+    before = build_definition(Settings(), scripts)
+    with (scripts / script).open("a") as handle:
+        handle.write("\n# a change\n")
+    after = build_definition(Settings(), scripts)
+    old, new = code_uris(before.document), code_uris(after.document)
+    changed = {name for name in old if old[name] != new[name]}
+    # Outside the code URIs (and the output keys derived from them) nothing moves.
+    unchanged_text = {name for name in old if name not in changed}
+    for name in unchanged_text:
+        assert steps_by_name(before.document)[name] == steps_by_name(after.document)[name]
+    return changed
+
+
+def test_changing_one_script_changes_only_the_steps_that_run_it(tmp_path):
+    assert changed_steps(tmp_path, "train_baseline.py") == {"TrainBaseline"}
+
+
+def test_changing_a_shared_module_changes_every_step_that_imports_it(tmp_path):
+    assert changed_steps(tmp_path, "features.py") == {
+        "Preprocess", "TrainBaseline", "TuneXGBoost", "Evaluate", "RegisterModel"
+    }
+
+
+def test_code_bundles_cover_every_code_uri_in_the_definition(built):
+    referenced = set().union(*code_uris(built.document).values())
+    objects = built.code_objects()
+    for uri in referenced:
+        assert uri in objects or any(key.startswith(uri) for key in objects), uri
+
+
+NO_AWS = """
+import socket, sys
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(args)
+    raise OSError("network disabled in this test")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+import botocore.httpsession
+botocore.httpsession.URLLib3Session.send = lambda self, request: attempts.append(request.url) or refuse()
+from pipelines.definition import build_definition
+from pipelines.settings import Settings
+import threading, time
+built = build_definition(Settings())
+for thread in threading.enumerate():
+    if thread is not threading.current_thread() and not thread.daemon:
+        thread.join(5)
+time.sleep(0.5)
+print(len(built.json), len(attempts), attempts)
+"""
+
+
+def test_building_makes_no_aws_call_and_needs_no_credentials(tmp_path):
+    env = {
+        "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    done = subprocess.run([sys.executable, "-c", NO_AWS], cwd=PROJECT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    size, attempts = done.stdout.split()[:2]
+    assert int(size) > 1000
+    assert attempts == "0", done.stdout
