@@ -1,0 +1,83 @@
+"""`validate` catches what the SageMaker API would reject and wiring the SDK does not check."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from pipeline import main
+from pipelines.definition import build_definition
+from pipelines.settings import Settings
+from pipelines.validate import validate_definition
+
+
+@pytest.fixture(scope="module")
+def document():
+    return build_definition(Settings()).document
+
+
+def broken(document, mutate) -> list[str]:
+    doc = copy.deepcopy(document)
+    mutate({step["Name"]: step for step in doc["Steps"]}, doc)
+    return [str(problem) for problem in validate_definition(doc)]
+
+
+def test_the_built_definition_is_valid(document):
+    assert validate_definition(document) == []
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda s, d: s["TrainBaseline"]["Arguments"]["ResourceConfig"].update(Colour="red"),
+     'TrainBaseline: CreateTrainingJob: Unknown parameter in ResourceConfig: "Colour"'),
+    (lambda s, d: s["Preprocess"]["Arguments"].pop("RoleArn"),
+     'Preprocess: CreateProcessingJob: Missing required parameter in input: "RoleArn"'),
+    (lambda s, d: s["TrainBaseline"]["Arguments"]["StoppingCondition"].update(MaxRuntimeInSeconds="1h"),
+     "TrainBaseline: CreateTrainingJob: Invalid type for parameter StoppingCondition.MaxRuntimeInSeconds"),
+    (lambda s, d: s["Evaluate"]["Arguments"]["AppSpecification"].update(ContainerArguments=[]),
+     "Evaluate: CreateProcessingJob: Invalid length for parameter AppSpecification.ContainerArguments"),
+    (lambda s, d: d["Parameters"].pop(next(i for i, p in enumerate(d["Parameters"]) if p["Name"] == "MaxRmse")),
+     "QualityGate: Parameters.MaxRmse refers to an undeclared parameter"),
+    (lambda s, d: s["Evaluate"]["Arguments"]["ProcessingInputs"][3]["S3Input"].update(
+        S3Uri={"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['tset'].S3Output.S3Uri"}),
+     "Evaluate: Steps.Preprocess.ProcessingOutputConfig.Outputs['tset'].S3Output.S3Uri: step Preprocess has no output named 'tset'"),
+    (lambda s, d: s["Evaluate"].update(PropertyFiles=[]),
+     "QualityGate: Steps.Evaluate.PropertyFiles.EvaluationReport: step Evaluate declares no property file 'EvaluationReport'"),
+    (lambda s, d: s["TrainBaseline"]["Arguments"]["InputDataConfig"][0]["DataSource"]["S3DataSource"].update(
+        S3Uri={"Get": "Steps.Prepare.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}),
+     "TrainBaseline: Steps.Prepare.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri refers to unknown step 'Prepare'"),
+    (lambda s, d: s["Preprocess"].update(DependsOn=["Evaluate"]),
+     "dependency cycle: Preprocess -> "),
+    (lambda s, d: s["Preprocess"].update(DependsOn=["Cleanup"]),
+     "Preprocess: DependsOn names unknown step 'Cleanup'"),
+])
+def test_broken_definitions_are_reported(document, mutate, expected):
+    problems = broken(document, mutate)
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_cli_validate_exits_non_zero_with_a_readable_list(document, tmp_path, capsys):
+    doc = copy.deepcopy(document)
+    doc["Steps"][1]["Arguments"]["ResourceConfig"]["Colour"] = "red"
+    doc["Steps"][0]["Arguments"].pop("RoleArn")
+    path = tmp_path / "definition.json"
+    path.write_text(json.dumps(doc))
+    assert main(["validate", "--file", str(path)]) == 1
+    out = capsys.readouterr()
+    lines = [line for line in out.out.splitlines() if line.startswith("✘")]
+    assert len(lines) == 2
+    assert "2 problem(s)" in out.err
+
+
+def test_cli_validate_accepts_the_built_definition(capsys):
+    assert main(["validate"]) == 0
+    assert "definition valid" in capsys.readouterr().out
+
+
+def test_cli_validate_rejects_a_file_that_is_not_json(tmp_path, capsys):
+    path = tmp_path / "definition.json"
+    path.write_text("{not json")
+    assert main(["validate", "--file", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --file") and "is not JSON" in err[0]
