@@ -1,0 +1,185 @@
+"""SageMaker container contract shared by the processing and training entry scripts.
+
+Environment:
+    SM_OPT_ML  root of the container's /opt/ml, overridable for running outside a
+               container. Every default path of every script derives from it, so
+               setting it alone relocates all inputs, outputs and failure files.
+    SM_MODEL_DIR, SM_CHANNEL_<NAME>
+               the training toolkit's own variables; when set they win over the
+               root-derived defaults, and explicit command-line paths win over both.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+import pandas as pd
+
+from features import FEATURE_SPEC_FILE, read_raw_csv, spec_from_json
+
+OPT_ML_ENV = "SM_OPT_ML"
+TRAINING_CHANNELS = ("train", "validation", "features")
+_FAILURE_FILE_NAMES = {"processing": "message", "training": "failure"}
+
+
+def opt_ml_root() -> Path:
+    return Path(os.environ.get(OPT_ML_ENV, "/opt/ml"))
+
+
+def _path_from_env(variable: str, default_under_root: str) -> Path:
+    value = os.environ.get(variable)
+    return Path(value) if value else opt_ml_root() / default_under_root
+
+
+def channel_dir(channel: str) -> Path:
+    return _path_from_env(f"SM_CHANNEL_{channel.upper()}", f"input/data/{channel}")
+
+
+def model_dir() -> Path:
+    return _path_from_env("SM_MODEL_DIR", "model")
+
+
+def _failure_file(kind: str) -> Path:
+    return opt_ml_root() / "output" / _FAILURE_FILE_NAMES[kind]
+
+
+def _record_failure(message: str, kind: str) -> None:
+    path = _failure_file(kind)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(message + "\n")
+    except OSError:
+        # Not being able to record the failure must not hide it: stderr still gets it.
+        pass
+
+
+def report_failure(message: str, kind: str) -> NoReturn:
+    """Record one line where SageMaker shows it as the job's failure reason, print it, exit 1.
+
+    kind is "processing" (/opt/ml/output/message) or "training" (/opt/ml/output/failure).
+    """
+    line = " ".join(str(message).split())
+    _record_failure(line, kind)
+    print(line, file=sys.stderr)
+    sys.exit(1)
+
+
+@contextmanager
+def failure_reporting(kind: str):
+    """Turn bad input (ValueError, which every module here raises for it) into one reported line.
+
+    Anything else is a bug: it is recorded as the failure reason too, but re-raised
+    so the traceback reaches the logs.
+    """
+    try:
+        yield
+    except ValueError as error:
+        report_failure(str(error), kind)
+    except Exception as error:
+        _record_failure(" ".join(f"{type(error).__name__}: {error}".split()), kind)
+        raise
+
+
+class ContractArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors follow the same one-line failure contract as bad data."""
+
+    def __init__(self, kind: str, **kwargs):
+        super().__init__(**kwargs)
+        self.kind = kind
+
+    def error(self, message: str) -> NoReturn:
+        report_failure(f"invalid arguments: {message}; run with --help for the accepted ones", self.kind)
+
+
+def whole_number(text: str) -> int:
+    """argparse type for integer hyperparameters; tuners may send integral floats such as "6.0"."""
+    value = float(text)
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(value)
+
+
+def positive_whole_number(text: str) -> int:
+    value = whole_number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Channel and model directories, defaulting to the toolkit's variables, then to the root."""
+    for channel in TRAINING_CHANNELS:
+        parser.add_argument(f"--{channel}", type=Path, default=channel_dir(channel),
+                            help=f"directory of the {channel} channel")
+    parser.add_argument("--model-dir", type=Path, default=model_dir(),
+                        help="directory whose contents become model.tar.gz")
+
+
+def read_training_inputs(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The train rows, validation rows and feature spec named by add_training_arguments' options."""
+    return (
+        read_csv_directory(arguments.train, "train channel"),
+        read_csv_directory(arguments.validation, "validation channel"),
+        read_feature_spec(arguments.features),
+    )
+
+
+def read_csv_directory(directory: Path, description: str) -> pd.DataFrame:
+    """Every *.csv under directory (recursively, in path order) as one frame; their columns must agree."""
+    if not directory.is_dir():
+        raise ValueError(f"{description} directory {directory} does not exist; provide it or pass its path")
+    files = sorted(path for path in directory.rglob("*.csv") if path.is_file())
+    if not files:
+        raise ValueError(f"no CSV files found under {directory} ({description}); put the data there as *.csv")
+    frames = []
+    for path in files:
+        try:
+            frame = read_raw_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            raise ValueError(f"cannot read {path} as CSV with a header row: {error}") from error
+        if frames and list(frame.columns) != list(frames[0].columns):
+            differing = sorted(set(frame.columns) ^ set(frames[0].columns)) or "same names, different order"
+            raise ValueError(
+                f"{path} has different columns from {files[0]} (differing: {differing}); "
+                "give every CSV file the same header"
+            )
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_text(path: Path, description: str) -> str:
+    if not path.is_file():
+        raise ValueError(f"{description} {path} does not exist; provide it or pass its path")
+    return path.read_text()
+
+
+def read_feature_spec(directory: Path) -> dict:
+    return spec_from_json(read_text(directory / FEATURE_SPEC_FILE, "feature spec"))
+
+
+def write_bytes_atomic(path: Path, content: bytes) -> None:
+    """Write via a temporary sibling and os.replace, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content)
+        # mkstemp creates 0600 files; artefacts are read later by other processes and users.
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data) -> None:
+    write_bytes_atomic(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode())
+
+
+def write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
+    write_bytes_atomic(path, frame.to_csv(index=False).encode())

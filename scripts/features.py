@@ -1,0 +1,186 @@
+"""Feature spec shared by preprocessing, both trainings, evaluation and serving.
+
+The spec is fitted on the training split only and stored as JSON, so every image
+(scikit-learn, XGBoost, serving) turns raw columns into the same float matrix without
+unpickling anything. This module must stay importable with only numpy and pandas:
+it is copied into the XGBoost model artefact for serving.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+SPEC_VERSION = 1
+FEATURE_SPEC_FILE = "features.json"
+MISSING_LEVEL = "__missing__"
+
+# One definition of "missing" for CSV files and JSON requests alike, so a request
+# cannot be encoded differently from the training rows it resembles.
+MISSING_VALUE_MARKERS = ("", "#N/A", "N/A", "n/a", "NA", "NaN", "nan", "NULL", "null", "None")
+
+_REQUIRED_SPEC_KEYS = (
+    "version", "target", "target_transform", "numeric", "categorical",
+    "medians", "means", "stds", "categories",
+)
+
+
+def read_raw_csv(source) -> pd.DataFrame:
+    """Read a CSV with a header row, treating only MISSING_VALUE_MARKERS as missing."""
+    return pd.read_csv(source, keep_default_na=False, na_values=list(MISSING_VALUE_MARKERS))
+
+
+def _is_missing(value) -> bool:
+    if isinstance(value, str):
+        return value in MISSING_VALUE_MARKERS
+    return bool(pd.isna(value))
+
+
+def numeric_values(column: pd.Series, remedy: str) -> np.ndarray:
+    """Floats of a column (missing as NaN); a ValueError naming the column if any value is not a number."""
+    present = column[~column.map(_is_missing)]
+    converted = pd.to_numeric(present, errors="coerce")
+    not_numbers = present[converted.isna()]
+    if len(not_numbers):
+        raise ValueError(
+            f"column {column.name!r} must be numeric but holds {not_numbers.iloc[0]!r}; {remedy}"
+        )
+    return converted.reindex(column.index).to_numpy(dtype=float)
+
+
+def _category_labels(column: pd.Series) -> np.ndarray:
+    def label(value) -> str:
+        if _is_missing(value):
+            return MISSING_LEVEL
+        # A code column read as floats because of gaps ("20.0") must match the same code sent as 20.
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    return column.map(label).to_numpy(dtype=object)
+
+
+def infer_feature_types(frame: pd.DataFrame, target: str, drop) -> tuple[list[str], list[str]]:
+    """Split the columns other than the target and `drop` into numeric and categorical, in frame order."""
+    excluded = {target, *drop}
+    numeric, categorical = [], []
+    for name in frame.columns:
+        if name in excluded:
+            continue
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            numeric.append(name)
+        else:
+            categorical.append(name)
+    return numeric, categorical
+
+
+def _require_columns(frame: pd.DataFrame, columns, remedy: str) -> None:
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        listed = ", ".join(repr(name) for name in missing)
+        raise ValueError(f"missing required column(s) {listed}; {remedy}")
+
+
+def fit_feature_spec(train: pd.DataFrame, target: str, numeric: list[str], categorical: list[str]) -> dict:
+    """Fit imputation, standardisation, one-hot levels and the target transform on training rows."""
+    features = [*numeric, *categorical]
+    if not features:
+        raise ValueError("no feature columns left to learn from; keep at least one column besides the target")
+    if target in features:
+        raise ValueError(f"target column {target!r} cannot also be a feature; remove it from the feature lists")
+    overlap = sorted(set(numeric) & set(categorical))
+    if overlap:
+        raise ValueError(f"column(s) {overlap} listed as both numeric and categorical; list each column once")
+    _require_columns(train, [target, *features], "the training rows must contain every listed column")
+    if train.empty:
+        raise ValueError("no training rows to fit the feature spec on")
+
+    medians, means, stds = {}, {}, {}
+    for name in numeric:
+        values = numeric_values(train[name], "fix the value or leave the cell empty")
+        observed = values[~np.isnan(values)]
+        # An all-missing column carries no information; 0 keeps the spec finite (JSON has no NaN).
+        median = float(np.median(observed)) if observed.size else 0.0
+        imputed = np.where(np.isnan(values), median, values)
+        std = float(np.std(imputed))
+        medians[name], means[name], stds[name] = median, float(np.mean(imputed)), std if std > 0 else 1.0
+
+    categories = {name: sorted(set(_category_labels(train[name]))) for name in categorical}
+
+    targets = target_values(train, target)
+    return {
+        "version": SPEC_VERSION,
+        "target": target,
+        "target_transform": "log1p" if np.all(targets >= 0) else "identity",
+        "numeric": list(numeric),
+        "categorical": list(categorical),
+        "medians": medians,
+        "means": means,
+        "stds": stds,
+        "categories": categories,
+    }
+
+
+def spec_from_json(text: str) -> dict:
+    """Parse a stored feature spec, refusing one this code cannot apply."""
+    spec = json.loads(text)
+    missing = [key for key in _REQUIRED_SPEC_KEYS if key not in spec]
+    if missing:
+        raise ValueError(f"feature spec lacks {missing}; regenerate it with preprocess.py")
+    if spec["version"] != SPEC_VERSION:
+        raise ValueError(
+            f"feature spec version {spec['version']} is not the supported version {SPEC_VERSION}; "
+            "regenerate it with this preprocess.py"
+        )
+    return spec
+
+
+def feature_names(spec: dict) -> list[str]:
+    """Names of the transformed columns, in matrix order."""
+    return [*spec["numeric"], *(f"{name}={level}" for name in spec["categorical"] for level in spec["categories"][name])]
+
+
+def transform_features(frame: pd.DataFrame, spec: dict) -> np.ndarray:
+    """Raw columns to the float matrix the models use; extra columns (the target too) are ignored."""
+    _require_columns(
+        frame, [*spec["numeric"], *spec["categorical"]],
+        "supply every raw feature column the model was trained on",
+    )
+    blocks = []
+    for name in spec["numeric"]:
+        values = numeric_values(frame[name], "send a number or leave the value empty")
+        imputed = np.where(np.isnan(values), spec["medians"][name], values)
+        blocks.append(((imputed - spec["means"][name]) / spec["stds"][name])[:, None])
+    for name in spec["categorical"]:
+        levels = np.array(spec["categories"][name], dtype=object)
+        blocks.append((_category_labels(frame[name])[:, None] == levels[None, :]).astype(float))
+    return np.hstack(blocks) if blocks else np.empty((len(frame), 0))
+
+
+def target_values(frame: pd.DataFrame, target: str) -> np.ndarray:
+    """The target column as floats; a ValueError if it is absent, non-numeric or has gaps."""
+    _require_columns(frame, [target], "the rows must include the target column")
+    values = numeric_values(frame[target], "the target must be a number in every row")
+    if np.isnan(values).any():
+        raise ValueError(f"target column {target!r} has missing values; drop those rows (preprocess.py does)")
+    return values
+
+
+def encode_target(y, spec: dict) -> np.ndarray:
+    """Target in the units the models are fitted in."""
+    values = np.asarray(y, dtype=float)
+    if spec["target_transform"] == "identity":
+        return values
+    if np.any(values <= -1):
+        raise ValueError(
+            f"target column {spec['target']!r} has values <= -1, which log1p cannot encode; "
+            "refit the feature spec on rows that include such values"
+        )
+    return np.log1p(values)
+
+
+def decode_target(values, spec: dict) -> np.ndarray:
+    """Model outputs back in the target's own units."""
+    values = np.asarray(values, dtype=float)
+    return values if spec["target_transform"] == "identity" else np.expm1(values)

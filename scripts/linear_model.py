@@ -1,0 +1,36 @@
+"""The baseline's fitted linear model as JSON, scored with numpy only.
+
+The baseline is fitted with scikit-learn in its image but evaluated in the XGBoost image,
+whose scikit-learn is older: plain coefficients travel safely where a pickle would not.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from features import decode_target, feature_names, transform_features
+
+LINEAR_MODEL_FILE = "linear-model.json"
+
+
+def linear_model_json(coefficients, intercept: float, spec: dict) -> dict:
+    return {
+        "feature_names": feature_names(spec),
+        "coefficients": [float(value) for value in coefficients],
+        "intercept": float(intercept),
+    }
+
+
+def linear_model_from_json(text: str, spec: dict) -> dict:
+    """Parse a stored linear model, refusing one whose features differ from the spec's."""
+    model = json.loads(text)
+    if model.get("feature_names") != feature_names(spec) or len(model.get("coefficients", ())) != len(model["feature_names"]):
+        raise ValueError("the linear model does not match its feature spec; retrain it with train_baseline.py")
+    return model
+
+
+def predict_linear(model: dict, spec: dict, frame: pd.DataFrame) -> np.ndarray:
+    """Predictions for raw rows, in the target's own units."""
+    encoded = transform_features(frame, spec) @ np.asarray(model["coefficients"]) + model["intercept"]
+    return decode_target(encoded, spec)

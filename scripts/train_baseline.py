@@ -1,0 +1,51 @@
+"""Training job (scikit-learn image, script mode): a Ridge regression baseline.
+
+Fits Ridge on the transformed training features and the encoded target, then saves
+coefficients and intercept as JSON next to the feature spec: no pickle, so the model
+can be scored in the XGBoost image. Prints `validation-rmse: <dollars>` last.
+"""
+
+import argparse
+
+import pandas as pd
+from sklearn.linear_model import Ridge
+
+from container import (
+    ContractArgumentParser, add_training_arguments, failure_reporting, read_training_inputs,
+    write_json_atomic,
+)
+from features import FEATURE_SPEC_FILE, encode_target, target_values, transform_features
+from linear_model import LINEAR_MODEL_FILE, linear_model_json, predict_linear
+from metrics import rmse, validation_metric_line
+
+
+def fit_linear_model(train: pd.DataFrame, spec: dict, alpha: float) -> dict:
+    ridge = Ridge(alpha=alpha)
+    ridge.fit(transform_features(train, spec), encode_target(target_values(train, spec["target"]), spec))
+    return linear_model_json(ridge.coef_, ridge.intercept_, spec)
+
+
+def validation_rmse(model: dict, spec: dict, validation: pd.DataFrame) -> float:
+    return rmse(target_values(validation, spec["target"]), predict_linear(model, spec, validation))
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    parser = ContractArgumentParser("training", description=__doc__.splitlines()[0])
+    parser.add_argument("--alpha", type=float, default=1.0, help="Ridge regularisation strength")
+    add_training_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    arguments = parse_arguments(argv)
+    with failure_reporting("training"):
+        train, validation, spec = read_training_inputs(arguments)
+        model = fit_linear_model(train, spec, arguments.alpha)
+        score = validation_rmse(model, spec, validation)
+        write_json_atomic(arguments.model_dir / LINEAR_MODEL_FILE, model)
+        write_json_atomic(arguments.model_dir / FEATURE_SPEC_FILE, spec)
+        print(validation_metric_line(score))
+
+
+if __name__ == "__main__":
+    main()
