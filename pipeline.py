@@ -218,7 +218,7 @@ def _split_assignments(assignments: list[str]) -> list[tuple[str, str]]:
 
 def _checked_overrides(definition: dict, assignments: list[str]) -> dict[str, str]:
     """The overrides as given, after checking names and types against the declared parameters."""
-    from localengine import resolve_parameters
+    from localengine.parameters import resolve_parameters
 
     overrides = dict(_split_assignments(assignments))
     resolve_parameters(definition, overrides)
