@@ -1,0 +1,220 @@
+"""What stands in for a container: a sandbox directory and a supervised subprocess.
+
+The ``/opt/ml`` tree of a container lives at ``<sandbox>/opt/ml``. Paths that the
+definition gives (input/output LocalPaths, entrypoint, container arguments) are
+rewritten to it, and ``SM_OPT_ML`` tells the script where it is, so scripts that
+derive their paths from ``SM_OPT_ML`` (defaulting to ``/opt/ml``) run unchanged.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import Cancelled, EngineError
+from .parameters import format_value
+
+CONTAINER_OPT_ML = "/opt/ml"
+LOG_TAIL_LINES = 20
+MESSAGE_LIMIT_BYTES = 1024  # what the service keeps of output/message and output/failure
+_OPT_ML_PATTERN = re.compile(r"(?<![\w./-])/opt/ml(?![\w.-])")
+_PYTHON_COMMAND = re.compile(r"python[0-9.]*")
+
+
+class Sandbox:
+    """A job's private directory; ``opt_ml`` is where the container's ``/opt/ml`` lives."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.opt_ml = root / "opt" / "ml"
+        self.opt_ml.mkdir(parents=True, exist_ok=True)
+
+    def remap(self, text: str) -> str:
+        """Rewrite every ``/opt/ml`` path inside ``text`` (also in ``--x=/opt/ml/y``) to the sandbox."""
+        return _OPT_ML_PATTERN.sub(lambda _: str(self.opt_ml), text)
+
+    def local_path(self, container_path: str) -> Path:
+        """The sandbox path of a container path, which must lie under ``/opt/ml``."""
+        if not _OPT_ML_PATTERN.match(container_path):
+            raise EngineError(f"container path {container_path!r} is outside {CONTAINER_OPT_ML}")
+        return Path(self.remap(container_path))
+
+    def command(self, argv: list[Any]) -> list[str]:
+        """The argv to run locally: values as text, paths remapped, a leading
+        ``python``/``python3`` replaced by this Python."""
+        argv = [self.remap(format_value(arg)) for arg in argv]
+        if argv and _PYTHON_COMMAND.fullmatch(argv[0]):
+            argv[0] = sys.executable
+        return argv
+
+    def base_environment(self) -> dict[str, str]:
+        """This process's environment plus what every job gets."""
+        return {**os.environ, "SM_OPT_ML": str(self.opt_ml), "PYTHONUNBUFFERED": "1"}
+
+
+@contextlib.contextmanager
+def job_sandbox(root: Path) -> Iterator[Sandbox]:
+    """A fresh sandbox that is deleted when the job succeeds and kept for inspection when it fails."""
+    if root.exists():
+        shutil.rmtree(root)
+    sandbox = Sandbox(root)
+    yield sandbox
+    shutil.rmtree(root, ignore_errors=True)
+
+
+class JobControl:
+    """Bounds how many jobs run at once and lets an interrupted run stop them all."""
+
+    def __init__(self, max_parallel_jobs: int):
+        self.max_parallel_jobs = max_parallel_jobs
+        self._slots = threading.BoundedSemaphore(max_parallel_jobs)
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+        self._cancelled = False
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the ``max_parallel_jobs`` job slots."""
+        with self._slots:
+            self._raise_if_cancelled()
+            yield
+
+    def cancel(self) -> None:
+        """Kill every running job's process group; jobs not yet started will not start."""
+        with self._lock:
+            self._cancelled = True
+            for process in self._running:
+                _kill_group(process)
+
+    def _raise_if_cancelled(self) -> None:
+        if self._cancelled:
+            raise Cancelled("the run was interrupted")
+
+    def start(self, argv: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+        with self._lock:
+            self._raise_if_cancelled()
+            # A session of its own, so that a timeout or an interrupt kills the whole tree.
+            process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
+            self._running.add(process)
+            return process
+
+    def finished(self, process: subprocess.Popen) -> None:
+        with self._lock:
+            self._running.discard(process)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@dataclass
+class ContainerRun:
+    """One container process: what to run, where its log goes, what to watch in it."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
+    max_runtime_seconds: float | None = None
+    metric_definitions: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ContainerOutcome:
+    exit_code: int
+    timed_out: bool
+    metrics: dict[str, tuple[float, datetime]]  # metric name → (last value, when it was logged)
+    log_tail: list[str]
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+class _LogWatcher:
+    """Copies the process output to the log file, keeps its tail, and applies metric regexes."""
+
+    def __init__(self, log_file, metric_definitions: list[dict[str, Any]]):
+        self._log_file = log_file
+        self._patterns = [(d["Name"], re.compile(d["Regex"])) for d in metric_definitions]
+        self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        self.metrics: dict[str, tuple[float, datetime]] = {}
+
+    def consume(self, stream) -> None:
+        for raw in stream:
+            line = raw.decode("utf-8", errors="replace")
+            self._log_file.write(line)
+            self._log_file.flush()
+            self.tail.append(line.rstrip("\n"))
+            self._match_metrics(line)
+
+    def _match_metrics(self, line: str) -> None:
+        for name, pattern in self._patterns:
+            match = pattern.search(line)
+            if match:
+                with contextlib.suppress(ValueError, IndexError):
+                    self.metrics[name] = (float(match.group(1)), datetime.now(timezone.utc))
+
+
+def run_container(run: ContainerRun, control: JobControl) -> ContainerOutcome:
+    """Run the process to completion (or until MaxRuntimeInSeconds), logging its output."""
+    run.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(run.log_path, "a", encoding="utf-8") as log_file:
+        log_file.write(f"$ {' '.join(run.argv)}\n")
+        log_file.flush()
+        watcher = _LogWatcher(log_file, run.metric_definitions)
+        try:
+            process = control.start(run.argv, env=run.env, cwd=run.cwd)
+        except OSError as error:
+            raise EngineError(f"cannot start {run.argv[0]}: {error}") from None
+        reader = threading.Thread(target=watcher.consume, args=(process.stdout,), daemon=True)
+        reader.start()
+        timed_out = _wait(process, run.max_runtime_seconds)
+        reader.join()
+        process.stdout.close()
+        control.finished(process)
+    return ContainerOutcome(process.returncode, timed_out, watcher.metrics, list(watcher.tail))
+
+
+def _wait(process: subprocess.Popen, max_runtime_seconds: float | None) -> bool:
+    try:
+        process.wait(timeout=max_runtime_seconds)
+        return False
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        process.wait()
+        return True
+
+
+def read_message(path: Path) -> str:
+    """The first KB of a job's ``output/message`` or ``output/failure`` file, or ''."""
+    if not path.is_file():
+        return ""
+    with open(path, "rb") as file:
+        return file.read(MESSAGE_LIMIT_BYTES).decode("utf-8", errors="replace").strip()
+
+
+def failure_reason(outcome: ContainerOutcome, message: str, run: ContainerRun) -> str:
+    """What a failed job reports: its own message (or why it stopped) and the end of its log."""
+    if outcome.timed_out:
+        cause = f"exceeded MaxRuntimeInSeconds ({run.max_runtime_seconds:g} s) and was stopped"
+    else:
+        cause = f"exited with code {outcome.exit_code}"
+    headline = f"{message} ({cause})" if message else f"the job {cause}"
+    tail = "\n".join(outcome.log_tail)
+    return f"{headline}\n--- last {len(outcome.log_tail)} log lines ({run.log_path}) ---\n{tail}"

@@ -1,0 +1,36 @@
+"""Exceptions raised by the local engine."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class ParameterError(EngineError):
+    """A pipeline parameter override is unknown, missing or of the wrong type."""
+
+
+class DefinitionError(EngineError):
+    """The definition is malformed (duplicate step, cycle, dangling reference...)."""
+
+
+class UnsupportedConstruct(EngineError):
+    """The definition uses something the local engine cannot execute.
+
+    The message always names the construct: a step type, a function, a condition type,
+    an execution variable or a property path, and where it was found.
+    """
+
+
+class StepFailed(EngineError):
+    """A step failed; ``reason`` is what SageMaker would show as its FailureReason."""
+
+    def __init__(self, reason: str, *, log_path: object | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.log_path = log_path
+
+
+class Cancelled(EngineError):
+    """The run was interrupted before this job could start or finish."""

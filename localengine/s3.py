@@ -1,0 +1,153 @@
+"""A directory that stands in for Amazon S3."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from .errors import EngineError
+
+_STAGING_DIR = ".staging"  # not a valid bucket name, so it cannot clash with one
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into ``(bucket, key)``; the key may be empty."""
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise EngineError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    if not bucket or bucket.startswith("."):
+        raise EngineError(f"S3 URI has no valid bucket: {uri!r}")
+    return bucket, key
+
+
+def join_s3_uri(prefix: str, relative: str) -> str:
+    """Append a relative key to an S3 prefix with exactly one slash between them."""
+    return prefix.rstrip("/") + "/" + relative.lstrip("/")
+
+
+class LocalS3:
+    """Maps ``s3://bucket/key`` to ``root/bucket/key``.
+
+    A key is either a file (an object) or a directory (a prefix holding objects), so
+    a prefix is matched at ``/`` boundaries only: ``s3://b/data`` covers ``data/x.csv``
+    and the object ``data`` itself, never ``data2/x.csv`` (real S3 would include it).
+    """
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, uri: str) -> Path:
+        """The local path that holds the object or prefix ``uri``."""
+        bucket, key = split_s3_uri(uri)
+        parts = [part for part in key.split("/") if part]
+        if any(part in (".", "..") for part in parts):
+            raise EngineError(f"S3 key may not contain '.' or '..' segments: {uri!r}")
+        return self.root.joinpath(bucket, *parts)
+
+    def exists(self, uri: str) -> bool:
+        """Whether ``uri`` is an object or a non-empty prefix."""
+        path = self.path_for(uri)
+        return path.is_file() or (path.is_dir() and any(path.rglob("*")))
+
+    def put_bytes(self, data: bytes, uri: str) -> str:
+        """Store ``data`` as the object ``uri``; returns ``uri``."""
+        self._write_atomically(uri, lambda tmp: tmp.write_bytes(data))
+        return uri
+
+    def put_file(self, local_file: Path | str, uri: str) -> str:
+        """Copy one local file to the object ``uri``; returns ``uri``."""
+        self._write_atomically(uri, lambda tmp: shutil.copyfile(local_file, tmp))
+        return uri
+
+    def put_directory(self, local_dir: Path | str, uri_prefix: str) -> list[str]:
+        """Copy every file under ``local_dir`` below ``uri_prefix``; returns the object URIs."""
+        local_dir = Path(local_dir)
+        uris = []
+        for file in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+            uris.append(self.put_file(file, join_s3_uri(uri_prefix, file.relative_to(local_dir).as_posix())))
+        return uris
+
+    def read_bytes(self, uri: str) -> bytes:
+        """The content of the object ``uri``."""
+        path = self.path_for(uri)
+        if not path.is_file():
+            raise EngineError(f"no such S3 object: {uri}")
+        return path.read_bytes()
+
+    def list(self, uri_prefix: str) -> list[str]:
+        """URIs of every object under ``uri_prefix`` (the object itself if it is one), sorted."""
+        path = self.path_for(uri_prefix)
+        if path.is_file():
+            return [uri_prefix]
+        if not path.is_dir():
+            return []
+        return [join_s3_uri(uri_prefix, file.relative_to(path).as_posix())
+                for file in sorted(p for p in path.rglob("*") if p.is_file())]
+
+    def download(self, uri_prefix: str, dest_dir: Path | str) -> list[Path]:
+        """Copy what ``uri_prefix`` holds into ``dest_dir`` the way a SageMaker input does.
+
+        A prefix's objects keep their paths relative to it; a single object keeps its
+        file name. Raises ``EngineError`` when nothing is there.
+        """
+        source, dest_dir = self.path_for(uri_prefix), Path(dest_dir)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        if source.is_file():
+            target = dest_dir / source.name
+            shutil.copyfile(source, target)
+            return [target]
+        if not self.exists(uri_prefix):
+            raise EngineError(f"nothing in S3 at {uri_prefix}")
+        shutil.copytree(source, dest_dir, dirs_exist_ok=True)
+        return sorted(p for p in dest_dir.rglob("*") if p.is_file())
+
+    def publish(self, items: list[tuple[Path, str]]) -> list[str]:
+        """Upload each local file or directory to its URI, all or nothing as far as possible.
+
+        Everything is first copied to a staging area beside the store (the slow part);
+        only when all of it is staged are the files moved into place by renames. Objects
+        already under a URI that the upload does not hold are kept, as S3 keeps them.
+        Missing or empty local paths upload nothing. Returns the URIs that received files.
+        """
+        staging = self._staging_path()
+        staged = []
+        try:
+            for number, (local, uri) in enumerate(items):
+                if local.is_file() or (local.is_dir() and any(p.is_file() for p in local.rglob("*"))):
+                    copy = staging / str(number)
+                    copy.parent.mkdir(parents=True, exist_ok=True)
+                    (shutil.copytree if local.is_dir() else shutil.copyfile)(local, copy)
+                    staged.append((copy, uri))
+            for copy, uri in staged:
+                self._commit(copy, uri)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return [uri for _, uri in staged]
+
+    def _staging_path(self) -> Path:
+        return self.root / _STAGING_DIR / uuid.uuid4().hex
+
+    def _commit(self, staged: Path, uri: str) -> None:
+        if staged.is_file():
+            self._move_into_place(staged, self.path_for(uri))
+            return
+        for file in sorted(p for p in staged.rglob("*") if p.is_file()):
+            self._move_into_place(file, self.path_for(join_s3_uri(uri, file.relative_to(staged).as_posix())))
+
+    def _move_into_place(self, source: Path, target: Path) -> None:
+        if target.is_dir():
+            shutil.rmtree(target)  # an object replaces a prefix of the same name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+
+    def _write_atomically(self, uri: str, write) -> None:
+        staging = self._staging_path()
+        staging.mkdir(parents=True)
+        try:
+            write(staging / "object")
+            self._move_into_place(staging / "object", self.path_for(uri))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)

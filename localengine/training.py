@@ -1,0 +1,204 @@
+"""Training steps: a CreateTrainingJob request run as a local process.
+
+Two ways to start the code, as in SageMaker: ``AlgorithmSpecification.ContainerEntrypoint``
+(run as given), or script mode, where the framework containers' toolkit reads the
+``sagemaker_program`` and ``sagemaker_submit_directory`` hyperparameters, unpacks the
+``sourcedir.tar.gz`` into ``/opt/ml/code`` and runs ``python <program> --hp value ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from .container import ContainerRun, Sandbox, job_sandbox
+from .context import RunContext, StepOutput
+from .errors import EngineError, UnsupportedConstruct
+from .expressions import format_timestamp
+from .jobs import (download_input, max_runtime, now, resource_config, run_job_process,
+                   text_environment)
+from .files import write_json
+from .names import arn
+from .s3 import join_s3_uri
+from .spec import StepSpec
+
+TRAINING_PROPERTIES = frozenset({
+    "TrainingJobName", "TrainingJobArn", "TrainingJobStatus", "SecondaryStatus", "ModelArtifacts",
+    "FinalMetricDataList", "TrainingStartTime", "TrainingEndTime", "CreationTime",
+    "LastModifiedTime", "TrainingTimeInSeconds", "BillableTimeInSeconds",
+})
+
+
+def check_training(spec: StepSpec) -> None:
+    check_training_request(spec.arguments, f"Training step {spec.name}")
+
+
+def check_training_request(request: dict[str, Any], where: str) -> None:
+    """Reject training jobs that only an AWS image could run, and non-S3 or compressed channels."""
+    algorithm = request.get("AlgorithmSpecification") or {}
+    hyperparameters = request.get("HyperParameters") or request.get("StaticHyperParameters") or {}
+    if not algorithm.get("ContainerEntrypoint"):
+        missing = [key for key in ("sagemaker_program", "sagemaker_submit_directory") if key not in hyperparameters]
+        if missing:
+            raise UnsupportedConstruct(
+                f"{where} uses neither script mode nor a ContainerEntrypoint (missing hyperparameters "
+                f"{', '.join(missing)}); a built-in algorithm image cannot run locally")
+    for channel in request.get("InputDataConfig") or []:
+        s3_source = (channel.get("DataSource") or {}).get("S3DataSource")
+        if s3_source is None or s3_source.get("S3DataType", "S3Prefix") != "S3Prefix" \
+                or channel.get("CompressionType", "None") != "None":
+            raise UnsupportedConstruct(
+                f"channel {channel.get('ChannelName')} of {where}: only S3DataSource with "
+                "S3DataType S3Prefix and no compression is supported")
+    if (request.get("OutputDataConfig") or {}).get("CompressionType") == "NONE":
+        raise UnsupportedConstruct(f"OutputDataConfig.CompressionType NONE in {where}")
+
+
+def run_training(spec: StepSpec, arguments: dict[str, Any], context: RunContext) -> StepOutput:
+    job = context.job_name(spec.name)
+    log_path = context.log_path(spec.name)
+    properties = run_training_job(job, arguments, context, log_path=log_path, cpus=context.cpu_count)
+    return StepOutput(properties, log_path, [properties["ModelArtifacts"]["S3ModelArtifacts"]])
+
+
+def run_training_job(job: str, request: dict[str, Any], context: RunContext, *,
+                     log_path: Path, cpus: int) -> dict[str, Any]:
+    """Run one training job (a Training step or a tuning trial); returns its DescribeTrainingJob
+    properties. Raises ``StepFailed`` with the job's failure reason."""
+    started = now()
+    output_prefix = join_s3_uri(request["OutputDataConfig"]["S3OutputPath"], f"{job}/output")
+    model_uri = join_s3_uri(output_prefix, "model.tar.gz")
+    algorithm = request.get("AlgorithmSpecification") or {}
+    with job_sandbox(context.sandbox_root(job)) as sandbox:
+        channels = _stage_channels(request, sandbox, context)
+        hyperparameters = request.get("HyperParameters") or {}
+        _write_config(request, sandbox, hyperparameters)
+        argv, cwd, user_args = _start_command(algorithm, hyperparameters, sandbox, context)
+        environment = {**sandbox.base_environment(),
+                       **_training_environment(sandbox, job, channels, hyperparameters, user_args, cpus),
+                       **text_environment(request.get("Environment"))}
+        run = ContainerRun(argv=argv, env=environment, cwd=cwd, log_path=log_path,
+                           max_runtime_seconds=max_runtime(request),
+                           metric_definitions=algorithm.get("MetricDefinitions") or [])
+        outcome = run_job_process(run, context, sandbox.opt_ml / "output" / "failure")
+        _pack(sandbox.opt_ml / "model", sandbox.root / "model.tar.gz")
+        uploads = [(sandbox.root / "model.tar.gz", model_uri)]
+        if any(p.is_file() for p in (sandbox.opt_ml / "output" / "data").rglob("*")):
+            _pack(sandbox.opt_ml / "output" / "data", sandbox.root / "output.tar.gz")
+            uploads.append((sandbox.root / "output.tar.gz", join_s3_uri(output_prefix, "output.tar.gz")))
+        context.s3.publish(uploads)
+    finished = now()
+    metrics = [{"MetricName": name, "Value": value, "Timestamp": format_timestamp(moment)}
+               for name, (value, moment) in outcome.metrics.items()]
+    seconds = max(1, round((finished - started).total_seconds()))
+    return {**request, "TrainingJobName": job, "TrainingJobArn": arn(f"training-job/{job}"),
+            "TrainingJobStatus": "Completed", "SecondaryStatus": "Completed",
+            "ModelArtifacts": {"S3ModelArtifacts": model_uri}, "FinalMetricDataList": metrics,
+            "TrainingStartTime": format_timestamp(started), "TrainingEndTime": format_timestamp(finished),
+            "CreationTime": format_timestamp(started), "LastModifiedTime": format_timestamp(finished),
+            "TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds}
+
+
+def _stage_channels(request: dict[str, Any], sandbox: Sandbox, context: RunContext) -> dict[str, Path]:
+    channels = {}
+    for channel in request.get("InputDataConfig") or []:
+        name = channel["ChannelName"]
+        channels[name] = sandbox.opt_ml / "input" / "data" / name
+        download_input(context.s3, channel["DataSource"]["S3DataSource"]["S3Uri"], channels[name],
+                       f"channel {name}")
+    return channels
+
+
+def _write_config(request: dict[str, Any], sandbox: Sandbox, hyperparameters: dict[str, str]) -> None:
+    config_dir = sandbox.opt_ml / "input" / "config"
+    write_json(config_dir / "hyperparameters.json", hyperparameters)
+    write_json(config_dir / "resourceconfig.json",
+               resource_config((request.get("ResourceConfig") or {}).get("InstanceType")))
+    write_json(config_dir / "inputdataconfig.json", {
+        channel["ChannelName"]: {
+            "TrainingInputMode": channel.get("InputMode", "File"),
+            "S3DistributionType": channel["DataSource"]["S3DataSource"].get(
+                "S3DataDistributionType", "FullyReplicated"),
+            "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+            **({"ContentType": channel["ContentType"]} if channel.get("ContentType") else {}),
+        } for channel in request.get("InputDataConfig") or []})
+    for directory in ("model", "output/data", "code"):
+        (sandbox.opt_ml / directory).mkdir(parents=True, exist_ok=True)
+
+
+def _start_command(algorithm: dict[str, Any], hyperparameters: dict[str, str], sandbox: Sandbox,
+                   context: RunContext) -> tuple[list[str], Path, list[str]]:
+    """How the code starts: ``(argv, working directory, script-mode user arguments)``."""
+    if algorithm.get("ContainerEntrypoint"):
+        argv = sandbox.command([*algorithm["ContainerEntrypoint"], *(algorithm.get("ContainerArguments") or [])])
+        return argv, sandbox.root, []
+    decoded = {key: decode_hyperparameter(value) for key, value in hyperparameters.items()}
+    code_dir = sandbox.opt_ml / "code"
+    _unpack_source(context, str(decoded["sagemaker_submit_directory"]), code_dir)
+    user_args = to_cmd_args(user_hyperparameters(decoded))
+    return sandbox.command(["python", str(decoded["sagemaker_program"]), *user_args]), code_dir, user_args
+
+
+def _unpack_source(context: RunContext, submit_directory: str, code_dir: Path) -> None:
+    archive = context.s3.path_for(submit_directory) if submit_directory.startswith("s3://") else None
+    if archive is None or not archive.is_file():
+        raise EngineError(f"sagemaker_submit_directory {submit_directory} is not a sourcedir.tar.gz in S3")
+    with tarfile.open(archive) as tar:
+        tar.extractall(code_dir, filter="data")
+
+
+def decode_hyperparameter(value: Any) -> Any:
+    """Hyperparameter values are text that is often JSON (``"\\"train.py\\""``, ``"5"``);
+    decode it when it is, as the SageMaker training toolkit does."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def user_hyperparameters(decoded: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters a script sees: all but the toolkit's own ``sagemaker_*`` ones."""
+    return {key: value for key, value in decoded.items() if not key.startswith("sagemaker_")}
+
+
+def to_cmd_args(hyperparameters: dict[str, Any]) -> list[str]:
+    """``--name value`` pairs sorted by name (``-n`` for one-letter names), as the toolkit builds them."""
+    args = []
+    for name in sorted(hyperparameters):
+        value = hyperparameters[name]
+        args.append(f"--{name}" if len(name) > 1 else f"-{name}")
+        args.append(",".join(f"{k}={v}" for k, v in sorted(value.items())) if isinstance(value, dict) else str(value))
+    return args
+
+
+def _training_environment(sandbox: Sandbox, job: str, channels: dict[str, Path],
+                          hyperparameters: dict[str, str], user_args: list[str], cpus: int) -> dict[str, str]:
+    opt_ml = sandbox.opt_ml
+    decoded = user_hyperparameters({k: decode_hyperparameter(v) for k, v in hyperparameters.items()})
+    environment = {
+        "TRAINING_JOB_NAME": job, "TRAINING_JOB_ARN": arn(f"training-job/{job}"),
+        "SM_MODEL_DIR": str(opt_ml / "model"), "SM_INPUT_DIR": str(opt_ml / "input"),
+        "SM_INPUT_CONFIG_DIR": str(opt_ml / "input" / "config"), "SM_OUTPUT_DIR": str(opt_ml / "output"),
+        "SM_OUTPUT_DATA_DIR": str(opt_ml / "output" / "data"),
+        "SM_CHANNELS": json.dumps(sorted(channels)), "SM_HPS": json.dumps(decoded, sort_keys=True),
+        "SM_USER_ARGS": json.dumps(user_args), "SM_NUM_CPUS": str(cpus), "SM_NUM_GPUS": "0",
+        # Tuning trials share the machine; without this each would start one thread per core.
+        "OMP_NUM_THREADS": str(cpus),
+        "SM_CURRENT_HOST": "algo-1", "SM_HOSTS": json.dumps(["algo-1"]),
+    }
+    environment.update({f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()})
+    environment.update({f"SM_HP_{name.upper()}": value if isinstance(value, str)
+                        else json.dumps(value, sort_keys=True, separators=(",", ":"))
+                        for name, value in decoded.items()})
+    return environment
+
+
+def _pack(directory: Path, archive: Path) -> None:
+    """Tar.gz the content of ``directory`` with paths relative to it, as SageMaker packs a model."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for entry in sorted(directory.iterdir()):
+            tar.add(entry, arcname=entry.name)
