@@ -7,6 +7,8 @@ Environment:
     SM_MODEL_DIR, SM_CHANNEL_<NAME>
                the training toolkit's own variables; when set they win over the
                root-derived defaults, and explicit command-line paths win over both.
+    SM_NUM_CPUS
+               CPUs a training job may use (default: os.cpu_count()).
 """
 
 import argparse
@@ -42,6 +44,11 @@ def channel_dir(channel: str) -> Path:
 
 def model_dir() -> Path:
     return _path_from_env("SM_MODEL_DIR", "model")
+
+
+def available_cpus() -> int:
+    """SM_NUM_CPUS when the toolkit (or a local engine sharing one machine between jobs) sets it."""
+    return int(os.environ.get("SM_NUM_CPUS") or os.cpu_count() or 1)
 
 
 def _failure_file(kind: str) -> Path:

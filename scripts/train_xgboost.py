@@ -8,14 +8,13 @@ through the serving handlers.
 """
 
 import argparse
-import os
 from pathlib import Path
 
 import pandas as pd
 import xgboost
 
 from container import (
-    ContractArgumentParser, add_training_arguments, failure_reporting, positive_whole_number,
+    ContractArgumentParser, add_training_arguments, available_cpus, failure_reporting, positive_whole_number,
     read_training_inputs, whole_number, write_bytes_atomic, write_json_atomic,
 )
 from features import FEATURE_SPEC_FILE, encode_target, target_values, transform_features
@@ -84,8 +83,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--reg_lambda", type=float, default=1.0)
     parser.add_argument("--reg_alpha", type=float, default=0.0)
     parser.add_argument("--seed", type=whole_number, default=0)
-    parser.add_argument("--nthread", type=positive_whole_number, default=os.cpu_count(),
-                        help="threads per trial; tuning runs trials in parallel")
+    parser.add_argument("--nthread", type=positive_whole_number, default=available_cpus(),
+                        help="threads per trial (default SM_NUM_CPUS, else all); tuning runs trials in parallel")
     add_training_arguments(parser)
     return parser.parse_args(argv)
 

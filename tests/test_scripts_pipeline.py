@@ -1,0 +1,415 @@
+"""The container entry scripts end to end on the bundled Ames data, each job in its own /opt/ml."""
+
+import io
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS_DIR = REPO / "scripts"
+DATA = REPO / "data" / "ames_housing.csv"
+if str(SCRIPTS_DIR) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS_DIR))
+
+import evaluate  # noqa: E402
+import inference  # noqa: E402
+import preprocess  # noqa: E402
+import train_baseline  # noqa: E402
+import train_xgboost  # noqa: E402
+from features import read_raw_csv  # noqa: E402
+from metrics import rmse  # noqa: E402
+
+TARGET = "SalePrice"
+ID_COLUMNS = ["Order", "PID"]
+METRIC_PATTERN = re.compile(r"validation-rmse: ([0-9\.]+)")
+TOOLKIT_VARIABLES = ("SM_MODEL_DIR", "SM_CHANNEL_TRAIN", "SM_CHANNEL_VALIDATION", "SM_CHANNEL_FEATURES",
+                     "SM_NUM_CPUS")
+
+
+def run_job(root: Path, main, argv, environment=None) -> str:
+    """Run a script's main as a job whose /opt/ml is root; returns what it printed."""
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        for variable in TOOLKIT_VARIABLES:
+            patch.delenv(variable, raising=False)
+        patch.setenv("SM_OPT_ML", str(root))
+        for variable, value in (environment or {}).items():
+            patch.setenv(variable, value)
+        with redirect_stdout(printed):
+            main(argv)
+    return printed.getvalue()
+
+
+def stage(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    (shutil.copytree if source.is_dir() else shutil.copy)(source, destination)
+
+
+def stage_training_channels(processing: Path, root: Path) -> None:
+    for channel in ("train", "validation", "features"):
+        stage(processing / "processing" / channel, root / "input" / "data" / channel)
+
+
+def pack_model(model_dir: Path, archive: Path) -> Path:
+    """model.tar.gz as SageMaker packs a training job's model directory."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as bundle:
+        for entry in sorted(model_dir.iterdir()):
+            bundle.add(entry, arcname=entry.name)
+    return archive
+
+
+@dataclass
+class Pipeline:
+    processing: Path
+    baseline_root: Path
+    xgboost_root: Path
+    evaluation_root: Path
+    baseline_log: str
+    xgboost_log: str
+
+    def split(self, name: str) -> pd.DataFrame:
+        return read_raw_csv(self.processing / "processing" / name / f"{name}.csv")
+
+    @property
+    def spec(self) -> dict:
+        return json.loads((self.processing / "processing" / "features" / "features.json").read_text())
+
+    @property
+    def evaluation(self) -> dict:
+        return json.loads((self.evaluation_root / "processing" / "evaluation" / "evaluation.json").read_text())
+
+    @property
+    def predictions(self) -> pd.DataFrame:
+        return pd.read_csv(self.evaluation_root / "processing" / "evaluation" / "predictions.csv")
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory) -> Pipeline:
+    """Preprocess, both trainings and the evaluation once, with default paths and arguments."""
+    processing = tmp_path_factory.mktemp("preprocess_job")
+    stage(DATA, processing / "processing" / "input" / "data" / DATA.name)
+    run_job(processing, preprocess.main, ["--drop-columns", ",".join(ID_COLUMNS)])
+
+    baseline_root = tmp_path_factory.mktemp("baseline_job")
+    stage_training_channels(processing, baseline_root)
+    baseline_log = run_job(baseline_root, train_baseline.main, [])
+
+    xgboost_root = tmp_path_factory.mktemp("xgboost_job")
+    stage_training_channels(processing, xgboost_root)
+    # One thread: tests may share the machine's two cores, and boosting threads spin when they do.
+    xgboost_log = run_job(xgboost_root, train_xgboost.main, [], {"SM_NUM_CPUS": "1"})
+
+    evaluation_root = tmp_path_factory.mktemp("evaluate_job")
+    inputs = evaluation_root / "processing" / "input"
+    pack_model(baseline_root / "model", inputs / "baseline" / "model.tar.gz")
+    pack_model(xgboost_root / "model", inputs / "xgboost" / "model.tar.gz")
+    stage(processing / "processing" / "test" / "test.csv", inputs / "test" / "test.csv")
+    run_job(evaluation_root, evaluate.main, [])
+    return Pipeline(processing, baseline_root, xgboost_root, evaluation_root, baseline_log, xgboost_log)
+
+
+def row_keys(frame: pd.DataFrame) -> list[tuple]:
+    return [tuple(row) for row in frame.astype(str).itertuples(index=False)]
+
+
+# --- preprocessing -----------------------------------------------------------------------------
+
+def test_splits_partition_the_rows_in_the_requested_proportions(pipeline):
+    source = read_raw_csv(DATA).drop(columns=ID_COLUMNS)
+    assert not source.duplicated().any(), "full-row comparison below needs distinct rows"
+    splits = {name: pipeline.split(name) for name in preprocess.SPLITS}
+    assert {name: len(frame) for name, frame in splits.items()} == {"train": 2050, "validation": 440, "test": 440}
+    keys = {name: set(row_keys(frame)) for name, frame in splits.items()}
+    assert not keys["train"] & keys["validation"]
+    assert not keys["train"] & keys["test"]
+    assert not keys["validation"] & keys["test"]
+    assert keys["train"] | keys["validation"] | keys["test"] == set(row_keys(source))
+
+
+def test_splits_hold_raw_cleaned_rows_without_the_dropped_columns(pipeline):
+    source_columns = list(read_raw_csv(DATA).drop(columns=ID_COLUMNS).columns)
+    train = pipeline.split("train")
+    assert list(train.columns) == source_columns
+    # Raw, not transformed: living areas are square feet, not standardised scores.
+    assert train["Gr Liv Area"].min() > 300
+    assert train["Neighborhood"].dtype == object
+
+
+def test_split_is_reproducible_for_a_seed_and_changes_with_it(pipeline, tmp_path):
+    def split_files(output_dir: Path, seed: str) -> dict[str, bytes]:
+        run_job(tmp_path / "opt_ml", preprocess.main, ["--input-dir", str(DATA.parent), "--output-dir", str(output_dir),
+                                                      "--drop-columns", "Order,PID", "--seed", seed])
+        return {name: (output_dir / name / f"{name}.csv").read_bytes() for name in preprocess.SPLITS}
+
+    first = split_files(tmp_path / "first", "42")
+    assert first == split_files(tmp_path / "again", "42")
+    assert first == {name: (pipeline.processing / "processing" / name / f"{name}.csv").read_bytes()
+                     for name in preprocess.SPLITS}
+    assert first["test"] != split_files(tmp_path / "other", "7")["test"]
+
+
+def test_feature_spec_is_fitted_on_the_training_split_only(pipeline):
+    spec, train = pipeline.spec, pipeline.split("train")
+    full = read_raw_csv(DATA)
+    assert spec["target"] == TARGET
+    assert TARGET not in spec["numeric"] + spec["categorical"]
+    assert not set(ID_COLUMNS) & set(spec["numeric"] + spec["categorical"])
+    assert spec["target_transform"] == "log1p"
+    assert spec["medians"] == {name: float(train[name].median()) for name in spec["numeric"]}
+    differing = [name for name in spec["numeric"] if spec["medians"][name] != full[name].median()]
+    assert differing, "train and full-data medians coincide everywhere: the check would prove nothing"
+    assert spec["means"]["Gr Liv Area"] == pytest.approx(train["Gr Liv Area"].mean())
+    for name in spec["categorical"]:
+        train_levels = set(train[name].dropna().astype(str)) | ({"__missing__"} if train[name].isna().any() else set())
+        assert set(spec["categories"][name]) == train_levels
+
+
+def test_preprocess_runs_as_a_process_relocated_by_sm_opt_ml_alone(pipeline, tmp_path):
+    root = tmp_path / "opt_ml"
+    stage(DATA, root / "processing" / "input" / "data" / "nested" / DATA.name)
+    environment = {key: value for key, value in os.environ.items() if key not in TOOLKIT_VARIABLES}
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPTS_DIR / "preprocess.py"), "--drop-columns", "Order,PID"],
+        cwd=tmp_path, env={**environment, "SM_OPT_ML": str(root)}, capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    for name in (*preprocess.SPLITS, "features"):
+        suffix = "json" if name == "features" else "csv"
+        produced = root / "processing" / name / f"{name}.{suffix}"
+        assert produced.read_bytes() == (pipeline.processing / "processing" / name / f"{name}.{suffix}").read_bytes()
+
+
+# --- training ----------------------------------------------------------------------------------
+
+def test_each_training_prints_one_validation_metric_last(pipeline):
+    for log in (pipeline.baseline_log, pipeline.xgboost_log):
+        assert len(METRIC_PATTERN.findall(log)) == 1
+        assert METRIC_PATTERN.fullmatch(log.strip().splitlines()[-1])
+
+
+def test_xgboost_validation_metric_is_dollar_rmse_of_the_saved_model(pipeline):
+    printed = float(METRIC_PATTERN.search(pipeline.xgboost_log).group(1))
+    validation = pipeline.split("validation")
+    model = inference.model_fn(pipeline.xgboost_root / "model")
+    assert printed == pytest.approx(rmse(validation[TARGET], inference.predict_fn(validation, model)), abs=1e-5)
+    assert 10_000 < printed < 60_000
+
+
+def test_baseline_validation_metric_is_dollar_rmse_of_the_saved_model(pipeline):
+    from linear_model import linear_model_from_json, predict_linear
+
+    printed = float(METRIC_PATTERN.search(pipeline.baseline_log).group(1))
+    model_dir = pipeline.baseline_root / "model"
+    spec = json.loads((model_dir / "features.json").read_text())
+    model = linear_model_from_json((model_dir / "linear-model.json").read_text(), spec)
+    validation = pipeline.split("validation")
+    assert printed == pytest.approx(rmse(validation[TARGET], predict_linear(model, spec, validation)), abs=1e-5)
+
+
+def test_model_artifacts_hold_json_and_serving_code_but_no_pickle(pipeline):
+    def members(root: Path, name: str) -> set[str]:
+        with tarfile.open(root / "processing" / "input" / name / "model.tar.gz") as bundle:
+            return {member.name for member in bundle.getmembers() if member.isfile()}
+
+    assert members(pipeline.evaluation_root, "baseline") == {"linear-model.json", "features.json"}
+    assert members(pipeline.evaluation_root, "xgboost") == {
+        "xgboost-model.json", "features.json", "code/inference.py", "code/features.py",
+    }
+    booster = json.loads((pipeline.xgboost_root / "model" / "xgboost-model.json").read_text())
+    assert "learner" in booster
+    for name in train_xgboost.SERVING_MODULES:
+        assert (pipeline.xgboost_root / "model" / "code" / name).read_bytes() == (SCRIPTS_DIR / name).read_bytes()
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+def test_evaluation_report_follows_the_model_metrics_format(pipeline):
+    report = pipeline.evaluation
+    assert set(report) == {"regression_metrics", "baseline", "comparison"}
+    for metrics in (report["regression_metrics"], report["baseline"]["regression_metrics"]):
+        assert set(metrics) == {"rmse", "mae", "r2"}
+        for entry in metrics.values():
+            assert set(entry) == {"value", "standard_deviation"}
+            assert math.isfinite(entry["value"]) and entry["standard_deviation"] > 0
+    improvement = report["comparison"]["rmse_improvement_over_baseline"]
+    assert improvement == pytest.approx(
+        1 - report["regression_metrics"]["rmse"]["value"] / report["baseline"]["regression_metrics"]["rmse"]["value"]
+    )
+
+
+def test_xgboost_beats_the_baseline_on_the_test_split(pipeline):
+    report = pipeline.evaluation
+    xgboost_metrics, baseline_metrics = report["regression_metrics"], report["baseline"]["regression_metrics"]
+    assert xgboost_metrics["rmse"]["value"] < baseline_metrics["rmse"]["value"]
+    assert xgboost_metrics["mae"]["value"] < baseline_metrics["mae"]["value"]
+    assert xgboost_metrics["r2"]["value"] > 0.85
+    assert report["comparison"]["rmse_improvement_over_baseline"] > 0.1
+
+
+def test_evaluation_metrics_are_computed_in_dollars_from_the_predictions(pipeline):
+    predictions, test = pipeline.predictions, pipeline.split("test")
+    assert list(predictions.columns) == ["row", "actual", "xgboost", "baseline"]
+    assert predictions["row"].tolist() == list(range(len(test)))
+    assert np.allclose(predictions["actual"], test[TARGET])
+    report = pipeline.evaluation
+    assert report["regression_metrics"]["rmse"]["value"] == pytest.approx(
+        rmse(predictions["actual"], predictions["xgboost"]))
+    assert report["baseline"]["regression_metrics"]["rmse"]["value"] == pytest.approx(
+        rmse(predictions["actual"], predictions["baseline"]))
+
+
+# --- serving -----------------------------------------------------------------------------------
+
+SERVE_FROM_ARTIFACT = """
+import json, sys
+model_dir, csv_body, json_body = sys.argv[1], open(sys.argv[2]).read(), open(sys.argv[3]).read()
+sys.path.insert(0, model_dir + "/code")  # run with -I: nothing else of the repository is importable
+import inference
+assert inference.__file__.startswith(model_dir), inference.__file__
+model = inference.model_fn(model_dir)
+from_csv = inference.output_fn(inference.predict_fn(inference.input_fn(csv_body.encode(), "text/csv"), model), "application/json")
+from_json = inference.output_fn(inference.predict_fn(inference.input_fn(json_body, "application/json; charset=utf-8"), model), "text/csv")
+print(json.dumps({"csv": json.loads(from_csv)["predictions"], "json": [float(line) for line in from_json.splitlines()]}))
+"""
+
+
+def test_serving_from_the_artifact_alone_reproduces_the_evaluation_predictions(pipeline, tmp_path):
+    model_dir = tmp_path / "model"
+    with tarfile.open(pipeline.evaluation_root / "processing" / "input" / "xgboost" / "model.tar.gz") as bundle:
+        bundle.extractall(model_dir, filter="data")
+    test = pipeline.split("test")
+    csv_request = tmp_path / "request.csv"
+    csv_request.write_text(test.to_csv(index=False))
+    json_request = tmp_path / "request.json"
+    json_request.write_text(json.dumps({"instances": json.loads(test.drop(columns=[TARGET]).to_json(orient="records", double_precision=15))}))
+    completed = subprocess.run(
+        [sys.executable, "-I", "-c", SERVE_FROM_ARTIFACT, str(model_dir), str(csv_request), str(json_request)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    served = json.loads(completed.stdout)
+    expected = pipeline.predictions["xgboost"].to_numpy()
+    assert len(served["csv"]) == len(served["json"]) == len(expected)
+    assert np.allclose(served["csv"], expected, rtol=1e-9, atol=0)
+    assert np.allclose(served["json"], expected, rtol=1e-9, atol=0)
+
+
+def test_serving_rejects_requests_it_cannot_score(pipeline):
+    model = inference.model_fn(pipeline.xgboost_root / "model")
+    rows = pipeline.split("test").head(3).drop(columns=["Gr Liv Area", "Neighborhood"])
+    with pytest.raises(ValueError, match="'Gr Liv Area', 'Neighborhood'"):
+        inference.predict_fn(inference.input_fn(rows.to_csv(index=False), "text/csv"), model)
+    with pytest.raises(ValueError, match="unsupported content type"):
+        inference.input_fn("<rows/>", "application/xml")
+    with pytest.raises(ValueError, match="list of records"):
+        inference.input_fn(json.dumps({"rows": []}), "application/json")
+    with pytest.raises(ValueError, match="unsupported accept type"):
+        inference.output_fn(np.array([1.0]), "application/x-protobuf")
+
+
+# --- images ------------------------------------------------------------------------------------
+
+IMPORT_WITHOUT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+for missing in sys.argv[2].split(","):
+    sys.modules[missing] = None  # makes `import missing` fail, as in an image without it
+for module in sys.argv[3].split(","):
+    __import__(module)
+"""
+
+
+@pytest.mark.parametrize("absent, modules", [
+    ("xgboost", "preprocess,train_baseline"),  # the scikit-learn image has no XGBoost
+    ("sklearn", "train_xgboost,evaluate,inference"),  # fitted state must not need scikit-learn here
+])
+def test_scripts_import_in_their_image(absent, modules):
+    completed = subprocess.run([sys.executable, "-I", "-c", IMPORT_WITHOUT, str(SCRIPTS_DIR), absent, modules],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+def files_under(root: Path) -> set[Path]:
+    return {path for path in root.rglob("*") if path.is_file()}
+
+
+def assert_fails_cleanly(root: Path, main, argv, failure_file: str, expected: str, capsys) -> None:
+    """One line naming the problem, on stderr and in the failure file, exit 1, nothing else written."""
+    before = files_under(root)
+    with pytest.raises(SystemExit) as exit_info:
+        run_job(root, main, argv)
+    assert exit_info.value.code == 1
+    stderr_lines = capsys.readouterr().err.splitlines()
+    assert len(stderr_lines) == 1 and expected in stderr_lines[0], stderr_lines
+    failure = root / "output" / failure_file
+    assert failure.read_text() == stderr_lines[0] + "\n"
+    assert files_under(root) - before == {failure}
+
+
+def write_rows(directory: Path, name: str, frame: pd.DataFrame) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(directory / name, index=False)
+
+
+@pytest.mark.parametrize("argv, prepare_input, expected", [
+    (["--target-column", "Price"], None, "target column 'Price' not found"),
+    (["--target-column", "Neighborhood"], None, "column 'Neighborhood' must be numeric"),
+    (["--drop-columns", "Order,Parcel"], None, "unknown column(s) ['Parcel']"),
+    ([], "empty", "no CSV files found"),
+    ([], "mismatched", "different columns"),
+    ([], "tiny", "too few rows"),
+    (["--test-fraction", "1.5"], None, "invalid arguments"),
+    (["--validation-fraction", "0.5", "--test-fraction", "0.5"], None, "must leave rows for training"),
+])
+def test_preprocess_rejects_bad_input(tmp_path, capsys, argv, prepare_input, expected):
+    input_dir = tmp_path / "processing" / "input" / "data"
+    source = read_raw_csv(DATA)
+    if prepare_input == "empty":
+        input_dir.mkdir(parents=True)
+        (input_dir / "notes.txt").write_text("not a CSV")
+    elif prepare_input == "mismatched":
+        write_rows(input_dir, "a.csv", source.head(100))
+        write_rows(input_dir / "later", "b.csv", source.iloc[100:200].drop(columns=["Alley"]))
+    elif prepare_input == "tiny":
+        write_rows(input_dir, "tiny.csv", source.head(12))
+    else:
+        stage(DATA, input_dir / DATA.name)
+    assert_fails_cleanly(tmp_path, preprocess.main, argv, "message", expected, capsys)
+
+
+def test_training_rejects_a_channel_missing_a_feature_column(pipeline, tmp_path, capsys):
+    stage_training_channels(pipeline.processing, tmp_path)
+    train_file = tmp_path / "input" / "data" / "train" / "train.csv"
+    read_raw_csv(train_file).drop(columns=["Gr Liv Area"]).to_csv(train_file, index=False)
+    for main in (train_baseline.main, train_xgboost.main):
+        assert_fails_cleanly(tmp_path, main, [], "failure", "missing required column(s) 'Gr Liv Area'", capsys)
+        (tmp_path / "output" / "failure").unlink()
+
+
+def test_training_rejects_a_missing_feature_spec(pipeline, tmp_path, capsys):
+    stage_training_channels(pipeline.processing, tmp_path)
+    (tmp_path / "input" / "data" / "features" / "features.json").unlink()
+    assert_fails_cleanly(tmp_path, train_xgboost.main, ["--num_round", "5"], "failure",
+                         "feature spec", capsys)
+
+
+def test_evaluation_rejects_a_missing_model_archive(pipeline, tmp_path, capsys):
+    inputs = tmp_path / "processing" / "input"
+    stage(pipeline.evaluation_root / "processing" / "input" / "baseline", inputs / "baseline")
+    stage(pipeline.processing / "processing" / "test", inputs / "test")
+    assert_fails_cleanly(tmp_path, evaluate.main, [], "message", "xgboost/model.tar.gz does not exist", capsys)
