@@ -1,0 +1,103 @@
+"""The processing container contract, run with real subprocesses."""
+
+import json
+import sys
+
+from test_engine_support import BUCKET, Env, get, join, json_get, model_step, parameter, processing_step
+
+ECHO_CONTRACT = """
+    import json, os, sys
+    opt_ml = os.environ["SM_OPT_ML"]
+    out = os.path.join(opt_ml, "processing", "report")
+    inputs = os.path.join(opt_ml, "processing", "input")
+    listing = sorted(os.path.relpath(os.path.join(d, f), inputs) for d, _, fs in os.walk(inputs) for f in fs)
+    with open(os.path.join(out, "contract.json"), "w") as f:
+        json.dump({"argv": sys.argv, "cwd": os.getcwd(), "inputs": listing, "opt_ml": opt_ml,
+                   "mode": os.environ.get("MODE"), "executable": sys.executable,
+                   "config": sorted(os.listdir(os.path.join(opt_ml, "config")))}, f)
+    print("processed")
+"""
+
+
+def test_inputs_are_copied_outputs_published_and_opt_ml_remapped(tmp_path):
+    env = Env(tmp_path)
+    env.s3.put_bytes(b"a,b\n1,2\n", f"{BUCKET}/raw/part-1.csv")
+    env.s3.put_bytes(b"3,4\n", f"{BUCKET}/raw/nested/part-2.csv")
+    env.s3.put_bytes(b"x", f"{BUCKET}/single/object.txt")
+    code = env.script("contract.py", ECHO_CONTRACT)
+    step = processing_step("Echo", code, inputs={"raw": f"{BUCKET}/raw", "one": f"{BUCKET}/single/object.txt"},
+                           outputs={"report": f"{BUCKET}/out/report"},
+                           arguments=["--out", "/opt/ml/processing/report", "--flag=/opt/ml/x",
+                                      "--count", get("Parameters.Count")],
+                           environment={"MODE": join("-", "mode", get("Parameters.Count"))})
+    result = env.run([step], [parameter("Count", "Integer", 3)])
+    assert result.status == "Succeeded", result.failure_reason
+    contract = json.loads(env.s3.read_bytes(f"{BUCKET}/out/report/contract.json"))
+    opt_ml = contract["opt_ml"]
+    assert opt_ml.endswith("/opt/ml") and opt_ml != "/opt/ml" and str(tmp_path) in opt_ml
+    assert contract["argv"] == [f"{opt_ml}/processing/input/code/contract.py", "--out",
+                                f"{opt_ml}/processing/report", f"--flag={opt_ml}/x", "--count", "3"]
+    assert contract["executable"] == sys.executable
+    assert contract["inputs"] == ["code/contract.py", "one/object.txt", "raw/nested/part-2.csv", "raw/part-1.csv"]
+    assert contract["mode"] == "mode-3"
+    assert contract["config"] == ["processingjobconfig.json", "resourceconfig.json"]
+    step_result = result.steps["Echo"]
+    outputs = step_result.properties["ProcessingOutputConfig"]["Outputs"]
+    assert outputs[0]["S3Output"]["S3Uri"] == f"{BUCKET}/out/report"
+    assert step_result.properties["ProcessingJobName"].startswith(f"pipelines-{result.execution_id}-Echo-")
+    assert "processed" in step_result.log_path.read_text()
+    job_sandbox = tmp_path / "work" / "executions" / result.execution_id / "jobs" / step_result.properties["ProcessingJobName"]
+    assert not job_sandbox.exists()  # removed after success
+
+
+def test_output_reference_and_property_file_feed_later_steps(tmp_path):
+    env = Env(tmp_path)
+    code = env.script("evaluate.py", """
+        import json, os
+        out = os.path.join(os.environ["SM_OPT_ML"], "processing", "evaluation")
+        json.dump({"regression_metrics": {"rmse": {"value": 12.5}}, "folds": [{"rmse": 11.0}, {"rmse": 14.0}]},
+                  open(os.path.join(out, "evaluation.json"), "w"))
+    """)
+    evaluate = processing_step("Evaluate", code, outputs={"evaluation": join("/", BUCKET, get("Execution.PipelineExecutionId"), "eval")},
+                               PropertyFiles=[{"PropertyFileName": "EvaluationReport", "OutputName": "evaluation",
+                                               "FilePath": "evaluation.json"}])
+    probe = model_step("Probe", join(" ", get("Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"),
+                                     json_get("Evaluate", "EvaluationReport", "regression_metrics.rmse.value"),
+                                     json_get("Evaluate", "EvaluationReport", "folds[1].rmse")))
+    result = env.run([evaluate, probe])
+    assert result.status == "Succeeded", result.failure_reason
+    assert result.steps["Probe"].properties["PrimaryContainer"]["ModelDataUrl"] == \
+        f"{BUCKET}/{result.execution_id}/eval 12.5 14.0"
+
+
+def test_failure_surfaces_the_message_and_log_tail_and_publishes_nothing(tmp_path):
+    env = Env(tmp_path)
+    code = env.script("broken.py", """
+        import os, sys
+        opt_ml = os.environ["SM_OPT_ML"]
+        open(os.path.join(opt_ml, "processing", "data", "partial.csv"), "w").write("half")
+        for i in range(30):
+            print("progress line", i)
+        os.makedirs(os.path.join(opt_ml, "output"), exist_ok=True)
+        open(os.path.join(opt_ml, "output", "message"), "w").write("column price is missing")
+        sys.exit(3)
+    """)
+    step = processing_step("Prepare", code, outputs={"data": f"{BUCKET}/prepared"})
+    after = model_step("Register", get("Steps.Prepare.ProcessingOutputConfig.Outputs['data'].S3Output.S3Uri"))
+    result = env.run([step, after])
+    assert result.status == "Failed" and result.failed_step == "Prepare"
+    reason = result.steps["Prepare"].failure_reason
+    assert reason.startswith("column price is missing (exited with code 3)")
+    assert "progress line 29" in reason and "progress line 10" in reason and "progress line 9\n" not in reason
+    assert result.failure_reason == reason
+    assert result.steps["Register"].status == "NotStarted"
+    assert not env.s3.exists(f"{BUCKET}/prepared")
+    assert "progress line 0" in result.steps["Prepare"].log_path.read_text()
+
+
+def test_a_missing_input_fails_the_step_with_its_uri(tmp_path):
+    env = Env(tmp_path)
+    code = env.script("noop.py", "print('never')")
+    result = env.run([processing_step("Read", code, inputs={"raw": f"{BUCKET}/nothing/here"})])
+    assert result.status == "Failed"
+    assert "processing input raw" in result.failure_reason and f"{BUCKET}/nothing/here" in result.failure_reason
