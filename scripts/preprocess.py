@@ -6,6 +6,7 @@ rows of each split plus the feature spec fitted on the training split only.
 """
 
 import argparse
+import difflib
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +22,26 @@ SPLITS = ("train", "validation", "test")
 MINIMUM_ROWS_PER_SPLIT = 5
 
 
+def _closest_columns(names, columns) -> str:
+    by_lower_case = {str(column).lower(): column for column in columns}
+    suggestions = [by_lower_case[match] for name in names
+                   for match in difflib.get_close_matches(name.lower(), list(by_lower_case), n=1)]
+    return f" (closest in the header: {', '.join(map(repr, suggestions))})" if suggestions else ""
+
+
 def clean(raw: pd.DataFrame, target: str, drop: list[str]) -> pd.DataFrame:
     """Rows with a numeric target, without the dropped columns."""
     if target not in raw.columns:
         raise ValueError(
-            f"target column {target!r} not found in the input (columns: {', '.join(map(repr, raw.columns))}); "
-            "pass the right name with --target-column"
+            f"target column {target!r} not found in the input{_closest_columns([target], raw.columns)}; "
+            "pass a column of the CSV header with --target-column"
         )
     unknown = [name for name in drop if name not in raw.columns]
     if unknown:
-        raise ValueError(f"--drop-columns names unknown column(s) {unknown}; use names from the CSV header")
+        raise ValueError(
+            f"--drop-columns names unknown column(s) {unknown}{_closest_columns(unknown, raw.columns)}; "
+            "use names from the CSV header"
+        )
     if target in drop:
         raise ValueError(f"--drop-columns includes the target {target!r}; remove it from the list")
     has_target = ~np.isnan(numeric_values(raw[target], "choose a numeric column with --target-column"))

@@ -208,6 +208,25 @@ def test_xgboost_validation_metric_is_dollar_rmse_of_the_saved_model(pipeline):
     assert 10_000 < printed < 60_000
 
 
+def test_xgboost_model_stops_early_and_keeps_only_the_best_rounds(pipeline):
+    import xgboost
+    from features import encode_target, transform_features
+
+    spec, train, validation = pipeline.spec, pipeline.split("train"), pipeline.split("validation")
+    saved_rounds = inference.model_fn(pipeline.xgboost_root / "model").booster.num_boosted_rounds()
+    defaults = train_xgboost.parse_arguments(["--nthread", "1"])
+    assert saved_rounds + defaults.early_stopping_rounds < defaults.num_round, "early stopping never triggered"
+
+    def matrix(frame):
+        return xgboost.DMatrix(transform_features(frame, spec), label=encode_target(frame[TARGET], spec))
+
+    history = {}
+    xgboost.train(train_xgboost.booster_parameters(defaults), matrix(train),
+                  num_boost_round=saved_rounds + defaults.early_stopping_rounds,
+                  evals=[(matrix(validation), "validation")], evals_result=history, verbose_eval=False)
+    assert int(np.argmin(history["validation"]["rmse"])) == saved_rounds - 1
+
+
 def test_baseline_validation_metric_is_dollar_rmse_of_the_saved_model(pipeline):
     from linear_model import linear_model_from_json, predict_linear
 

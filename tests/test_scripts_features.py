@@ -1,0 +1,176 @@
+"""The shared script modules on small frames: feature spec, metrics, container contract."""
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
+if str(SCRIPTS_DIR) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS_DIR))
+
+import container  # noqa: E402
+import inference  # noqa: E402
+from features import (  # noqa: E402
+    MISSING_LEVEL, decode_target, encode_target, feature_names, fit_feature_spec, infer_feature_types,
+    read_raw_csv, spec_from_json, transform_features,
+)
+from metrics import mae, r2, regression_metrics, rmse, validation_metric_line  # noqa: E402
+
+TRAIN_CSV = """area,rooms,zone,flag,code,constant,price
+100,3,A,True,20,7,1000
+200,,B,False,60,7,2500
+300,5,,True,20,7,3100
+400,4,A,False,,7,4200
+"""
+
+
+@pytest.fixture
+def train() -> pd.DataFrame:
+    return read_raw_csv(io.StringIO(TRAIN_CSV))
+
+
+@pytest.fixture
+def spec(train) -> dict:
+    # "code" is a category written as a number with gaps (read as 20.0), like Ames' MS SubClass.
+    return fit_feature_spec(train, "price", ["area", "rooms"], ["zone", "flag", "code"])
+
+
+def test_feature_types_follow_dtypes_without_target_and_dropped_columns(train):
+    assert infer_feature_types(train, "price", drop=["constant"]) == (["area", "rooms", "code"], ["zone", "flag"])
+
+
+def test_spec_holds_train_statistics_and_is_plain_json(train):
+    spec = fit_feature_spec(train, "price", ["area", "rooms", "constant"], ["zone"])
+    assert spec["medians"] == {"area": 250.0, "rooms": 4.0, "constant": 7.0}
+    assert spec["means"]["rooms"] == pytest.approx(4.0)  # the gap is imputed before averaging
+    assert spec["stds"]["area"] == pytest.approx(np.std([100, 200, 300, 400]))
+    assert spec["stds"]["constant"] == 1.0
+    assert spec["categories"]["zone"] == sorted(["A", "B", MISSING_LEVEL])
+    assert spec["target_transform"] == "log1p"
+    assert spec_from_json(json.dumps(spec, allow_nan=False)) == spec
+
+
+def test_spec_refuses_target_among_features_and_absent_columns(train):
+    with pytest.raises(ValueError, match="target column 'price' cannot also be a feature"):
+        fit_feature_spec(train, "price", ["area", "price"], [])
+    with pytest.raises(ValueError, match="'floor'"):
+        fit_feature_spec(train, "price", ["area", "floor"], [])
+
+
+def test_negative_targets_keep_identity_transform(train):
+    train["price"] = train["price"] - 2000
+    spec = fit_feature_spec(train, "price", ["area"], [])
+    assert spec["target_transform"] == "identity"
+    assert np.array_equal(encode_target(train["price"], spec), train["price"].to_numpy(dtype=float))
+
+
+def test_target_round_trips_through_encoding(spec):
+    prices = np.array([0.0, 1000.0, 755000.0])
+    assert np.allclose(decode_target(encode_target(prices, spec), spec), prices)
+    with pytest.raises(ValueError, match="log1p"):
+        encode_target([-5.0], spec)
+
+
+def test_transform_standardises_imputes_and_one_hot_encodes(spec, train):
+    matrix = transform_features(train, spec)
+    names = feature_names(spec)
+    assert matrix.shape == (4, len(names))
+    assert np.allclose(matrix[:, names.index("area")].mean(), 0) and np.allclose(matrix[:, names.index("area")].std(), 1)
+    assert matrix[1, names.index("rooms")] == pytest.approx((4.0 - spec["means"]["rooms"]) / spec["stds"]["rooms"])
+    assert matrix[2, names.index(f"zone={MISSING_LEVEL}")] == 1.0
+    assert matrix[3, names.index(f"code={MISSING_LEVEL}")] == 1.0
+    assert "price" not in " ".join(names) and "constant" not in " ".join(names)
+
+
+def test_unseen_category_encodes_as_all_zeros_and_extra_columns_are_ignored(spec, train):
+    rows = train.head(1).assign(zone="Z", unrelated="x").drop(columns=["price"])
+    matrix = transform_features(rows[rows.columns[::-1]], spec)
+    zone_columns = [index for index, name in enumerate(feature_names(spec)) if name.startswith("zone=")]
+    assert not matrix[0, zone_columns].any()
+    assert np.array_equal(np.delete(matrix, zone_columns, axis=1), np.delete(transform_features(train.head(1), spec), zone_columns, axis=1))
+
+
+def test_transform_names_every_missing_column_and_non_numeric_value(spec, train):
+    with pytest.raises(ValueError, match="'area', 'zone'"):
+        transform_features(train.drop(columns=["area", "zone"]), spec)
+    with pytest.raises(ValueError, match="column 'rooms' must be numeric but holds 'three'"):
+        transform_features(train.astype({"rooms": object}).assign(rooms="three"), spec)
+
+
+def test_json_requests_encode_like_the_same_rows_in_csv(spec):
+    csv_body = "area,rooms,zone,flag,code\n150,NA,B,True,20\n,4,None,False,60\n"
+    records = [
+        {"area": 150, "rooms": "NA", "zone": "B", "flag": True, "code": 20},
+        {"area": None, "rooms": "4", "zone": None, "flag": False, "code": 60.0},
+    ]
+    from_csv = transform_features(inference.input_fn(csv_body, "text/csv"), spec)
+    from_json = transform_features(inference.input_fn(json.dumps(records), "application/json"), spec)
+    assert np.array_equal(from_csv, from_json)
+    assert from_json[:, feature_names(spec).index("code=20")].tolist() == [1.0, 0.0]
+
+
+def test_metrics_agree_with_scikit_learn():
+    actual, predicted = np.array([100.0, 250.0, 330.0, 80.0]), np.array([110.0, 240.0, 300.0, 95.0])
+    assert rmse(actual, predicted) == pytest.approx(np.sqrt(mean_squared_error(actual, predicted)))
+    assert mae(actual, predicted) == pytest.approx(mean_absolute_error(actual, predicted))
+    assert r2(actual, predicted) == pytest.approx(r2_score(actual, predicted))
+    assert r2([5.0, 5.0], [5.0, 5.0]) == 1.0 and r2([5.0, 5.0], [4.0, 6.0]) == 0.0
+
+
+def test_bootstrap_standard_deviation_is_seeded():
+    rng = np.random.default_rng(1)
+    actual = rng.normal(200_000, 50_000, 300)
+    predicted = actual + rng.normal(0, 20_000, 300)
+    first = regression_metrics(actual, predicted, resamples=200, seed=3)
+    assert first == regression_metrics(actual, predicted, resamples=200, seed=3)
+    assert first != regression_metrics(actual, predicted, resamples=200, seed=4)
+    # The bootstrap spread of RMSE on 300 rows is a few percent of it, not zero and not all of it.
+    assert 0.01 < first["rmse"]["standard_deviation"] / first["rmse"]["value"] < 0.2
+
+
+def test_validation_metric_line_never_uses_exponent_notation():
+    assert validation_metric_line(1.5e-7) == "validation-rmse: 0.000000"
+    assert validation_metric_line(123456789.25) == "validation-rmse: 123456789.250000"
+
+
+def test_default_paths_follow_sm_opt_ml_and_toolkit_variables_win(monkeypatch, tmp_path):
+    monkeypatch.setenv("SM_OPT_ML", str(tmp_path))
+    monkeypatch.delenv("SM_MODEL_DIR", raising=False)
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", "/data/train")
+    monkeypatch.delenv("SM_CHANNEL_VALIDATION", raising=False)
+    assert container.model_dir() == tmp_path / "model"
+    assert container.channel_dir("validation") == tmp_path / "input" / "data" / "validation"
+    assert container.channel_dir("train") == Path("/data/train")
+
+
+@pytest.mark.parametrize("kind, file_name", [("processing", "message"), ("training", "failure")])
+def test_report_failure_writes_one_line_where_sagemaker_reads_it(monkeypatch, tmp_path, capsys, kind, file_name):
+    monkeypatch.setenv("SM_OPT_ML", str(tmp_path))
+    with pytest.raises(SystemExit) as exit_info:
+        container.report_failure("bad input:\n  fix it", kind)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == "bad input: fix it\n"
+    assert (tmp_path / "output" / file_name).read_text() == "bad input: fix it\n"
+
+
+def test_atomic_writes_leave_only_the_finished_file(tmp_path):
+    container.write_json_atomic(tmp_path / "out" / "report.json", {"value": 1.5})
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["report.json"]
+    with pytest.raises(TypeError):
+        container.write_bytes_atomic(tmp_path / "out" / "report.json", "text, not bytes: fails mid-write")
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["report.json"]
+    assert json.loads((tmp_path / "out" / "report.json").read_text()) == {"value": 1.5}
+
+
+def test_integer_hyperparameters_accept_integral_floats_from_tuners():
+    assert container.whole_number("6") == 6 and container.whole_number("6.0") == 6
+    with pytest.raises(Exception, match="not a whole number"):
+        container.whole_number("6.5")
+    with pytest.raises(Exception, match="at least 1"):
+        container.positive_whole_number("0")
