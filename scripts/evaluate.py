@@ -44,7 +44,8 @@ def extract_model(archive: Path, destination: Path, required_files) -> Path:
     return destination
 
 
-def score_test_rows(test: pd.DataFrame, xgboost_dir: Path, baseline_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def score_test_rows(test: pd.DataFrame, xgboost_dir: Path,
+                    baseline_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Actual targets, XGBoost predictions and baseline predictions for the raw test rows."""
     serving_model = model_fn(xgboost_dir)
     baseline_spec = read_feature_spec(baseline_dir)
@@ -54,7 +55,8 @@ def score_test_rows(test: pd.DataFrame, xgboost_dir: Path, baseline_dir: Path) -
             f"the models predict different targets ({target!r} and {baseline_spec['target']!r}); "
             "evaluate models trained on the same preprocessing output"
         )
-    baseline_model = linear_model_from_json(read_text(baseline_dir / LINEAR_MODEL_FILE, "baseline model"), baseline_spec)
+    baseline_model = linear_model_from_json(
+        read_text(baseline_dir / LINEAR_MODEL_FILE, "baseline model"), baseline_spec)
     return (
         target_values(test, target),
         predict_fn(test, serving_model),

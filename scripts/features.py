@@ -38,6 +38,9 @@ def _is_missing(value) -> bool:
 
 def numeric_values(column: pd.Series, remedy: str) -> np.ndarray:
     """Floats of a column (missing as NaN); a ValueError naming the column if any value is not a number."""
+    # Columns parsed from CSV are numeric already; only JSON requests and mixed columns need the scan.
+    if pd.api.types.is_numeric_dtype(column):
+        return column.to_numpy(dtype=float)
     present = column[~column.map(_is_missing)]
     converted = pd.to_numeric(present, errors="coerce")
     not_numbers = present[converted.isna()]
@@ -138,7 +141,8 @@ def spec_from_json(text: str) -> dict:
 
 def feature_names(spec: dict) -> list[str]:
     """Names of the transformed columns, in matrix order."""
-    return [*spec["numeric"], *(f"{name}={level}" for name in spec["categorical"] for level in spec["categories"][name])]
+    one_hot = [f"{name}={level}" for name in spec["categorical"] for level in spec["categories"][name]]
+    return [*spec["numeric"], *one_hot]
 
 
 def transform_features(frame: pd.DataFrame, spec: dict) -> np.ndarray:

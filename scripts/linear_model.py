@@ -25,7 +25,8 @@ def linear_model_json(coefficients, intercept: float, spec: dict) -> dict:
 def linear_model_from_json(text: str, spec: dict) -> dict:
     """Parse a stored linear model, refusing one whose features differ from the spec's."""
     model = json.loads(text)
-    if model.get("feature_names") != feature_names(spec) or len(model.get("coefficients", ())) != len(model["feature_names"]):
+    names = feature_names(spec)
+    if model.get("feature_names") != names or len(model.get("coefficients", ())) != len(names):
         raise ValueError("the linear model does not match its feature spec; retrain it with train_baseline.py")
     return model
 

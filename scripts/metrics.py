@@ -33,13 +33,11 @@ def regression_metrics(actual, predicted, resamples: int, seed: int) -> dict:
     every metric and every model scored with the same seed)."""
     actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
     draws = np.random.default_rng(seed).integers(0, len(actual), size=(resamples, len(actual)))
-    return {
-        name: {
-            "value": metric(actual, predicted),
-            "standard_deviation": float(np.std([metric(actual[rows], predicted[rows]) for rows in draws], ddof=1)),
-        }
-        for name, metric in REGRESSION_METRICS.items()
-    }
+    report = {}
+    for name, metric in REGRESSION_METRICS.items():
+        resampled = [metric(actual[rows], predicted[rows]) for rows in draws]
+        report[name] = {"value": metric(actual, predicted), "standard_deviation": float(np.std(resampled, ddof=1))}
+    return report
 
 
 def validation_metric_line(value: float) -> str:

@@ -121,8 +121,9 @@ def main(argv=None) -> None:
         splits, spec = prepare(raw, arguments.target_column, arguments.drop_columns,
                                arguments.validation_fraction, arguments.test_fraction, arguments.seed)
         write_outputs(arguments.output_dir, splits, spec)
-        print(f"wrote {', '.join(f'{name}: {len(frame)} rows' for name, frame in splits.items())} "
-              f"and a feature spec of {len(spec['numeric'])} numeric, {len(spec['categorical'])} categorical columns")
+        sizes = ", ".join(f"{name}: {len(frame)} rows" for name, frame in splits.items())
+        print(f"wrote {sizes} and a feature spec of {len(spec['numeric'])} numeric, "
+              f"{len(spec['categorical'])} categorical columns")
 
 
 if __name__ == "__main__":
