@@ -32,7 +32,7 @@ class LocalModelRegistry:
     @classmethod
     def for_work_dir(cls, work_dir: Path | str) -> LocalModelRegistry:
         """The registry that ``run_pipeline`` uses for a given ``work_dir``."""
-        return cls(Path(work_dir) / "model-registry")
+        return cls(Path(work_dir) / "registry")
 
     def register(self, request: dict[str, Any], *, generated_by: str | None = None) -> dict[str, Any]:
         """Create the next version in ``request["ModelPackageGroupName"]`` (a CreateModelPackage
@@ -59,12 +59,10 @@ class LocalModelRegistry:
         return sorted(p.parent.name for p in self.root.glob("*/group.json"))
 
     def list_packages(self, group: str) -> list[dict[str, Any]]:
-        """Descriptions of every version of ``group``, oldest first."""
-        group_dir = self.root / group
-        if not (group_dir / "group.json").is_file():
-            raise EngineError(f"no model package group {group!r}; groups: {', '.join(self.list_groups()) or '(none)'}")
+        """Descriptions of every version of ``group``, oldest first ([] for an unknown group,
+        as ListModelPackages answers)."""
         return [json.loads(path.read_text()) for path in sorted(
-            group_dir.glob("[0-9]*.json"), key=lambda p: int(p.stem))]
+            (self.root / group).glob("[0-9]*.json"), key=lambda p: int(p.stem))]
 
     def describe(self, arn_or_group_version: str) -> dict[str, Any]:
         """A package by its ARN or as ``group/version``."""
@@ -74,6 +72,18 @@ class LocalModelRegistry:
         if not group or not version.isdigit() or not path.is_file():
             raise EngineError(f"no model package {arn_or_group_version!r}")
         return json.loads(path.read_text())
+
+    @staticmethod
+    def format_package(package: dict[str, Any]) -> str:
+        """One line about a package: group, version, approval status, when, model data, metrics."""
+        containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
+        statistics = ((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}
+        parts = [f"{package['ModelPackageGroupName']} v{package['ModelPackageVersion']}",
+                 package["ModelApprovalStatus"], package["CreationTime"],
+                 f"model {containers[0].get('ModelDataUrl', '-')}"]
+        if statistics.get("S3Uri"):
+            parts.append(f"metrics {statistics['S3Uri']}")
+        return "  ".join(parts)
 
     def _ensure_group(self, group: str) -> Path:
         group_dir = self.root / group

@@ -52,23 +52,21 @@ class LocalS3:
         path = self.path_for(uri)
         return path.is_file() or (path.is_dir() and any(path.rglob("*")))
 
-    def put_bytes(self, data: bytes, uri: str) -> str:
+    def put_bytes(self, uri: str, data: bytes) -> str:
         """Store ``data`` as the object ``uri``; returns ``uri``."""
         self._write_atomically(uri, lambda tmp: tmp.write_bytes(data))
         return uri
 
-    def put_file(self, local_file: Path | str, uri: str) -> str:
+    def put_file(self, uri: str, local_file: Path | str) -> str:
         """Copy one local file to the object ``uri``; returns ``uri``."""
         self._write_atomically(uri, lambda tmp: shutil.copyfile(local_file, tmp))
         return uri
 
-    def put_directory(self, local_dir: Path | str, uri_prefix: str) -> list[str]:
+    def put_directory(self, uri_prefix: str, local_dir: Path | str) -> list[str]:
         """Copy every file under ``local_dir`` below ``uri_prefix``; returns the object URIs."""
         local_dir = Path(local_dir)
-        uris = []
-        for file in sorted(p for p in local_dir.rglob("*") if p.is_file()):
-            uris.append(self.put_file(file, join_s3_uri(uri_prefix, file.relative_to(local_dir).as_posix())))
-        return uris
+        return [self.put_file(join_s3_uri(uri_prefix, file.relative_to(local_dir).as_posix()), file)
+                for file in sorted(p for p in local_dir.rglob("*") if p.is_file())]
 
     def read_bytes(self, uri: str) -> bytes:
         """The content of the object ``uri``."""

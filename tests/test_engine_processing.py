@@ -21,9 +21,9 @@ ECHO_CONTRACT = """
 
 def test_inputs_are_copied_outputs_published_and_opt_ml_remapped(tmp_path):
     env = Env(tmp_path)
-    env.s3.put_bytes(b"a,b\n1,2\n", f"{BUCKET}/raw/part-1.csv")
-    env.s3.put_bytes(b"3,4\n", f"{BUCKET}/raw/nested/part-2.csv")
-    env.s3.put_bytes(b"x", f"{BUCKET}/single/object.txt")
+    env.s3.put_bytes(f"{BUCKET}/raw/part-1.csv", b"a,b\n1,2\n")
+    env.s3.put_bytes(f"{BUCKET}/raw/nested/part-2.csv", b"3,4\n")
+    env.s3.put_bytes(f"{BUCKET}/single/object.txt", b"x")
     code = env.script("contract.py", ECHO_CONTRACT)
     step = processing_step("Echo", code, inputs={"raw": f"{BUCKET}/raw", "one": f"{BUCKET}/single/object.txt"},
                            outputs={"report": f"{BUCKET}/out/report"},

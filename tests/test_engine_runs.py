@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from localengine import LocalModelRegistry, UnsupportedConstruct, format_summary, print_event
+from localengine import EngineError, LocalModelRegistry, UnsupportedConstruct, format_summary, print_event
 from test_engine_support import (BUCKET, Env, EventLog, condition_step, fail_step, get, join, json_get,
                                  model_step, parameter, processing_step, register_step, training_step)
 
@@ -89,6 +89,11 @@ def test_register_model_versions_approval_and_metrics(tmp_path):
     assert second.steps["UsesArn"].properties["PrimaryContainer"]["ModelDataUrl"] == latest["ModelPackageArn"]
     assert first.registered_model_packages[0]["ModelPackageVersion"] == 1
     assert second.registered_model_packages == [latest]
+    assert registry.format_package(latest).startswith(f"prices v2  Approved  {latest['CreationTime']}  "
+                                                      "model s3://bkt/model.tar.gz  metrics s3://bkt/eval/")
+    assert registry.list_packages("unknown") == []
+    with pytest.raises(EngineError, match="no model package 'prices/3'"):
+        registry.describe("prices/3")
 
 
 def test_an_invalid_approval_status_fails_the_register_step(tmp_path):

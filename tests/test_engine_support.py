@@ -32,7 +32,7 @@ class Env:
 
     def script(self, name: str, code: str) -> str:
         """Upload a processing script; returns its S3 URI."""
-        return self.s3.put_bytes(textwrap.dedent(code).encode(), f"{BUCKET}/code/{name}")
+        return self.s3.put_bytes(f"{BUCKET}/code/{name}", textwrap.dedent(code).encode())
 
     def sourcedir(self, files: dict[str, str], key: str = "code/sourcedir.tar.gz") -> str:
         """Upload a sourcedir.tar.gz holding ``files``; returns its S3 URI."""
@@ -43,7 +43,7 @@ class Env:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
-        return self.s3.put_bytes(buffer.getvalue(), f"{BUCKET}/{key}")
+        return self.s3.put_bytes(f"{BUCKET}/{key}", buffer.getvalue())
 
     def run(self, steps: list[dict[str, Any]], declared: list[dict[str, Any]] | None = None, **kwargs):
         """Run a definition of ``steps`` and ``declared`` parameters; kwargs go to run_pipeline."""

@@ -44,7 +44,7 @@ def read_model(env, uri):
 
 def test_script_mode_contract(tmp_path):
     env = Env(tmp_path)
-    env.s3.put_bytes(b"1,2\n", f"{BUCKET}/data/train/train.csv")
+    env.s3.put_bytes(f"{BUCKET}/data/train/train.csv", b"1,2\n")
     source = env.sourcedir({"train.py": CONTRACT_SCRIPT, "helper.py": "VALUE = 'imported'"})
     train = training_step("Train", source, channels={"train": f"{BUCKET}/data/train"},
                           hyperparameters={"max_depth": "5", "eta": "0.2", "objective": '"reg:squarederror"',
