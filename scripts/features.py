@@ -40,7 +40,7 @@ def numeric_values(column: pd.Series, remedy: str) -> np.ndarray:
     """Floats of a column (missing as NaN); a ValueError naming the column if any value is not a number."""
     # Columns parsed from CSV are numeric already; only JSON requests and mixed columns need the scan.
     if pd.api.types.is_numeric_dtype(column):
-        return column.to_numpy(dtype=float)
+        return column.to_numpy(dtype=float, na_value=np.nan)
     present = column[~column.map(_is_missing)]
     converted = pd.to_numeric(present, errors="coerce")
     not_numbers = present[converted.isna()]
