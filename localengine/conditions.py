@@ -17,6 +17,8 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "LessThanOrEqualTo": operator.le,
 }
 SUPPORTED_CONDITIONS = (*_COMPARISONS, "In", "Not", "Or")
+_SYMBOLS = {"Equals": "==", "GreaterThan": ">", "GreaterThanOrEqualTo": ">=", "LessThan": "<",
+            "LessThanOrEqualTo": "<="}
 
 
 def check_condition(condition: dict[str, Any], where: str) -> None:
@@ -52,6 +54,27 @@ def evaluate_condition(condition: dict[str, Any]) -> bool:
 def evaluate_all(conditions: list[dict[str, Any]]) -> bool:
     """A Condition step's outcome: all of its conditions hold."""
     return all(evaluate_condition(condition) for condition in conditions)
+
+
+def describe_conditions(conditions: list[dict[str, Any]]) -> str:
+    """Resolved conditions as a person reads them, e.g. ``25232.5 <= 40000.0``."""
+    return " and ".join(_describe(condition) for condition in conditions)
+
+
+def _describe(condition: dict[str, Any]) -> str:
+    kind = condition["Type"]
+    if kind == "Not":
+        return f"not ({_describe(condition['Condition'])})"
+    if kind == "Or":
+        return "(" + " or ".join(_describe(nested) for nested in condition["Conditions"]) + ")"
+    if kind == "In":
+        values = ", ".join(_show(value) for value in condition["Values"])
+        return f"{_show(condition['QueryValue'])} in [{values}]"
+    return f"{_show(condition['LeftValue'])} {_SYMBOLS[kind]} {_show(condition['RightValue'])}"
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else format_value(value)
 
 
 def _compare(kind: str, left: Any, right: Any) -> bool:

@@ -67,8 +67,10 @@ class RunContext:
 @dataclass
 class StepOutput:
     """What a step produced: its properties (as the matching Describe* API would return
-    them), its log, and the S3 URIs a later cache hit relies on."""
+    them), its log, the S3 URIs a later cache hit relies on, and a short account of what
+    it decided for people to read (a Condition step's evaluated comparisons)."""
 
     properties: dict[str, Any]
     log_path: Path | None = None
     published_uris: list[str] = field(default_factory=list)
+    detail: str | None = None

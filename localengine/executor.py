@@ -152,7 +152,7 @@ class _Execution:
             result.cache_hit, result.properties, result.log_path = True, entry.properties, entry.log_path
             return
         output = kind.run(spec, arguments, self._context)
-        result.properties, result.log_path = output.properties, output.log_path
+        result.properties, result.log_path, result.detail = output.properties, output.log_path, output.detail
         if cache_key:
             self._cache.store(spec, cache_key, output, self._context.execution.execution_id)
 

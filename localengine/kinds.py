@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .conditions import evaluate_all
+from .conditions import describe_conditions, evaluate_all
 from .context import RunContext, StepOutput
 from .errors import StepFailed
 from .model_steps import MODEL_PROPERTIES, REGISTER_MODEL_PROPERTIES, run_model, run_register_model
@@ -43,7 +43,8 @@ class StepKind:
 
 
 def _run_condition(spec: StepSpec, arguments: dict[str, Any], context: RunContext) -> StepOutput:
-    return StepOutput({"Outcome": evaluate_all(arguments.get("Conditions") or [])})
+    conditions = arguments.get("Conditions") or []
+    return StepOutput({"Outcome": evaluate_all(conditions)}, detail=describe_conditions(conditions))
 
 
 def _run_fail(spec: StepSpec, arguments: dict[str, Any], context: RunContext) -> StepOutput:

@@ -29,6 +29,7 @@ class StepResult:
     failure_reason: str | None = None
     log_path: Path | None = None
     skip_reason: str | None = None
+    detail: str | None = None  # what a Condition step compared, e.g. "25232.5 <= 40000.0"
 
 
 @dataclass
@@ -93,7 +94,7 @@ def describe_event(event: StepEvent) -> str:
 
 def _outcome_note(result: StepResult) -> str:
     if result.step_type == "Condition":
-        return f"outcome: {result.properties.get('Outcome')}"
+        return f"{result.detail} → {result.properties.get('Outcome')}"
     return ""
 
 
@@ -134,7 +135,7 @@ def _step_details(step: StepResult) -> list[str]:
     if "BestTrainingJob" in properties:
         details.append(_tuning_details(properties))
     if step.step_type == "Condition" and "Outcome" in properties:
-        details.append(f"outcome {properties['Outcome']}")
+        details.append(f"{step.detail} → {properties['Outcome']}")
     if "ModelPackageVersion" in properties:
         details.append(f"{properties['ModelPackageGroupName']} v{properties['ModelPackageVersion']} "
                        f"{properties['ModelApprovalStatus']}")
@@ -151,5 +152,14 @@ def _tuning_details(properties: dict[str, Any]) -> str:
     counters = properties["TrainingJobStatusCounters"]
     failed = counters["NonRetryableError"]
     trials = counters["Completed"] + failed
-    return (f"best {best['TrainingJobName']} {objective['MetricName']}={objective['Value']:g} "
-            f"{best['TunedHyperParameters']} of {trials} trials" + (f" ({failed} failed)" if failed else ""))
+    tuned = ", ".join(f"{name}={_short(value)}" for name, value in sorted(best["TunedHyperParameters"].items()))
+    return (f"best of {trials} trials" + (f" ({failed} failed)" if failed else "") +
+            f": {objective['MetricName']}={objective['Value']:g} with {tuned} ({best['TrainingJobName']})")
+
+
+def _short(value: str) -> str:
+    """A tuned value with 4 significant digits when it is a number."""
+    try:
+        return f"{float(value):.4g}"
+    except ValueError:
+        return value

@@ -77,6 +77,9 @@ def test_every_condition_type(tmp_path):
     result = Env(tmp_path).run(steps, PARAMETERS)
     outcomes = {name: result.steps[name].properties["Outcome"] for name in CONDITIONS}
     assert outcomes == {name: name.endswith("True") for name in CONDITIONS}
+    details = {name: result.steps[name].detail for name in ("NotTrue", "OrFalse", "InTrue", "GreaterThanFalse")}
+    assert details == {"NotTrue": "not ('abc' in ['x'])", "OrFalse": "(1 == 2 or 2 == 3)",
+                       "InTrue": "'abc' in ['x', 'abc']", "GreaterThanFalse": "0.25 > 0.25"}
 
 
 def test_several_conditions_must_all_hold(tmp_path):

@@ -5,6 +5,7 @@ import math
 import os
 import statistics
 
+from localengine import format_summary
 from localengine.tuning import draw_trials
 from test_engine_support import BUCKET, Env, get, join, model_step, training_request
 
@@ -88,6 +89,8 @@ def test_trials_best_job_and_top_model_reference(tmp_path):
         assert 1 <= int(values["depth"]) <= 9 and 0.01 <= float(values["rate"]) <= 1.0
         assert values["booster"] in ("gbtree", "dart")
     assert properties["TrainingJobStatusCounters"]["Completed"] == 5
+    assert f"best of 5 trials: valid:loss={loss_of(best):g} with booster={tuned['booster']}, depth={tuned['depth']}, " \
+           f"rate={float(tuned['rate']):.4g} ({best['TrainingJobName']})" in format_summary(result)
 
 
 def test_maximize_ranks_the_highest_objective_first(tmp_path):
