@@ -33,9 +33,6 @@ class PipelineGraph:
     steps: dict[str, StepSpec]
     parameter_names: tuple[str, ...]
 
-    def order(self) -> list[str]:
-        return list(self.steps)
-
 
 def load_definition(definition: Mapping[str, Any] | str) -> dict[str, Any]:
     """The definition as a dict, from a dict or its JSON text."""
@@ -109,7 +106,7 @@ def _step_spec(raw: dict[str, Any], gates: tuple[Gate, ...]) -> StepSpec:
         depends_on=tuple(dict.fromkeys(depends_on)), gates=gates,
         property_files=tuple(raw.get("PropertyFiles") or []),
         cache=_cache_policy(raw.get("CacheConfig")),
-        if_steps=branches.get("IfSteps", ()), else_steps=branches.get("ElseSteps", ()), raw=raw)
+        if_steps=branches.get("IfSteps", ()), else_steps=branches.get("ElseSteps", ()))
 
 
 def _cache_policy(config: dict[str, Any] | None) -> CachePolicy | None:

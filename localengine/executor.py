@@ -17,7 +17,7 @@ from .context import ExecutionInfo, RunContext
 from .definition import PipelineGraph, load_definition, parse_definition
 from .errors import EngineError, StepFailed
 from .expressions import Resolver
-from .kinds import STEP_KINDS, FailStepReached
+from .kinds import STEP_KINDS
 from .names import random_token
 from .parameters import resolve_parameters
 from .registry import LocalModelRegistry
@@ -42,11 +42,13 @@ def run_pipeline(definition: Mapping[str, Any] | str, *, s3: LocalS3, work_dir: 
     step starts. Logs, job sandboxes, the step cache and the model registry live
     under ``work_dir``. ``on_event`` is called from this thread, in order.
     """
+    if max_parallel_jobs is not None and max_parallel_jobs < 1:
+        raise EngineError(f"max_parallel_jobs must be at least 1, got {max_parallel_jobs}")
     document = load_definition(definition)
     graph = parse_definition(document)
     values = resolve_parameters(document, parameters)
     work_dir = Path(work_dir)
-    cpu_count = os.cpu_count() or 1
+    cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     context = RunContext(
         execution=ExecutionInfo(pipeline_name, random_token(12), datetime.now(timezone.utc)),
         s3=s3, work_dir=work_dir, control=JobControl(max_parallel_jobs or cpu_count),
@@ -118,7 +120,7 @@ class _Execution:
         for gate in spec.gates:
             outcome = self._properties.get(gate.condition, {}).get("Outcome")
             if self._results[gate.condition].status == "Succeeded" and outcome != gate.outcome:
-                branch = "ElseSteps" if gate.outcome is False else "IfSteps"
+                branch = "IfSteps" if gate.outcome else "ElseSteps"
                 return f"{gate.condition} evaluated to {outcome}; this step is in its {branch}"
         for dependency in spec.depends_on:
             if self._results[dependency].status == "Skipped":

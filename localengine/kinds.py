@@ -19,10 +19,6 @@ from .tuning import TUNING_PROPERTIES, check_tuning, run_tuning
 StepRunner = Callable[[StepSpec, dict[str, Any], RunContext], StepOutput]
 
 
-class FailStepReached(StepFailed):
-    """A Fail step ran: the execution fails with the step's ``ErrorMessage``."""
-
-
 @dataclass(frozen=True)
 class StepKind:
     """How to run one step type.
@@ -48,7 +44,8 @@ def _run_condition(spec: StepSpec, arguments: dict[str, Any], context: RunContex
 
 
 def _run_fail(spec: StepSpec, arguments: dict[str, Any], context: RunContext) -> StepOutput:
-    raise FailStepReached(format_value(arguments.get("ErrorMessage")))
+    """A Fail step fails, and with it the execution, with its ``ErrorMessage``."""
+    raise StepFailed(format_value(arguments.get("ErrorMessage")))
 
 
 STEP_KINDS: dict[str, StepKind] = {

@@ -18,13 +18,6 @@ ParameterValue = str | int | float | bool
 _BOOLEAN_WORDS = {"true": True, "false": False}
 
 
-def declared_parameters(definition: Mapping[str, Any] | str) -> list[dict[str, Any]]:
-    """The ``Parameters`` list of a definition (a dict or its JSON text)."""
-    if isinstance(definition, str):
-        definition = json.loads(definition)
-    return list(definition.get("Parameters") or [])
-
-
 def resolve_parameters(definition: Mapping[str, Any] | str,
                        overrides: Mapping[str, Any] | None = None) -> dict[str, ParameterValue]:
     """Return every declared parameter's typed value: the override if given, else the default.
@@ -36,7 +29,9 @@ def resolve_parameters(definition: Mapping[str, Any] | str,
     ``EnumValues`` or a parameter that has no default and was not given.
     """
     overrides = dict(overrides or {})
-    declared = declared_parameters(definition)
+    if isinstance(definition, str):
+        definition = json.loads(definition)
+    declared = list(definition.get("Parameters") or [])
     names = [parameter["Name"] for parameter in declared]
     unknown = sorted(set(overrides) - set(names))
     if unknown:

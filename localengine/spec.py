@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -39,4 +39,3 @@ class StepSpec:
     cache: CachePolicy | None = None
     if_steps: tuple[str, ...] = ()
     else_steps: tuple[str, ...] = ()
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
