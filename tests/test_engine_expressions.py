@@ -144,3 +144,11 @@ def test_malformed_definitions_are_rejected_before_running(tmp_path, steps, mess
     with pytest.raises(DefinitionError, match=message):
         Env(tmp_path).run(steps, on_event=events)
     assert events == []
+
+
+def test_job_names_respect_the_length_limit(tmp_path):
+    long_name = "Step_" + "x" * 70
+    result = Env(tmp_path).run([model_step(long_name, "s3://bkt/m")])
+    name = result.steps[long_name].properties["ModelName"]
+    assert len(name) <= 63 and re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", name)
+    assert name.startswith(f"pipelines-{result.execution_id}-Step-xxx")
