@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from .container import ContainerRun, Sandbox, job_sandbox
+from .container import ContainerOutcome, ContainerRun, Sandbox, job_sandbox
 from .context import RunContext, StepOutput
 from .errors import EngineError, UnsupportedConstruct
 from .expressions import format_timestamp
@@ -21,6 +21,7 @@ from .jobs import (download_input, max_runtime, now, resource_config, run_job_pr
                    text_environment)
 from .files import write_json
 from .names import arn
+from .parameters import format_value
 from .s3 import join_s3_uri
 from .spec import StepSpec
 
@@ -69,36 +70,47 @@ def run_training_job(job: str, request: dict[str, Any], context: RunContext, *,
     properties. Raises ``StepFailed`` with the job's failure reason."""
     started = now()
     output_prefix = join_s3_uri(request["OutputDataConfig"]["S3OutputPath"], f"{job}/output")
-    model_uri = join_s3_uri(output_prefix, "model.tar.gz")
-    algorithm = request.get("AlgorithmSpecification") or {}
     with job_sandbox(context.sandbox_root(job)) as sandbox:
-        channels = _stage_channels(request, sandbox, context)
-        hyperparameters = request.get("HyperParameters") or {}
-        _write_config(request, sandbox, hyperparameters)
-        argv, cwd, user_args = _start_command(algorithm, hyperparameters, sandbox, context)
-        environment = {**sandbox.base_environment(),
-                       **_training_environment(sandbox, job, channels, hyperparameters, user_args, cpus),
-                       **text_environment(request.get("Environment"))}
-        run = ContainerRun(argv=argv, env=environment, cwd=cwd, log_path=log_path,
-                           max_runtime_seconds=max_runtime(request),
-                           metric_definitions=algorithm.get("MetricDefinitions") or [])
-        outcome = run_job_process(run, context, sandbox.opt_ml / "output" / "failure")
-        _pack(sandbox.opt_ml / "model", sandbox.root / "model.tar.gz")
-        uploads = [(sandbox.root / "model.tar.gz", model_uri)]
-        if any(p.is_file() for p in (sandbox.opt_ml / "output" / "data").rglob("*")):
-            _pack(sandbox.opt_ml / "output" / "data", sandbox.root / "output.tar.gz")
-            uploads.append((sandbox.root / "output.tar.gz", join_s3_uri(output_prefix, "output.tar.gz")))
-        context.s3.publish(uploads)
+        outcome = _run_in_sandbox(job, request, sandbox, context, log_path=log_path, cpus=cpus)
+        _publish_artifacts(sandbox, output_prefix, context)
     finished = now()
     metrics = [{"MetricName": name, "Value": value, "Timestamp": format_timestamp(moment)}
                for name, (value, moment) in outcome.metrics.items()]
     seconds = max(1, round((finished - started).total_seconds()))
     return {**request, "TrainingJobName": job, "TrainingJobArn": arn(f"training-job/{job}"),
             "TrainingJobStatus": "Completed", "SecondaryStatus": "Completed",
-            "ModelArtifacts": {"S3ModelArtifacts": model_uri}, "FinalMetricDataList": metrics,
+            "ModelArtifacts": {"S3ModelArtifacts": join_s3_uri(output_prefix, "model.tar.gz")},
+            "FinalMetricDataList": metrics,
             "TrainingStartTime": format_timestamp(started), "TrainingEndTime": format_timestamp(finished),
             "CreationTime": format_timestamp(started), "LastModifiedTime": format_timestamp(finished),
             "TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds}
+
+
+def _run_in_sandbox(job: str, request: dict[str, Any], sandbox: Sandbox, context: RunContext, *,
+                    log_path: Path, cpus: int) -> ContainerOutcome:
+    channels = _stage_channels(request, sandbox, context)
+    # The API's hyperparameters are text; a parameter reference may have resolved to a number.
+    hyperparameters = {name: format_value(value) for name, value in (request.get("HyperParameters") or {}).items()}
+    _write_config(request, sandbox, hyperparameters)
+    algorithm = request.get("AlgorithmSpecification") or {}
+    argv, cwd, user_args = _start_command(algorithm, hyperparameters, sandbox, context)
+    environment = {**sandbox.base_environment(),
+                   **_training_environment(sandbox, job, channels, hyperparameters, user_args, cpus),
+                   **text_environment(request.get("Environment"))}
+    run = ContainerRun(argv=argv, env=environment, cwd=cwd, log_path=log_path,
+                       max_runtime_seconds=max_runtime(request),
+                       metric_definitions=algorithm.get("MetricDefinitions") or [])
+    return run_job_process(run, context, sandbox.opt_ml / "output" / "failure")
+
+
+def _publish_artifacts(sandbox: Sandbox, output_prefix: str, context: RunContext) -> None:
+    """``model.tar.gz`` always (even of an empty model dir), ``output.tar.gz`` if there is output data."""
+    uploads = [(_pack(sandbox.opt_ml / "model", sandbox.root / "model.tar.gz"),
+                join_s3_uri(output_prefix, "model.tar.gz"))]
+    output_data = sandbox.opt_ml / "output" / "data"
+    if any(p.is_file() for p in output_data.rglob("*")):
+        uploads.append((_pack(output_data, sandbox.root / "output.tar.gz"), join_s3_uri(output_prefix, "output.tar.gz")))
+    context.s3.publish(uploads)
 
 
 def _stage_channels(request: dict[str, Any], sandbox: Sandbox, context: RunContext) -> dict[str, Path]:
@@ -197,8 +209,9 @@ def _training_environment(sandbox: Sandbox, job: str, channels: dict[str, Path],
     return environment
 
 
-def _pack(directory: Path, archive: Path) -> None:
+def _pack(directory: Path, archive: Path) -> Path:
     """Tar.gz the content of ``directory`` with paths relative to it, as SageMaker packs a model."""
     with tarfile.open(archive, "w:gz") as tar:
         for entry in sorted(directory.iterdir()):
             tar.add(entry, arcname=entry.name)
+    return archive

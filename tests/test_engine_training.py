@@ -7,7 +7,7 @@ import time
 import pytest
 
 from localengine import UnsupportedConstruct
-from test_engine_support import BUCKET, Env, get, model_step, training_step
+from test_engine_support import BUCKET, Env, get, model_step, parameter, training_step
 
 CONTRACT_SCRIPT = """
     import argparse, json, os, sys
@@ -47,14 +47,14 @@ def test_script_mode_contract(tmp_path):
     env.s3.put_bytes(f"{BUCKET}/data/train/train.csv", b"1,2\n")
     source = env.sourcedir({"train.py": CONTRACT_SCRIPT, "helper.py": "VALUE = 'imported'"})
     train = training_step("Train", source, channels={"train": f"{BUCKET}/data/train"},
-                          hyperparameters={"max_depth": "5", "eta": "0.2", "objective": '"reg:squarederror"',
+                          hyperparameters={"max_depth": get("Parameters.MaxDepth"), "eta": "0.2", "objective": '"reg:squarederror"',
                                            "k": "1", "sagemaker_region": '"us-east-1"'},
                           metric_definitions=[{"Name": "validation-rmse", "Regex": r"validation-rmse=([0-9.]+)"},
                                               {"Name": "never-logged", "Regex": r"nope=([0-9.]+)"}])
     probe = model_step("Probe", get("Steps.Train.ModelArtifacts.S3ModelArtifacts"))
     metric = model_step("Metric", {"Std:Join": {"On": "", "Values": [
         get("Steps.Train.FinalMetricDataList['validation-rmse'].Value")]}})
-    result = env.run([train, probe, metric], max_parallel_jobs=2)
+    result = env.run([train, probe, metric], [parameter("MaxDepth", "Integer", 5)], max_parallel_jobs=2)
     assert result.status == "Succeeded", result.failure_reason
     properties = result.steps["Train"].properties
     job = properties["TrainingJobName"]
@@ -66,6 +66,7 @@ def test_script_mode_contract(tmp_path):
     assert report["argv"] == ["--eta", "0.2", "-k", "1", "--max_depth", "5", "--objective", "reg:squarederror"]
     assert report["cwd"].endswith("/opt/ml/code") and report["helper"] == "imported"
     assert report["hyperparameters"]["sagemaker_program"] == '"train.py"'
+    assert report["hyperparameters"]["max_depth"] == "5"  # the Integer parameter, as the API's text
     assert report["resourceconfig"]["current_host"] == "algo-1"
     assert report["inputdataconfig"] == {"train": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
                                                    "RecordWrapperType": "None"}}
