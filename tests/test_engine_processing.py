@@ -3,6 +3,11 @@
 import json
 import sys
 
+import pytest
+
+from localengine import EngineError
+from localengine.container import Sandbox
+
 from test_engine_support import BUCKET, Env, get, join, json_get, model_step, parameter, processing_step
 
 ECHO_CONTRACT = """
@@ -93,6 +98,9 @@ def test_failure_surfaces_the_message_and_log_tail_and_publishes_nothing(tmp_pat
     assert result.steps["Register"].status == "NotStarted"
     assert not env.s3.exists(f"{BUCKET}/prepared")
     assert "progress line 0" in result.steps["Prepare"].log_path.read_text()
+    jobs = tmp_path / "work" / "executions" / result.execution_id / "jobs"
+    kept = [p.relative_to(jobs).as_posix() for p in jobs.rglob("partial.csv")]
+    assert len(kept) == 1 and kept[0].endswith("/opt/ml/processing/data/partial.csv")  # kept to inspect
 
 
 def test_a_missing_input_fails_the_step_with_its_uri(tmp_path):
@@ -101,3 +109,15 @@ def test_a_missing_input_fails_the_step_with_its_uri(tmp_path):
     result = env.run([processing_step("Read", code, inputs={"raw": f"{BUCKET}/nothing/here"})])
     assert result.status == "Failed"
     assert "processing input raw" in result.failure_reason and f"{BUCKET}/nothing/here" in result.failure_reason
+
+
+def test_only_opt_ml_paths_are_remapped(tmp_path):
+    sandbox = Sandbox(tmp_path / "box")
+    opt_ml = str(sandbox.opt_ml)
+    assert sandbox.command(["python3", "/opt/ml/code/x.py", "--a=/opt/ml/in", "cd /opt/ml && ls", "/opt/mlflow",
+                            "/data/opt/ml/x", "/opt/ml", 3]) == [
+        sys.executable, f"{opt_ml}/code/x.py", f"--a={opt_ml}/in", f"cd {opt_ml} && ls", "/opt/mlflow",
+        "/data/opt/ml/x", opt_ml, "3"]
+    assert sandbox.command(["bash", "-c", "python /opt/ml/x"])[0] == "bash"
+    with pytest.raises(EngineError, match="outside /opt/ml"):
+        sandbox.local_path("/tmp/input")
