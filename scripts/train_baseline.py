@@ -20,9 +20,9 @@ from metrics import rmse, validation_metric_line
 
 
 def fit_linear_model(train: pd.DataFrame, spec: dict, alpha: float) -> dict:
-    ridge = Ridge(alpha=alpha)
-    ridge.fit(transform_features(train, spec), encode_target(target_values(train, spec["target"]), spec))
-    return linear_model_json(ridge.coef_, ridge.intercept_, spec)
+    encoded_targets = encode_target(target_values(train, spec["target"]), spec)
+    ridge = Ridge(alpha=alpha).fit(transform_features(train, spec), encoded_targets)
+    return linear_model_json(ridge.coef_, ridge.intercept_, spec, encoded_targets)
 
 
 def validation_rmse(model: dict, spec: dict, validation: pd.DataFrame) -> float:

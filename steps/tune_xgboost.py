@@ -10,12 +10,12 @@ from steps.context import StepContext
 from steps.training import VALIDATION_RMSE, script_mode_trainer, training_channels
 
 SEARCH_SPACE = {
-    "eta": ContinuousParameter(0.02, 0.3, scaling_type="Logarithmic"),
-    "max_depth": IntegerParameter(2, 8),
-    "min_child_weight": ContinuousParameter(1, 20, scaling_type="Logarithmic"),
-    "subsample": ContinuousParameter(0.5, 1.0),
-    "colsample_bytree": ContinuousParameter(0.3, 1.0),
-    "reg_lambda": ContinuousParameter(0.1, 20, scaling_type="Logarithmic"),
+    "eta": ContinuousParameter(0.01, 0.1, scaling_type="Logarithmic"),
+    "max_depth": IntegerParameter(3, 6),
+    "min_child_weight": ContinuousParameter(1, 10, scaling_type="Logarithmic"),
+    "subsample": ContinuousParameter(0.6, 1.0),
+    "colsample_bytree": ContinuousParameter(0.3, 0.8),
+    "reg_lambda": ContinuousParameter(0.5, 20, scaling_type="Logarithmic"),
 }
 
 

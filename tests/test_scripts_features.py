@@ -179,3 +179,17 @@ def test_integer_hyperparameters_accept_integral_floats_from_tuners():
         container.whole_number("6.5")
     with pytest.raises(Exception, match="at least 1"):
         container.positive_whole_number("0")
+
+
+def test_linear_predictions_stay_within_the_training_target_range(train, spec):
+    from linear_model import linear_model_json, predict_linear
+
+    encoded = encode_target(train["price"].to_numpy(), spec)
+    coefficients = np.zeros(len(feature_names(spec)))
+    coefficients[feature_names(spec).index("area")] = 0.05  # extrapolates far only for absurd areas
+    model = linear_model_json(coefficients, float(encoded.mean()), spec, encoded)
+    far_outside = train.assign(area=[-1e6, 1e6, 300, 400])
+    predictions = predict_linear(model, spec, far_outside)
+    assert predictions[0] == pytest.approx(train["price"].min())
+    assert predictions[1] == pytest.approx(train["price"].max())
+    assert train["price"].min() < predictions[2] < train["price"].max()
