@@ -141,7 +141,8 @@ def cmd_run(args) -> int:
         s3.put_file(f"s3://{built.settings.bucket}/{key}", data)
         overrides.setdefault("InputDataKey", key)
     result = run_pipeline(
-        built.document, s3=s3, work_dir=local_dir / "work", parameters=overrides, on_event=print_event
+        built.document, s3=s3, work_dir=local_dir / "work", parameters=overrides, on_event=print_event,
+        pipeline_name=built.settings.pipeline_name,
     )
     print(format_summary(result))
     return 0 if result.succeeded else 1

@@ -38,7 +38,7 @@ class PipelineParameters:
             processing_instance_type=ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge"),
             training_instance_type=ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge"),
             max_rmse=ParameterFloat("MaxRmse", default_value=40000.0),
-            min_improvement=ParameterFloat("MinImprovementOverBaseline", default_value=0.02),
+            min_improvement=ParameterFloat("MinImprovementOverBaseline", default_value=0.05),
             approval_status=ParameterString(
                 "ModelApprovalStatus", default_value="PendingManualApproval", enum_values=APPROVAL_STATUSES
             ),
@@ -56,7 +56,7 @@ DESCRIPTIONS = {
     "ProcessingInstanceType": "Instance type of the Preprocess and Evaluate jobs.",
     "TrainingInstanceType": "Instance type of the baseline training job and of every tuning trial.",
     "MaxRmse": "Quality gate: the tuned model's test RMSE (target units) must be at most this.",
-    "MinImprovementOverBaseline": "Quality gate: fraction by which the tuned RMSE must beat the baseline's (0.02 = 2%).",
+    "MinImprovementOverBaseline": "Quality gate: fraction by which the tuned RMSE must beat the baseline's (0.05 = 5%).",
     "ModelApprovalStatus": "Approval status of the registered model version.",
 }
 
