@@ -216,5 +216,6 @@ def failure_reason(outcome: ContainerOutcome, message: str, run: ContainerRun) -
     else:
         cause = f"exited with code {outcome.exit_code}"
     headline = f"{message} ({cause})" if message else f"the job {cause}"
+    lines = len(outcome.log_tail)
     tail = "\n".join(outcome.log_tail)
-    return f"{headline}\n--- last {len(outcome.log_tail)} log lines ({run.log_path}) ---\n{tail}"
+    return f"{headline}\n--- last {lines} line{'' if lines == 1 else 's'} of {run.log_path} ---\n{tail}"

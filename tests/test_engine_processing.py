@@ -94,6 +94,7 @@ def test_failure_surfaces_the_message_and_log_tail_and_publishes_nothing(tmp_pat
     reason = result.steps["Prepare"].failure_reason
     assert reason.startswith("column price is missing (exited with code 3)")
     assert "progress line 29" in reason and "progress line 10" in reason and "progress line 9\n" not in reason
+    assert f"--- last 20 lines of {result.steps['Prepare'].log_path} ---" in reason
     assert result.failure_reason == reason
     assert result.steps["Register"].status == "NotStarted"
     assert not env.s3.exists(f"{BUCKET}/prepared")
