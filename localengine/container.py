@@ -185,6 +185,9 @@ def run_container(run: ContainerRun, control: JobControl) -> ContainerOutcome:
         reader = threading.Thread(target=watcher.consume, args=(process.stdout,), daemon=True)
         reader.start()
         timed_out = _wait(process, run.max_runtime_seconds)
+        # As when a container stops: what the job left running must not outlive it (and
+        # must not hold the output pipe open).
+        _kill_group(process)
         reader.join()
         process.stdout.close()
         control.finished(process)

@@ -105,6 +105,14 @@ def test_only_the_taken_branch_runs_and_dependents_of_skipped_steps_are_skipped(
     assert ("skipped", "Big") in events and ("started", "Big") not in events
 
 
+def test_a_branch_may_name_a_top_level_step(tmp_path):
+    result = Env(tmp_path).run([
+        model_step("Gated", "s3://bkt/m"),
+        condition_step("Check", [comparison("Equals", get("Parameters.Count"), 4)], if_steps=["Gated"]),
+    ], PARAMETERS)
+    assert result.steps["Gated"].status == "Skipped" and result.steps["Check"].status == "Succeeded"
+
+
 def test_depends_on_orders_steps_without_data_references(tmp_path):
     events = EventLog()
     Env(tmp_path).run([model_step("Later", "s3://bkt/a", DependsOn=["Sooner"]),

@@ -2,6 +2,7 @@
 
 import json
 import sys
+import time
 
 import pytest
 
@@ -122,3 +123,15 @@ def test_only_opt_ml_paths_are_remapped(tmp_path):
     assert sandbox.command(["bash", "-c", "python /opt/ml/x"])[0] == "bash"
     with pytest.raises(EngineError, match="outside /opt/ml"):
         sandbox.local_path("/tmp/input")
+
+
+def test_processes_left_behind_by_a_job_end_with_it(tmp_path):
+    env = Env(tmp_path)
+    code = env.script("spawn.py", """
+        import subprocess, sys
+        subprocess.Popen([sys.executable, "-c", "import time; print('orphan', flush=True); time.sleep(30)"])
+        print("main done", flush=True)
+    """)
+    started = time.monotonic()
+    result = env.run([processing_step("Spawn", code)])
+    assert result.status == "Succeeded" and time.monotonic() - started < 10
