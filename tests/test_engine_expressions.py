@@ -47,6 +47,16 @@ def test_property_reference_to_another_step(tmp_path):
     assert (tmp_path / "work" / "models" / f"{first}.json").is_file()
 
 
+def test_json_get_on_an_s3_uri(tmp_path):
+    env = Env(tmp_path)
+    env.s3.put_bytes("s3://bkt/abc/doc.json", b'{"a": {"b": [1, {"c": "deep"}]}}')
+    uri = join("/", "s3://bkt", get("Parameters.Name"), "doc.json")
+    result = env.run([model_step("M", {"Std:JsonGet": {"S3Uri": uri, "Path": "a.b[1].c"}}),
+                      model_step("Missing", {"Std:JsonGet": {"S3Uri": uri, "Path": "a.x"}})], PARAMETERS)
+    assert model_data(result, "M") == "deep"
+    assert "Std:JsonGet path 'a.x' in s3://bkt/abc/doc.json: nothing at a.x" in result.steps["Missing"].failure_reason
+
+
 def comparison(kind, left, right):
     return {"Type": kind, "LeftValue": left, "RightValue": right}
 
