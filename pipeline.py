@@ -24,7 +24,6 @@ import warnings
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent
-SAMPLE_DATA = PROJECT_DIR / "data" / "ames_housing.csv"
 DEFAULT_LOCAL_DIR = PROJECT_DIR / ".local"
 
 
@@ -121,28 +120,15 @@ def cmd_start(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from localengine import LocalS3, format_summary, print_event, run_pipeline
+    from localengine import format_summary, print_event
 
-    from pipelines.parameters import SAMPLE_DATA_KEY
+    from pipelines.local import run_locally
 
     built = _build(args)
     _require_valid(built)
-    overrides = dict(_split_assignments(args.param))
-    local_dir = Path(args.local_dir)
-    s3 = LocalS3(local_dir / "s3")
-    for uri, content in built.code_objects().items():
-        s3.put_bytes(uri, content)
-    s3.put_file(f"s3://{built.settings.bucket}/{SAMPLE_DATA_KEY}", SAMPLE_DATA)
-    if args.data:
-        data = Path(args.data)
-        if not data.is_file():
-            raise CliError(f"--data {data}: no such file; give the path of a CSV file")
-        key = f"local-input/{data.name}"
-        s3.put_file(f"s3://{built.settings.bucket}/{key}", data)
-        overrides.setdefault("InputDataKey", key)
-    result = run_pipeline(
-        built.document, s3=s3, work_dir=local_dir / "work", parameters=overrides, on_event=print_event,
-        pipeline_name=built.settings.pipeline_name,
+    result = run_locally(
+        built, Path(args.local_dir), dict(_split_assignments(args.param)),
+        data=Path(args.data) if args.data else None, on_event=print_event,
     )
     print(format_summary(result))
     return 0 if result.succeeded else 1
@@ -250,7 +236,7 @@ def _user_message(error: Exception) -> str | None:
     if isinstance(error, ClientError):
         detail = error.response.get("Error", {})
         return f"AWS {error.operation_name} failed: {detail.get('Code')}: {detail.get('Message')}"
-    if isinstance(error, (BotoCoreError, CliError, DeployError, SettingsError)):
+    if isinstance(error, (BotoCoreError, CliError, DeployError, SettingsError, FileNotFoundError)):
         return str(error)
     try:
         from localengine import EngineError

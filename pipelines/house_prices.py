@@ -18,8 +18,6 @@ from steps.register import register_model_step
 from steps.train_baseline import baseline_training_step
 from steps.tune_xgboost import xgboost_tuning_step
 
-TUNING_TRIALS = 12
-PARALLEL_TRIALS = 3
 
 
 def build_pipeline(ctx: StepContext) -> Pipeline:
@@ -41,7 +39,9 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
     )
     tune_xgboost = xgboost_tuning_step(
         ctx, train=splits["train"], validation=splits["validation"], features=splits["features"],
-        instance_type=params.training_instance_type, max_jobs=TUNING_TRIALS, max_parallel_jobs=PARALLEL_TRIALS,
+        instance_type=params.training_instance_type, 
+        max_jobs=settings.tuning_max_jobs,
+        max_parallel_jobs=min(settings.tuning_max_parallel_jobs, settings.tuning_max_jobs),
     )
     best_model = tune_xgboost.get_top_model_s3_uri(
         top_k=0, s3_bucket=settings.bucket, prefix=f"{ctx.key_prefix}/models/xgboost"

@@ -49,6 +49,12 @@ class Settings:
     cache_expire_after: str = _setting(
         "PIPELINE_CACHE_EXPIRE_AFTER", "P30D", "ISO-8601 duration a cached step result stays reusable"
     )
+    tuning_max_jobs: int = _setting(
+        "PIPELINE_TUNING_MAX_JOBS", 12, "XGBoost tuning trials (a build-time setting: SageMaker takes no parameter here)"
+    )
+    tuning_max_parallel_jobs: int = _setting(
+        "PIPELINE_TUNING_MAX_PARALLEL_JOBS", 3, "tuning trials that run at the same time (at most tuning_max_jobs)"
+    )
     kms_key_id: str = _setting(
         "PIPELINE_KMS_KEY_ID", "", "KMS key for job volumes and outputs (empty: S3/EBS default encryption)"
     )
@@ -67,6 +73,10 @@ class Settings:
         self._check(_ROLE_ARN.match(self.role_arn), "role_arn", "must look like arn:aws:iam::<account>:role/<name>")
         self._check(bool(self.subnets) == bool(self.security_group_ids), "subnets",
                     "and security group ids must be given together")
+        self._check(isinstance(self.tuning_max_jobs, int) and 1 <= self.tuning_max_jobs <= 500,
+                    "tuning_max_jobs", "must be a whole number from 1 to 500")
+        self._check(isinstance(self.tuning_max_parallel_jobs, int) and 1 <= self.tuning_max_parallel_jobs <= 100,
+                    "tuning_max_parallel_jobs", "must be a whole number from 1 to 100")
         self.tag_map  # parses the tags, raising on a malformed one
 
     def _check(self, ok, name: str, problem: str) -> None:
@@ -105,9 +115,9 @@ class Settings:
         values = {}
         for spec in fields(cls):
             if flags.get(spec.name) is not None:
-                values[spec.name] = flags[spec.name]
+                values[spec.name] = _typed(flags[spec.name], spec.default)
             elif spec.metadata["env"] in environ:
-                values[spec.name] = _from_env(environ[spec.metadata["env"]], spec.default)
+                values[spec.name] = _typed(environ[spec.metadata["env"]], spec.default)
         return cls(**values)
 
     @classmethod
@@ -123,7 +133,13 @@ def _split(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def _from_env(raw: str, default):
+def _typed(raw, default):
+    """A flag or environment value as the type of the setting's default; a bad number is kept to be reported."""
+    if not isinstance(raw, str) or isinstance(default, str):
+        return raw
     if isinstance(default, bool):
         return raw.strip().lower() in {"1", "true", "yes", "on"}
-    return raw
+    try:
+        return int(raw)
+    except ValueError:
+        return raw
