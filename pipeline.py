@@ -124,7 +124,7 @@ def cmd_run(args) -> int:
 
     from pipelines.local import run_locally
 
-    built = _build(args)
+    built = _build(args, cache_dir=Path(args.local_dir) / "definitions")
     _require_valid(built)
     result = run_locally(
         built, Path(args.local_dir), dict(_split_assignments(args.param)),
@@ -161,8 +161,8 @@ def cmd_parameters(args) -> int:
 
 # --- helpers ----------------------------------------------------------------------------------
 
-def _build(args):
-    from pipelines.definition import build_definition
+def _build(args, cache_dir: Path | None = None):
+    from pipelines.definition import build_definition, cached_build
     from pipelines.settings import Settings
 
     settings = Settings.resolve(_settings_flags(args))
@@ -170,7 +170,7 @@ def _build(args):
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore", category=UserWarning, message="Running within a PipelineSession")
     try:
-        return build_definition(settings)
+        return cached_build(settings, cache_dir) if cache_dir else build_definition(settings)
     finally:
         logging.disable(logging.NOTSET)
 

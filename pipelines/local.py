@@ -8,7 +8,6 @@ from typing import Callable, Mapping
 from localengine import ExecutionResult, LocalS3, run_pipeline
 
 from pipelines.definition import BuiltDefinition
-from pipelines.parameters import SAMPLE_DATA_KEY
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = PROJECT_DIR / "data" / "ames_housing.csv"
@@ -30,8 +29,9 @@ def run_locally(
     s3 = LocalS3(local_dir / "s3")
     for uri, content in built.code_objects().items():
         s3.put_bytes(uri, content)
+    defaults = {p["Name"]: p.get("DefaultValue") for p in built.document["Parameters"]}
+    s3.put_file(f"s3://{defaults['InputDataBucket']}/{defaults['InputDataKey']}", SAMPLE_DATA)
     bucket = built.settings.bucket
-    s3.put_file(f"s3://{bucket}/{SAMPLE_DATA_KEY}", SAMPLE_DATA)
     parameters = dict(parameters or {})
     if data is not None:
         if not data.is_file():

@@ -237,3 +237,34 @@ def test_building_makes_no_aws_call_and_needs_no_credentials(tmp_path):
     size, attempts = done.stdout.split()[:2]
     assert int(size) > 1000
     assert attempts == "0", done.stdout
+
+
+CACHED_BUILD = """
+import sys
+from pathlib import Path
+from pipelines.definition import cached_build
+from pipelines.settings import Settings
+built = cached_build(Settings(), Path(sys.argv[1]), Path(sys.argv[2]))
+sys.stdout.write(str("sagemaker" in sys.modules) + "\\n" + built.json)
+"""
+
+
+def test_cached_build_is_the_same_definition_and_rebuilds_when_a_source_changes(tmp_path):
+    scripts = tmp_path / "scripts"
+    shutil.copytree(SCRIPTS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def build() -> tuple[str, str]:
+        done = subprocess.run([sys.executable, "-c", CACHED_BUILD, str(tmp_path / "cache"), str(scripts)],
+                              cwd=PROJECT, capture_output=True, text=True, check=True)
+        sdk_imported, _, definition = done.stdout.partition("\n")
+        return sdk_imported, definition
+
+    assert build() == ("True", build_definition(Settings(), scripts).json)
+    sdk_imported, served = build()
+    assert sdk_imported == "False"  # served from the cache without importing the SDK
+    assert served == build_definition(Settings(), scripts).json
+    with (scripts / "evaluate.py").open("a") as handle:
+        handle.write("\n# a change\n")
+    sdk_imported, rebuilt = build()
+    assert sdk_imported == "True" and rebuilt != served
+    assert rebuilt == build_definition(Settings(), scripts).json
