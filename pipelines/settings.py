@@ -59,7 +59,7 @@ class Settings:
         "PIPELINE_KMS_KEY_ID", "", "KMS key for job volumes and outputs (empty: S3/EBS default encryption)"
     )
     network_isolation: bool = _setting(
-        "PIPELINE_NETWORK_ISOLATION", False, "run training containers without network access"
+        "PIPELINE_NETWORK_ISOLATION", False, "run every job without network access"
     )
     subnets: str = _setting("PIPELINE_SUBNETS", "", "comma-separated VPC subnet ids for every job")
     security_group_ids: str = _setting(
