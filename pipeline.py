@@ -135,11 +135,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from localengine import LocalModelRegistry
-
+    from pipelines.local import local_registry
     from pipelines.settings import Settings
 
-    registry = LocalModelRegistry(Path(args.local_dir) / "work" / "registry")
+    registry = local_registry(Path(args.local_dir))
     group = args.group or Settings.resolve(_settings_flags(args)).model_package_group
     packages = registry.list_packages(group)
     if not packages:

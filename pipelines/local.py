@@ -5,13 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Mapping
 
-from localengine import ExecutionResult, LocalS3, run_pipeline
+from localengine import ExecutionResult, LocalModelRegistry, LocalS3, run_pipeline
 
 from pipelines.definition import BuiltDefinition
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = PROJECT_DIR / "data" / "ames_housing.csv"
 LOCAL_INPUT_PREFIX = "local-input"
+
+
+def local_registry(local_dir: Path) -> LocalModelRegistry:
+    return LocalModelRegistry.for_work_dir(_work_dir(local_dir))
+
+
+def _work_dir(local_dir: Path) -> Path:
+    return local_dir / "work"
 
 
 def run_locally(
@@ -40,6 +48,6 @@ def run_locally(
         s3.put_file(f"s3://{bucket}/{key}", data)
         parameters.setdefault("InputDataKey", key)
     return run_pipeline(
-        built.document, s3=s3, work_dir=local_dir / "work", parameters=parameters, on_event=on_event,
+        built.document, s3=s3, work_dir=_work_dir(local_dir), parameters=parameters, on_event=on_event,
         pipeline_name=built.settings.pipeline_name,
     )

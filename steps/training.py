@@ -14,6 +14,7 @@ from sagemaker.core.training.configs import (
     Networking,
     OutputDataConfig,
     StoppingCondition,
+    Tag,
 )
 from sagemaker.train.model_trainer import ModelTrainer
 
@@ -46,7 +47,7 @@ def script_mode_trainer(
             "sagemaker_submit_directory": bundle.sourcedir_uri(settings.bucket, ctx.key_prefix),
             **hyperparameters,
         },
-        tags=[{"Key": k, "Value": v} for k, v in settings.tag_map.items()] or None,
+        tags=[Tag(key=key, value=value) for key, value in settings.tag_map.items()] or None,
     ).with_metric_definitions([VALIDATION_RMSE])
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from localengine import LocalModelRegistry, LocalS3
+from localengine import LocalS3
 from pipeline import main
 from pipelines.definition import build_definition
-from pipelines.local import run_locally
+from pipelines.local import local_registry, run_locally
 from pipelines.settings import Settings
 from steps.code_bundle import SCRIPTS_DIR
 
@@ -31,17 +31,13 @@ def first_run(local_dir):
     return run_locally(build_definition(SMALL_BUDGET), local_dir)
 
 
-def registry(local_dir: Path) -> LocalModelRegistry:
-    return LocalModelRegistry.for_work_dir(local_dir / "work")
-
-
 def test_first_run_trains_evaluates_and_registers_a_model(first_run, local_dir):
     assert first_run.succeeded, first_run.failure_reason
     statuses = {name: step.status for name, step in first_run.steps.items()}
     assert statuses == {**{name: "Succeeded" for name in JOB_STEPS}, "QualityGate": "Succeeded",
                         "RegisterModel": "Succeeded", "QualityGateFailed": "Skipped"}
     assert not any(first_run.steps[name].cache_hit for name in JOB_STEPS)
-    (package,) = registry(local_dir).list_packages("HousePriceModels")
+    (package,) = local_registry(local_dir).list_packages("HousePriceModels")
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
     metrics_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
     report = json.loads(LocalS3(local_dir / "s3").path_for(metrics_uri).read_text())
@@ -60,7 +56,7 @@ def test_unchanged_rerun_is_served_from_cache_for_every_job_step(first_run, loca
     assert all(again.steps[name].cache_hit for name in JOB_STEPS)
     for name in JOB_STEPS:
         assert again.steps[name].properties == first_run.steps[name].properties
-    assert [p["ModelPackageVersion"] for p in registry(local_dir).list_packages("HousePriceModels")] == [1, 2]
+    assert [p["ModelPackageVersion"] for p in local_registry(local_dir).list_packages("HousePriceModels")] == [1, 2]
 
 
 def test_changing_one_script_reruns_only_that_step_and_what_depends_on_it(first_run, local_dir, tmp_path):
@@ -75,12 +71,12 @@ def test_changing_one_script_reruns_only_that_step_and_what_depends_on_it(first_
 
 
 def test_a_gate_that_cannot_pass_ends_in_the_fail_step_with_both_rmses(first_run, local_dir, capsys):
-    versions_before = len(registry(local_dir).list_packages("HousePriceModels"))
+    versions_before = len(local_registry(local_dir).list_packages("HousePriceModels"))
     code = main(["run", "--local-dir", str(local_dir), *SMALL_BUDGET_FLAGS, "--param", "MaxRmse=1000"])
     assert code == 1
     out = capsys.readouterr().out
     assert "QualityGateFailed" in out and "Quality gate failed: tuned RMSE" in out and "baseline RMSE" in out
-    assert len(registry(local_dir).list_packages("HousePriceModels")) == versions_before
+    assert len(local_registry(local_dir).list_packages("HousePriceModels")) == versions_before
 
 
 def test_a_failing_script_fails_the_run_with_its_reason_and_is_never_cached(local_dir):
@@ -106,6 +102,16 @@ def test_run_on_another_csv_with_its_own_target(local_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "Preprocess succeeded" in out and "Registered HousePriceModels" in out
+
+
+def test_models_lists_the_registered_versions(first_run, local_dir, capsys):
+    assert main(["models", "--local-dir", str(local_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    versions = local_registry(local_dir).list_packages("HousePriceModels")
+    assert len(lines) == len(versions) >= 1
+    assert lines[0].startswith("HousePriceModels v1") and "PendingManualApproval" in lines[0]
+    assert main(["models", "--local-dir", str(local_dir), "--group", "Nobody"]) == 0
+    assert "no model versions registered in group Nobody" in capsys.readouterr().out
 
 
 def test_run_rejects_an_unknown_parameter_in_one_line(local_dir, capsys):
