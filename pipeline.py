@@ -93,7 +93,6 @@ def cmd_diff(args) -> int:
 
 def cmd_upsert(args) -> int:
     from pipelines.deploy import AwsClients, upsert
-    from pipelines.validate import validate_definition
 
     built = _build(args)
     _require_valid(built)

@@ -39,7 +39,7 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
     )
     tune_xgboost = xgboost_tuning_step(
         ctx, train=splits["train"], validation=splits["validation"], features=splits["features"],
-        instance_type=params.training_instance_type, 
+        instance_type=params.training_instance_type,
         max_jobs=settings.tuning_max_jobs,
         max_parallel_jobs=min(settings.tuning_max_parallel_jobs, settings.tuning_max_jobs),
     )

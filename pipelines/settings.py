@@ -77,7 +77,7 @@ class Settings:
                     "tuning_max_jobs", "must be a whole number from 1 to 500")
         self._check(isinstance(self.tuning_max_parallel_jobs, int) and 1 <= self.tuning_max_parallel_jobs <= 100,
                     "tuning_max_parallel_jobs", "must be a whole number from 1 to 100")
-        self.tag_map  # parses the tags, raising on a malformed one
+        self._check(all(key for key, _ in self._tag_pairs()), "tags", "must be comma-separated Key=Value pairs")
 
     def _check(self, ok, name: str, problem: str) -> None:
         if not ok:
@@ -89,10 +89,12 @@ class Settings:
 
     @property
     def tag_map(self) -> dict[str, str]:
-        pairs = [item.strip() for item in self.tags.split(",") if item.strip()]
-        malformed = [pair for pair in pairs if "=" not in pair or not pair.split("=", 1)[0]]
-        self._check(not malformed, "tags", "must be comma-separated Key=Value pairs")
-        return dict(pair.split("=", 1) for pair in pairs)
+        return dict(self._tag_pairs())
+
+    def _tag_pairs(self) -> list[tuple[str, str]]:
+        """(key, value) per tag; a pair without `=` or with an empty key yields an empty key."""
+        pairs = [item.strip().partition("=") for item in self.tags.split(",") if item.strip()]
+        return [(key.strip() if separator else "", value.strip()) for key, separator, value in pairs]
 
     @property
     def vpc_config(self) -> dict[str, list[str]] | None:
