@@ -9,6 +9,7 @@
     python pipeline.py run [--param N=V]            run the whole pipeline on this machine
     python pipeline.py models                       list the local model registry
     python pipeline.py parameters                   list the pipeline's parameters
+    python pipeline.py iam-policy execution|deployer|trust   least-privilege IAM policies
 
 Settings (region, bucket, role, names, tags, encryption, network) come from flags or environment
 variables; `python pipeline.py COMMAND --help` lists them.
@@ -17,6 +18,7 @@ variables; `python pipeline.py COMMAND --help` lists them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -148,6 +150,21 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_iam_policy(args) -> int:
+    from pipelines import iam
+    from pipelines.settings import Settings
+
+    settings = Settings.resolve(_settings_flags(args))
+    if args.principal != "trust" and not settings.has_real_role:
+        raise CliError("the policies name the execution role: set --role-arn or PIPELINE_ROLE_ARN")
+    documents = {"execution": iam.execution_role_policy, "deployer": iam.deployer_policy,
+                 "trust": lambda _: iam.trust_policy()}
+    with _sdk_quiet():
+        document = documents[args.principal](settings)
+    print(json.dumps(document, indent=2))
+    return 0
+
+
 def cmd_parameters(args) -> int:
     from pipelines.parameters import DESCRIPTIONS
 
@@ -164,11 +181,17 @@ def _build(args, cache_dir: Path | None = None):
     from pipelines.settings import Settings
 
     settings = Settings.resolve(_settings_flags(args))
-    # The SDK logs every default it applies (some loggers at DEBUG); the CLI prints its own results.
+    with _sdk_quiet():
+        return cached_build(settings, cache_dir) if cache_dir else build_definition(settings)
+
+
+@contextlib.contextmanager
+def _sdk_quiet():
+    """The SDK logs every default it applies (some loggers at DEBUG); the CLI prints its own results."""
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore", category=UserWarning, message="Running within a PipelineSession")
     try:
-        return cached_build(settings, cache_dir) if cache_dir else build_definition(settings)
+        yield
     finally:
         logging.disable(logging.NOTSET)
 
@@ -284,6 +307,9 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--group", help="model package group (default: the model-package-group setting)")
     models.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR), help="the local run directory")
     command("parameters", cmd_parameters, "list the pipeline parameters with their defaults and meaning")
+    iam_policy = command("iam-policy", cmd_iam_policy, "print a least-privilege IAM policy scoped by the settings")
+    iam_policy.add_argument("principal", choices=["execution", "deployer", "trust"],
+                            help="the execution role's policy, the deployer's (CI) policy, or the role's trust policy")
     return parser
 
 

@@ -25,6 +25,25 @@ SKLEARN_VERSION = "1.9-0"
 XGBOOST_VERSION = "3.2-0"
 
 
+FRAMEWORK_VERSIONS = {"sklearn": SKLEARN_VERSION, "xgboost": XGBOOST_VERSION}
+
+
+def framework_image(framework: str, region: str) -> str:
+    return image_uris.retrieve(
+        framework=framework, region=region, version=FRAMEWORK_VERSIONS[framework], instance_type="ml.m5.xlarge"
+    )
+
+
+def image_repositories(settings: Settings) -> list[str]:
+    """ECR repository ARNs of the framework images the jobs pull."""
+    arns = []
+    for framework in FRAMEWORK_VERSIONS:
+        registry, _, repository = framework_image(framework, settings.region).partition("/")
+        account, region = registry.split(".")[0], registry.split(".")[3]
+        arns.append(f"arn:aws:ecr:{region}:{account}:repository/{repository.split(':')[0]}")
+    return arns
+
+
 @dataclass(frozen=True)
 class StepContext:
     settings: Settings
@@ -49,10 +68,7 @@ class StepContext:
         return "/".join([f"s3://{self.settings.bucket}", self.key_prefix, *parts])
 
     def image(self, framework: str) -> str:
-        version = {"sklearn": SKLEARN_VERSION, "xgboost": XGBOOST_VERSION}[framework]
-        return image_uris.retrieve(
-            framework=framework, region=self.settings.region, version=version, instance_type="ml.m5.xlarge"
-        )
+        return framework_image(framework, self.settings.region)
 
     def code(self, entry_point: str) -> CodeBundle:
         if entry_point not in self.bundles:

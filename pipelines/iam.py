@@ -1,0 +1,111 @@
+"""Least-privilege IAM policies for the pipeline, scoped by the settings.
+
+Two principals: the execution role the pipeline and its jobs run as, and the deployer (CI) that
+uploads code, upserts the pipeline and starts executions. Resources are narrowed to this
+pipeline's bucket prefix, model package group, log groups and container repositories; `*` stays
+only where the service accepts nothing narrower (ECR's token, CloudWatch metrics, VPC network
+interfaces, a KMS key named by its alias — then narrowed by a condition).
+"""
+
+from __future__ import annotations
+
+from pipelines.settings import Settings
+from steps.context import image_repositories
+
+SAGEMAKER_JOB_ACTIONS = [
+    "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob",
+    "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
+    "sagemaker:CreateHyperParameterTuningJob", "sagemaker:DescribeHyperParameterTuningJob",
+    "sagemaker:StopHyperParameterTuningJob", "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+    "sagemaker:AddTags",
+]
+VPC_ACTIONS = [
+    "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
+]
+
+
+def _account(settings: Settings) -> str:
+    return settings.role_arn.split(":")[4]
+
+
+def _sagemaker_arn(settings: Settings, resource: str) -> str:
+    return f"arn:aws:sagemaker:{settings.region}:{_account(settings)}:{resource}"
+
+
+def _statement(sid: str, actions: list[str], resources: list[str], **extra) -> dict:
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **extra}
+
+
+def trust_policy() -> dict:
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole",
+    }]}
+
+
+def execution_role_policy(settings: Settings) -> dict:
+    bucket, prefix, group = settings.bucket, settings.pipeline_name, settings.model_package_group
+    account, region = _account(settings), settings.region
+    statements = [
+        _statement("RunPipelineJobs", SAGEMAKER_JOB_ACTIONS, [
+            _sagemaker_arn(settings, kind) for kind in
+            ("processing-job/*", "training-job/*", "hyper-parameter-tuning-job/*")
+        ]),
+        _statement("RegisterModels", [
+            "sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
+            "sagemaker:CreateModelPackageGroup", "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags",
+        ], [_sagemaker_arn(settings, f"model-package-group/{group}"),
+            _sagemaker_arn(settings, f"model-package/{group}/*")]),
+        _statement("ReadInputsAndCode", ["s3:GetObject"], [f"arn:aws:s3:::{bucket}/*"]),
+        _statement("WriteJobOutputs", ["s3:PutObject", "s3:AbortMultipartUpload"],
+                   [f"arn:aws:s3:::{bucket}/{prefix}/*"]),
+        _statement("ListPipelineBucket", ["s3:ListBucket", "s3:GetBucketLocation"], [f"arn:aws:s3:::{bucket}"]),
+        _statement("PullFrameworkImages",
+                   ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                   image_repositories(settings)),
+        _statement("EcrToken", ["ecr:GetAuthorizationToken"], ["*"]),
+        _statement("JobLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+                               "logs:DescribeLogStreams"],
+                   [f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/*"]),
+        _statement("JobMetrics", ["cloudwatch:PutMetricData"], ["*"],
+                   Condition={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
+        _statement("PassOwnRoleToJobs", ["iam:PassRole"], [settings.role_arn],
+                   Condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+    ]
+    if settings.kms_key_id:
+        statements.append(_key_statement(settings, "UseEncryptionKey", [
+            "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant",
+        ]))
+    if settings.subnets:
+        statements.append(_statement("RunJobsInVpc", VPC_ACTIONS, ["*"]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def deployer_policy(settings: Settings) -> dict:
+    # SageMaker writes pipeline names in lower case in ARNs; both spellings keep the policy exact.
+    pipelines = sorted({_sagemaker_arn(settings, f"pipeline/{name}")
+                        for name in (settings.pipeline_name, settings.pipeline_name.lower())})
+    statements = [
+        _statement("UpsertAndStartPipeline", [
+            "sagemaker:CreatePipeline", "sagemaker:UpdatePipeline", "sagemaker:DescribePipeline",
+            "sagemaker:StartPipelineExecution", "sagemaker:DescribePipelineExecution",
+            "sagemaker:ListPipelineExecutionSteps", "sagemaker:AddTags",
+        ], [*pipelines, *(f"{arn}/execution/*" for arn in pipelines)]),
+        _statement("UploadCodeBundles", ["s3:PutObject", "s3:GetObject"],
+                   [f"arn:aws:s3:::{settings.bucket}/{settings.pipeline_name}/code/*"]),
+        _statement("PassExecutionRole", ["iam:PassRole"], [settings.role_arn],
+                   Condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+    ]
+    if settings.kms_key_id:
+        statements.append(_key_statement(settings, "EncryptCodeBundles", ["kms:Encrypt", "kms:GenerateDataKey"]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _key_statement(settings: Settings, sid: str, actions: list[str]) -> dict:
+    """KMS authorises against the key itself, so an alias becomes a condition on the key's aliases."""
+    key = settings.kms_key_id
+    if key.startswith("alias/"):
+        return _statement(sid, actions, ["*"], Condition={"ForAnyValue:StringEquals": {"kms:ResourceAliases": key}})
+    arn = key if key.startswith("arn:") else f"arn:aws:kms:{settings.region}:{_account(settings)}:key/{key}"
+    return _statement(sid, actions, [arn])
