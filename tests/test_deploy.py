@@ -137,3 +137,29 @@ def test_wait_reports_each_step_change_once_and_returns_the_final_state():
     assert seen == [("Preprocess", "Executing"), ("Preprocess", "Succeeded"), ("TrainBaseline", "Executing"),
                     ("TrainBaseline", "Failed")]
     stub.assert_no_pending_responses()
+
+
+def test_start_wait_follows_the_steps_and_exits_non_zero_when_the_execution_fails(monkeypatch, capsys):
+    """The whole `start --wait` command, with the service's answers replayed (moto has no step listing)."""
+    from pipelines import deploy
+
+    client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/housepricepipeline/execution/abc"
+    stub = Stubber(client)
+    stub.add_response("start_pipeline_execution", {"PipelineExecutionArn": arn}, {
+        "PipelineName": "HousePricePipeline", "PipelineParameters": [{"Name": "MaxRmse", "Value": "1000"}]})
+    stub.add_response("describe_pipeline_execution", {
+        "PipelineExecutionStatus": "Failed", "FailureReason": "Step failure: QualityGateFailed"},
+        {"PipelineExecutionArn": arn})
+    stub.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
+        {"StepName": "Evaluate", "StepStatus": "Succeeded"},
+        {"StepName": "QualityGateFailed", "StepStatus": "Failed", "FailureReason": "Quality gate failed: tuned RMSE"},
+    ]}, {"PipelineExecutionArn": arn, "SortOrder": "Ascending"})
+    monkeypatch.setattr(deploy.AwsClients, "for_settings", classmethod(lambda cls, settings: cls(client, None)))
+    with stub:
+        code = main(["start", *SETTINGS, "--param", "MaxRmse=1000", "--wait", "--poll-seconds", "0"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert out == [arn, "  Evaluate: Succeeded", "  QualityGateFailed: Failed (Quality gate failed: tuned RMSE)",
+                   "execution Failed: Step failure: QualityGateFailed"]
+    stub.assert_no_pending_responses()
