@@ -24,13 +24,16 @@ class SettingsError(ValueError):
     """A setting has a value AWS would reject; the message names the flag and variable."""
 
 
-def _setting(env: str, default, help: str):
-    return field(default=default, metadata={"env": env, "help": help})
+def _setting(env: str, default, help: str, also_env: tuple[str, ...] = ()):
+    return field(default=default, metadata={"env": env, "also_env": also_env, "help": help})
 
 
 @dataclass(frozen=True)
 class Settings:
-    region: str = _setting("AWS_REGION", "us-east-1", "AWS region of the pipeline and its jobs")
+    region: str = _setting(
+        "AWS_REGION", "us-east-1", "AWS region of the pipeline and its jobs (also read from AWS_DEFAULT_REGION)",
+        also_env=("AWS_DEFAULT_REGION",),
+    )
     bucket: str = _setting(
         "PIPELINE_BUCKET", "house-price-pipeline-artifacts",
         "S3 bucket for code bundles, job outputs and the default input data",
@@ -116,10 +119,11 @@ class Settings:
         environ = os.environ if environ is None else environ
         values = {}
         for spec in fields(cls):
+            from_env = [environ[name] for name in (spec.metadata["env"], *spec.metadata["also_env"]) if name in environ]
             if flags.get(spec.name) is not None:
                 values[spec.name] = _typed(flags[spec.name], spec.default)
-            elif spec.metadata["env"] in environ:
-                values[spec.name] = _typed(environ[spec.metadata["env"]], spec.default)
+            elif from_env:
+                values[spec.name] = _typed(from_env[0], spec.default)
         return cls(**values)
 
     @classmethod

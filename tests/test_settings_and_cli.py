@@ -38,6 +38,11 @@ def test_bad_settings_name_the_flag_and_the_variable(values, named):
     assert dict((f[2:].replace("-", "_"), e) for f, e, _, _ in Settings.documented())[named] in message
 
 
+def test_region_falls_back_to_aws_default_region():
+    assert Settings.resolve({}, {"AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-west-1"
+    assert Settings.resolve({}, {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-central-1"}).region == "eu-central-1"
+
+
 def test_tags_and_vpc_settings_parse():
     settings = Settings(tags="team=ml, cost-centre=42", subnets="subnet-1,subnet-2", security_group_ids="sg-1")
     assert settings.tag_map == {"team": "ml", "cost-centre": "42"}
