@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_definition(args) -> int:
     built = _build(args)
     if args.output:
-        Path(args.output).write_text(built.json, encoding="utf-8")
+        output = Path(args.output)
+        staging = output.with_name(f".{output.name}.tmp")
+        staging.write_text(built.json, encoding="utf-8")
+        staging.replace(output)  # never leave half a definition behind
         print(f"wrote {args.output} ({len(built.json)} bytes, {len(built.document['Steps'])} top-level steps)")
     else:
         sys.stdout.write(built.json)
