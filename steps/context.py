@@ -21,11 +21,9 @@ from pipelines.settings import Settings
 from steps.code_bundle import SCRIPTS_DIR, CodeBundle
 
 # The framework containers the scripts target; local pins in setup.cfg match them.
-SKLEARN_VERSION = "1.9-0"
-XGBOOST_VERSION = "3.2-0"
-
-
-FRAMEWORK_VERSIONS = {"sklearn": SKLEARN_VERSION, "xgboost": XGBOOST_VERSION}
+FRAMEWORK_VERSIONS = {"sklearn": "1.9-0", "xgboost": "3.2-0"}
+# Every job's runtime limit: the sample takes minutes; a runaway job should not bill for a day.
+MAX_JOB_SECONDS = 3600
 
 
 def framework_image(framework: str, region: str) -> str:

@@ -7,7 +7,7 @@ from sagemaker.core.processing import Processor
 from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
-from steps.context import StepContext
+from steps.context import MAX_JOB_SECONDS, StepContext
 
 CODE_DIR = "/opt/ml/processing/input/code"
 
@@ -51,7 +51,7 @@ def script_processing_step(
         entrypoint=["python3", f"{CODE_DIR}/{script}"],
         volume_kms_key=settings.kms_key_id or None,
         output_kms_key=settings.kms_key_id or None,
-        max_runtime_in_seconds=3600,
+        max_runtime_in_seconds=MAX_JOB_SECONDS,
         base_job_name=f"{settings.pipeline_name}-{name}",
         sagemaker_session=ctx.session,
         tags=settings.tag_map or None,

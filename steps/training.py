@@ -18,7 +18,7 @@ from sagemaker.core.training.configs import (
 )
 from sagemaker.train.model_trainer import ModelTrainer
 
-from steps.context import StepContext
+from steps.context import MAX_JOB_SECONDS, StepContext
 
 # `validation-rmse: 23456.7`, printed by both training scripts in target units.
 VALIDATION_RMSE = MetricDefinition(name="validation-rmse", regex=r"validation-rmse: ([0-9.eE+-]+)")
@@ -40,7 +40,7 @@ def script_mode_trainer(
         output_data_config=OutputDataConfig(
             s3_output_path=ctx.output_uri("models", name), kms_key_id=settings.kms_key_id or None
         ),
-        stopping_condition=StoppingCondition(max_runtime_in_seconds=3600),
+        stopping_condition=StoppingCondition(max_runtime_in_seconds=MAX_JOB_SECONDS),
         networking=_networking(ctx),
         hyperparameters={
             "sagemaker_program": script,
