@@ -131,7 +131,7 @@ def cmd_run(args) -> int:
     built = _build(args, cache_dir=Path(args.local_dir) / "definitions")
     _require_valid(built)
     result = run_locally(
-        built, Path(args.local_dir), dict(_split_assignments(args.param)),
+        built, Path(args.local_dir), _checked_overrides(built.document, args.param),
         data=Path(args.data) if args.data else None, on_event=print_event,
     )
     print(format_summary(result))
@@ -228,11 +228,13 @@ def _split_assignments(assignments: list[str]) -> list[tuple[str, str]]:
 
 
 def _checked_overrides(definition: dict, assignments: list[str]) -> dict[str, str]:
-    """The overrides as given, after checking names and types against the declared parameters."""
+    """The overrides as given, after checking names, types and values against the declared parameters."""
     from localengine.parameters import resolve_parameters
 
+    from pipelines.parameters import check_parameter_values
+
     overrides = dict(_split_assignments(assignments))
-    resolve_parameters(definition, overrides)
+    check_parameter_values(resolve_parameters(definition, overrides))
     return overrides
 
 
@@ -253,6 +255,7 @@ def _user_message(error: Exception) -> str | None:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     from pipelines.deploy import DeployError
+    from pipelines.parameters import ParameterValueError
     from pipelines.settings import SettingsError
 
     if isinstance(error, NoCredentialsError):
@@ -260,7 +263,7 @@ def _user_message(error: Exception) -> str | None:
     if isinstance(error, ClientError):
         detail = error.response.get("Error", {})
         return f"AWS {error.operation_name} failed: {detail.get('Code')}: {detail.get('Message')}"
-    if isinstance(error, (BotoCoreError, CliError, DeployError, SettingsError, FileNotFoundError)):
+    if isinstance(error, (BotoCoreError, CliError, DeployError, ParameterValueError, SettingsError, FileNotFoundError)):
         return str(error)
     try:
         from localengine import EngineError

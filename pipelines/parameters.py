@@ -6,9 +6,9 @@ shown in the pipeline's description (visible in Studio), `pipeline.py parameters
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-
-from sagemaker.core.workflow.parameters import ParameterFloat, ParameterString
+from typing import Callable, Mapping
 
 from pipelines.settings import Settings
 
@@ -30,6 +30,9 @@ class PipelineParameters:
 
     @classmethod
     def declare(cls, settings: Settings) -> PipelineParameters:
+        # Imported here: checking parameter values must not pay for importing the SDK.
+        from sagemaker.core.workflow.parameters import ParameterFloat, ParameterString
+
         return cls(
             input_bucket=ParameterString("InputDataBucket", default_value=settings.bucket),
             input_key=ParameterString("InputDataKey", default_value=SAMPLE_DATA_KEY),
@@ -63,3 +66,26 @@ DESCRIPTIONS = {
 
 def describe_parameters() -> str:
     return "\n".join(f"{name}: {text}" for name, text in DESCRIPTIONS.items())
+
+
+class ParameterValueError(ValueError):
+    """A parameter value of the right type that the pipeline cannot use."""
+
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+# What SageMaker cannot check when an execution starts; `start` and `run` check it first.
+VALUE_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "InputDataBucket": (lambda v: bool(_BUCKET_NAME.match(v)), "must be an S3 bucket name"),
+    "InputDataKey": (lambda v: bool(v.strip()) and not v.startswith("/"),
+                     "must be an object key or prefix inside the bucket, without a leading /"),
+    "TargetColumn": (lambda v: bool(v.strip()), "must name the column to predict"),
+    "MaxRmse": (lambda v: v > 0, "must be greater than 0"),
+    "MinImprovementOverBaseline": (lambda v: -1 < v < 1, "must be a fraction between -1 and 1 (0.05 = 5%)"),
+}
+
+
+def check_parameter_values(values: Mapping[str, object]) -> None:
+    """Raise ParameterValueError naming the first typed value that breaks its rule."""
+    for name, (is_valid, requirement) in VALUE_RULES.items():
+        if name in values and not is_valid(values[name]):
+            raise ParameterValueError(f"parameter {name}={values[name]!r} {requirement}")

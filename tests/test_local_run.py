@@ -114,7 +114,14 @@ def test_models_lists_the_registered_versions(first_run, local_dir, capsys):
     assert "no model versions registered in group Nobody" in capsys.readouterr().out
 
 
-def test_run_rejects_an_unknown_parameter_in_one_line(local_dir, capsys):
-    assert main(["run", "--local-dir", str(local_dir), "--param", "MaxRMSE=1"]) == 1
+@pytest.mark.parametrize("param, message", [
+    ("MaxRMSE=1", "unknown parameter(s) MaxRMSE"),
+    ("MinImprovementOverBaseline=5", "must be a fraction between -1 and 1"),
+])
+def test_run_rejects_a_bad_parameter_in_one_line_before_running_anything(local_dir, capsys, param, message):
+    executions = local_dir / "work" / "executions"
+    before = set(executions.iterdir()) if executions.is_dir() else set()
+    assert main(["run", "--local-dir", str(local_dir), "--param", param]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "unknown parameter(s) MaxRMSE" in err
+    assert err.count("\n") == 1 and message in err
+    assert (set(executions.iterdir()) if executions.is_dir() else set()) == before
