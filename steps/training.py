@@ -45,6 +45,8 @@ def script_mode_trainer(
         hyperparameters={
             "sagemaker_program": script,
             "sagemaker_submit_directory": bundle.sourcedir_uri(settings.bucket, ctx.key_prefix),
+            # The training toolkit downloads the submit directory with a client in this region.
+            "sagemaker_region": settings.region,
             **hyperparameters,
         },
         tags=[Tag(key=key, value=value) for key, value in settings.tag_map.items()] or None,
