@@ -74,6 +74,19 @@ class StepContext:
         return self.bundles[entry_point]
 
     @property
+    def network(self) -> dict | None:
+        """Isolation and VPC arguments shared by every job, or None for SageMaker's default networking."""
+        settings = self.settings
+        if not (settings.network_isolation or settings.subnets):
+            return None
+        vpc = settings.vpc_config or {}
+        return {
+            "enable_network_isolation": settings.network_isolation,
+            "subnets": vpc.get("Subnets"),
+            "security_group_ids": vpc.get("SecurityGroupIds"),
+        }
+
+    @property
     def cache_config(self) -> CacheConfig:
         return CacheConfig(enable_caching=True, expire_after=self.settings.cache_expire_after)
 

@@ -41,7 +41,7 @@ def script_processing_step(
     description: str,
     property_files: list | None = None,
 ) -> ProcessingStep:
-    settings = ctx.settings
+    settings, network = ctx.settings, ctx.network
     bundle = ctx.code(script)
     processor = Processor(
         role=settings.role_arn,
@@ -55,7 +55,7 @@ def script_processing_step(
         base_job_name=f"{settings.pipeline_name}-{name}",
         sagemaker_session=ctx.session,
         tags=settings.tag_map or None,
-        network_config=_network_config(ctx),
+        network_config=NetworkConfig(**network, encrypt_inter_container_traffic=True) if network else None,
     )
     code_input = processing_input("code", bundle.files_uri(settings.bucket, ctx.key_prefix), CODE_DIR)
     # An empty argument list is an invalid request (ContainerArguments has a minimum length of 1).
@@ -67,17 +67,4 @@ def script_processing_step(
         property_files=property_files,
         cache_config=ctx.cache_config,
         retry_policies=ctx.job_retry_policies,
-    )
-
-
-def _network_config(ctx: StepContext) -> NetworkConfig | None:
-    settings = ctx.settings
-    if not (settings.network_isolation or settings.subnets):
-        return None
-    vpc = settings.vpc_config or {}
-    return NetworkConfig(
-        enable_network_isolation=settings.network_isolation,
-        subnets=vpc.get("Subnets"),
-        security_group_ids=vpc.get("SecurityGroupIds"),
-        encrypt_inter_container_traffic=True,
     )

@@ -27,7 +27,7 @@ VALIDATION_RMSE = MetricDefinition(name="validation-rmse", regex=r"validation-rm
 def script_mode_trainer(
     ctx: StepContext, *, name: str, framework: str, script: str, instance_type, hyperparameters: dict
 ) -> ModelTrainer:
-    settings = ctx.settings
+    settings, network = ctx.settings, ctx.network
     bundle = ctx.code(script)
     return ModelTrainer(
         sagemaker_session=ctx.session,
@@ -41,7 +41,7 @@ def script_mode_trainer(
             s3_output_path=ctx.output_uri("models", name), kms_key_id=settings.kms_key_id or None
         ),
         stopping_condition=StoppingCondition(max_runtime_in_seconds=MAX_JOB_SECONDS),
-        networking=_networking(ctx),
+        networking=Networking(**network, enable_inter_container_traffic_encryption=True) if network else None,
         hyperparameters={
             "sagemaker_program": script,
             "sagemaker_submit_directory": bundle.sourcedir_uri(settings.bucket, ctx.key_prefix),
@@ -59,16 +59,3 @@ def training_channels(*, train, validation, features) -> list[InputData]:
         InputData(channel_name="validation", data_source=validation, content_type="text/csv"),
         InputData(channel_name="features", data_source=features, content_type="application/json"),
     ]
-
-
-def _networking(ctx: StepContext) -> Networking | None:
-    settings = ctx.settings
-    if not (settings.network_isolation or settings.subnets):
-        return None
-    vpc = settings.vpc_config or {}
-    return Networking(
-        enable_network_isolation=settings.network_isolation,
-        subnets=vpc.get("Subnets"),
-        security_group_ids=vpc.get("SecurityGroupIds"),
-        enable_inter_container_traffic_encryption=True,
-    )
