@@ -128,6 +128,8 @@ def cmd_run(args) -> int:
 
     from pipelines.local import run_locally
 
+    if args.data and not Path(args.data).is_file():
+        raise CliError(f"--data {args.data}: no such file; give the path of a CSV file")
     built = _build(args, cache_dir=Path(args.local_dir) / "definitions")
     _require_valid(built)
     result = run_locally(
@@ -263,7 +265,7 @@ def _user_message(error: Exception) -> str | None:
     if isinstance(error, ClientError):
         detail = error.response.get("Error", {})
         return f"AWS {error.operation_name} failed: {detail.get('Code')}: {detail.get('Message')}"
-    if isinstance(error, (BotoCoreError, CliError, DeployError, ParameterValueError, SettingsError, FileNotFoundError)):
+    if isinstance(error, (BotoCoreError, CliError, DeployError, ParameterValueError, SettingsError)):
         return str(error)
     try:
         from localengine import EngineError

@@ -42,8 +42,6 @@ def run_locally(
     bucket = built.settings.bucket
     parameters = dict(parameters or {})
     if data is not None:
-        if not data.is_file():
-            raise FileNotFoundError(f"--data {data}: no such file; give the path of a CSV file")
         key = f"{LOCAL_INPUT_PREFIX}/{data.name}"
         s3.put_file(f"s3://{bucket}/{key}", data)
         parameters.setdefault("InputDataKey", key)

@@ -125,3 +125,10 @@ def test_run_rejects_a_bad_parameter_in_one_line_before_running_anything(local_d
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
     assert (set(executions.iterdir()) if executions.is_dir() else set()) == before
+
+
+def test_run_rejects_a_missing_data_file_in_one_line(tmp_path, capsys):
+    assert main(["run", "--local-dir", str(tmp_path), "--data", str(tmp_path / "absent.csv")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "absent.csv: no such file" in err
+    assert not (tmp_path / "work").exists()
