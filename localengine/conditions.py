@@ -74,6 +74,9 @@ def _describe(condition: dict[str, Any]) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, float):
+        # Read by a person: 25,636 rather than 25635.946427416227.
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return repr(value) if isinstance(value, str) else format_value(value)
 
 

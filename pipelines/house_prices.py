@@ -2,7 +2,8 @@
 
     Preprocess ──┬─> TrainBaseline ──┐
                  └─> TuneXGBoost ────┴─> Evaluate ─> QualityGate ─┬─> RegisterModel
-                                                                   └─> QualityGateFailed
+                                       (choose on validation,     └─> QualityGateFailed
+                                        score on test)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from sagemaker.mlops.workflow.pipeline import Pipeline
 
 from pipelines.parameters import PipelineParameters
 from steps.context import StepContext
-from steps.evaluate import evaluation_file_uri, evaluation_report, evaluation_step
+from steps.evaluate import chosen_model_uri, data_report_uri, evaluation_file_uri, evaluation_report, evaluation_step
 from steps.preprocess import preprocess_step
 from steps.quality_gate import quality_gate_step
 from steps.register import register_model_step
@@ -26,12 +27,12 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
 
     preprocess = preprocess_step(
         ctx, input_bucket=params.input_bucket, input_key=params.input_key,
-        target_column=params.target_column, drop_columns=params.id_columns,
-        instance_type=params.processing_instance_type,
+        target_column=params.target_column, id_columns=params.id_columns,
+        exclude_columns=params.exclude_columns, instance_type=params.processing_instance_type,
     )
     splits = {
         name: preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
-        for name in ("train", "validation", "test", "features")
+        for name in ("train", "validation", "test", "features", "report")
     }
     train_baseline = baseline_training_step(
         ctx, train=splits["train"], validation=splits["validation"], features=splits["features"],
@@ -51,15 +52,15 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
         ctx, baseline_model=train_baseline.properties.ModelArtifacts.S3ModelArtifacts,
         baseline_job_name=train_baseline.properties.TrainingJobName,
         xgboost_model=best_model, xgboost_job_name=tune_xgboost.properties.BestTrainingJob.TrainingJobName,
-        test=splits["test"], instance_type=params.processing_instance_type, report=report,
+        splits=splits, instance_type=params.processing_instance_type, report=report,
     )
     register = register_model_step(
-        ctx, model_data=best_model, evaluation_uri=evaluation_file_uri(evaluate),
+        ctx, model_data=chosen_model_uri(evaluate), evaluation_uri=evaluation_file_uri(evaluate),
+        data_report_uri=data_report_uri(preprocess), evaluation=evaluate, report=report,
         approval_status=params.approval_status,
     )
     gate = quality_gate_step(
-        evaluate, report, max_rmse=params.max_rmse, min_improvement=params.min_improvement,
-        if_passed=[register],
+        evaluate, report, min_r2=params.min_r2, max_rmse=params.max_rmse, if_passed=[register],
     )
 
     return Pipeline(

@@ -22,10 +22,11 @@ class PipelineParameters:
     input_key: ParameterString
     target_column: ParameterString
     id_columns: ParameterString
+    exclude_columns: ParameterString
     processing_instance_type: ParameterString
     training_instance_type: ParameterString
+    min_r2: ParameterFloat
     max_rmse: ParameterFloat
-    min_improvement: ParameterFloat
     approval_status: ParameterString
 
     @classmethod
@@ -37,11 +38,12 @@ class PipelineParameters:
             input_bucket=ParameterString("InputDataBucket", default_value=settings.bucket),
             input_key=ParameterString("InputDataKey", default_value=SAMPLE_DATA_KEY),
             target_column=ParameterString("TargetColumn", default_value="SalePrice"),
-            id_columns=ParameterString("IdColumns", default_value="Order,PID"),
+            id_columns=ParameterString("IdColumns", default_value=""),
+            exclude_columns=ParameterString("ExcludeColumns", default_value=""),
             processing_instance_type=ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge"),
             training_instance_type=ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge"),
-            max_rmse=ParameterFloat("MaxRmse", default_value=40000.0),
-            min_improvement=ParameterFloat("MinImprovementOverBaseline", default_value=0.05),
+            min_r2=ParameterFloat("MinR2", default_value=0.5),
+            max_rmse=ParameterFloat("MaxRmse", default_value=0.0),
             approval_status=ParameterString(
                 "ModelApprovalStatus", default_value="PendingManualApproval", enum_values=APPROVAL_STATUSES
             ),
@@ -55,11 +57,13 @@ DESCRIPTIONS = {
     "InputDataBucket": "S3 bucket of the input data (an S3 trigger passes $.detail.bucket.name).",
     "InputDataKey": "Key of one CSV, or a prefix whose CSVs are all read (an S3 trigger passes $.detail.object.key).",
     "TargetColumn": "Column to predict; must be numeric.",
-    "IdColumns": "Comma-separated columns that identify rows and are not features; empty for none.",
+    "IdColumns": "Comma-separated columns that identify rows and are not features; empty: id-like columns "
+                 "(a different value in every row) are detected and left out.",
+    "ExcludeColumns": "Comma-separated columns that must not be features, e.g. ones derived from the target.",
     "ProcessingInstanceType": "Instance type of the Preprocess and Evaluate jobs.",
     "TrainingInstanceType": "Instance type of the baseline training job and of every tuning trial.",
-    "MaxRmse": "Quality gate: the tuned model's test RMSE (target units) must be at most this.",
-    "MinImprovementOverBaseline": "Quality gate: fraction by which the tuned RMSE must beat the baseline's (0.05 = 5%).",
+    "MinR2": "Quality gate: the chosen model's R² on the test split must be at least this (scale-free).",
+    "MaxRmse": "Quality gate: the chosen model's test RMSE (target units) must be at most this; 0 turns it off.",
     "ModelApprovalStatus": "Approval status of the registered model version.",
 }
 
@@ -79,8 +83,8 @@ VALUE_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "InputDataKey": (lambda v: bool(v.strip()) and not v.startswith("/"),
                      "must be an object key or prefix inside the bucket, without a leading /"),
     "TargetColumn": (lambda v: bool(v.strip()), "must name the column to predict"),
-    "MaxRmse": (lambda v: v > 0, "must be greater than 0"),
-    "MinImprovementOverBaseline": (lambda v: -1 < v < 1, "must be a fraction between -1 and 1 (0.05 = 5%)"),
+    "MinR2": (lambda v: v <= 1, "must be at most 1 (R² of a perfect model)"),
+    "MaxRmse": (lambda v: v >= 0, "must be 0 (off) or a positive RMSE in the target's units"),
 }
 
 

@@ -14,6 +14,7 @@ Environment:
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -25,6 +26,9 @@ import pandas as pd
 from features import FEATURE_SPEC_FILE, read_raw_csv, spec_from_json
 
 OPT_ML_ENV = "SM_OPT_ML"
+SCRIPTS_DIR = Path(__file__).resolve().parent
+# inference.py and every scripts module it imports: a model artefact's code/ must be self-contained.
+SERVING_MODULES = ("inference.py", "features.py", "linear_model.py")
 TRAINING_CHANNELS = ("train", "validation", "features")
 _FAILURE_FILE_NAMES = {"processing": "message", "training": "failure"}
 
@@ -182,6 +186,19 @@ def write_bytes_atomic(path: Path, content: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def copy_file_atomic(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = destination.with_name(f".{destination.name}.tmp")
+    shutil.copyfile(source, staging)
+    os.replace(staging, destination)
+
+
+def save_serving_code(model_dir: Path) -> None:
+    """Put the serving handlers beside the model, so model.tar.gz serves on its own."""
+    for module in SERVING_MODULES:
+        write_bytes_atomic(model_dir / "code" / module, (SCRIPTS_DIR / module).read_bytes())
 
 
 def write_json_atomic(path: Path, data) -> None:

@@ -1,12 +1,15 @@
-"""Processing job (XGBoost image): score both models on the raw test rows.
+"""Processing job (XGBoost image): choose the better candidate on validation rows, score it on test rows.
 
-The XGBoost model is scored through inference.py's model_fn/predict_fn, the serving
-path itself; the baseline through its JSON coefficients. Writes evaluation.json in
-SageMaker's model-metrics format (with the baseline and the comparison beside it) and
-predictions.csv, everything in the target's own units (dollars).
+Both candidates (the tuned XGBoost model and the linear baseline) are scored through
+inference.py's model_fn/predict_fn, the serving path itself. The one with the lower
+validation RMSE is chosen (test rows play no part in choosing) and copied to the model
+output for registration. Writes evaluation.json in SageMaker's model-metrics format (the
+chosen model's test metrics, every candidate beside them, readable figures for messages and
+the data report's warnings) and predictions.csv, everything in the target's own units.
 """
 
 import argparse
+import json
 import tarfile
 import tempfile
 from pathlib import Path
@@ -15,13 +18,20 @@ import numpy as np
 import pandas as pd
 
 from container import (
-    ContractArgumentParser, failure_reporting, opt_ml_root, read_csv_directory, read_feature_spec,
-    read_text, write_csv_atomic, write_json_atomic,
+    ContractArgumentParser, copy_file_atomic, failure_reporting, opt_ml_root, read_csv_directory, read_text,
+    write_csv_atomic, write_json_atomic,
 )
+from data_checks import format_number
 from features import FEATURE_SPEC_FILE, target_values
 from inference import BOOSTER_FILE, model_fn, predict_fn
-from linear_model import LINEAR_MODEL_FILE, linear_model_from_json, predict_linear
-from metrics import regression_metrics
+from linear_model import LINEAR_MODEL_FILE
+from metrics import regression_metrics, rmse
+
+CANDIDATES = ("xgboost", "baseline")
+DATA_REPORT_FILE = "data-report.json"
+MODEL_ARCHIVE = "model.tar.gz"
+# CustomerMetadataProperties values allow letters, digits, spaces and _.:/=+-@ only.
+_METADATA_UNSAFE = str.maketrans({character: " " for character in "'\",;()[]{}<>²%!?#&*|~^`$"})
 
 
 def extract_model(archive: Path, destination: Path, required_files) -> Path:
@@ -44,50 +54,86 @@ def extract_model(archive: Path, destination: Path, required_files) -> Path:
     return destination
 
 
-def score_test_rows(test: pd.DataFrame, xgboost_dir: Path,
-                    baseline_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Actual targets, XGBoost predictions and baseline predictions for the raw test rows."""
-    serving_model = model_fn(xgboost_dir)
-    baseline_spec = read_feature_spec(baseline_dir)
-    target = serving_model.spec["target"]
-    if baseline_spec["target"] != target:
-        raise ValueError(
-            f"the models predict different targets ({target!r} and {baseline_spec['target']!r}); "
-            "evaluate models trained on the same preprocessing output"
-        )
-    baseline_model = linear_model_from_json(
-        read_text(baseline_dir / LINEAR_MODEL_FILE, "baseline model"), baseline_spec)
-    return (
-        target_values(test, target),
-        predict_fn(test, serving_model),
-        predict_linear(baseline_model, baseline_spec, test),
-    )
+def load_candidates(archives: dict[str, Path], scratch: Path) -> dict:
+    """Each candidate's serving model, loaded from its model.tar.gz as the endpoint would."""
+    models = {}
+    for name, archive in archives.items():
+        directory = extract_model(archive, scratch / name, (FEATURE_SPEC_FILE,))
+        if not any((directory / model_file).is_file() for model_file in (BOOSTER_FILE, LINEAR_MODEL_FILE)):
+            raise ValueError(f"{archive} holds neither {BOOSTER_FILE} nor {LINEAR_MODEL_FILE}; provide the "
+                             "model.tar.gz of a training job of this pipeline")
+        models[name] = model_fn(directory)
+    targets = {model.spec["target"] for model in models.values()}
+    if len(targets) > 1:
+        raise ValueError(f"the candidates predict different targets ({', '.join(sorted(targets))}); "
+                         "evaluate models trained on the same preprocessing output")
+    return models
 
 
-def evaluation_report(actual, xgboost_predictions, baseline_predictions, resamples: int, seed: int) -> dict:
-    """Model metrics of the XGBoost model, of the baseline, and the relative RMSE improvement.
+def choose_candidate(validation_rmse: dict[str, float]) -> tuple[str, str]:
+    """The candidate with the lowest validation RMSE (ties go to the first listed), and why, in words."""
+    chosen = min(validation_rmse, key=lambda name: (validation_rmse[name], list(validation_rmse).index(name)))
+    others = [f"{name} {format_number(score)}" for name, score in validation_rmse.items() if name != chosen]
+    return chosen, (f"lowest validation RMSE: {chosen} {format_number(validation_rmse[chosen])} against "
+                    + ", ".join(others))
+
+
+def _metadata_text(text: str) -> str:
+    return " ".join(text.translate(_METADATA_UNSAFE).split())[:256] or "none"
+
+
+def data_section(report: dict | None) -> dict:
+    """The data report's warnings, carried to the model version (as text its metadata accepts)."""
+    report = report or {}
+    warnings = report.get("warnings", [])
+    leaking = sorted({column for leak in report.get("leakage", []) for column in leak["columns"]})
+    return {
+        "warnings": warnings,
+        "warning_count": str(len(warnings)),
+        "suspected_leakage": _metadata_text(" ".join(leaking)) if leaking else "none",
+    }
+
+
+def evaluation_report(actual: np.ndarray, predictions: dict[str, np.ndarray], validation_rmse: dict[str, float],
+                      data_report: dict | None, resamples: int, seed: int) -> dict:
+    """Model metrics of the chosen candidate, every candidate's, the choice and the data warnings.
 
     Each standard_deviation is the bootstrap standard deviation of that metric over
     `resamples` seeded resamples of the test rows (see metrics.regression_metrics).
     """
-    metrics = regression_metrics(actual, xgboost_predictions, resamples, seed)
-    baseline_metrics = regression_metrics(actual, baseline_predictions, resamples, seed)
+    chosen, reason = choose_candidate(validation_rmse)
+    candidates = {
+        name: {"validation_rmse": validation_rmse[name],
+               "regression_metrics": regression_metrics(actual, predictions[name], resamples, seed)}
+        for name in predictions
+    }
+    metrics = candidates[chosen]["regression_metrics"]
+    baseline_rmse = candidates["baseline"]["regression_metrics"]["rmse"]["value"]
+    improvement = 1 - metrics["rmse"]["value"] / baseline_rmse if baseline_rmse else 0.0
     return {
         "regression_metrics": metrics,
-        "baseline": {"regression_metrics": baseline_metrics},
-        "comparison": {
-            "rmse_improvement_over_baseline": 1 - metrics["rmse"]["value"] / baseline_metrics["rmse"]["value"],
+        "chosen": {"candidate": chosen, "reason": reason},
+        "candidates": candidates,
+        "comparison": {"rmse_improvement_over_baseline": improvement},
+        "readable": {
+            "candidate": chosen,
+            "rmse": format_number(metrics["rmse"]["value"]),
+            "r2": f"{metrics['r2']['value']:.3f}",
+            "baseline_rmse": format_number(baseline_rmse),
+            "improvement_over_baseline": f"{improvement:.1%}",
         },
+        "data": data_section(data_report),
     }
 
 
-def predictions_table(actual, xgboost_predictions, baseline_predictions) -> pd.DataFrame:
-    return pd.DataFrame({
-        "row": np.arange(len(actual)),
-        "actual": actual,
-        "xgboost": xgboost_predictions,
-        "baseline": baseline_predictions,
-    })
+def predictions_table(actual, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
+    return pd.DataFrame({"row": np.arange(len(actual)), "actual": actual, **predictions})
+
+
+def read_data_report(directory: Path | None) -> dict | None:
+    if directory is None or not (directory / DATA_REPORT_FILE).is_file():
+        return None
+    return json.loads(read_text(directory / DATA_REPORT_FILE, "data report"))
 
 
 def at_least_two(text: str) -> int:
@@ -102,8 +148,13 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser = ContractArgumentParser("processing", description=__doc__.splitlines()[0])
     parser.add_argument("--baseline-model", type=Path, default=inputs / "baseline" / "model.tar.gz")
     parser.add_argument("--xgboost-model", type=Path, default=inputs / "xgboost" / "model.tar.gz")
+    parser.add_argument("--validation-dir", type=Path, default=inputs / "validation")
     parser.add_argument("--test-dir", type=Path, default=inputs / "test")
+    parser.add_argument("--data-report-dir", type=Path, default=inputs / "report",
+                        help="the data report of Preprocess, whose warnings are carried along (optional)")
     parser.add_argument("--output-dir", type=Path, default=opt_ml_root() / "processing" / "evaluation")
+    parser.add_argument("--model-output-dir", type=Path, default=opt_ml_root() / "processing" / "model",
+                        help="where the chosen candidate's model.tar.gz is copied")
     parser.add_argument("--bootstrap-resamples", type=at_least_two, default=200)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -112,19 +163,23 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     arguments = parse_arguments(argv)
     with failure_reporting("processing"), tempfile.TemporaryDirectory() as scratch:
+        validation = read_csv_directory(arguments.validation_dir, "validation data")
         test = read_csv_directory(arguments.test_dir, "test data")
-        xgboost_dir = extract_model(arguments.xgboost_model, Path(scratch) / "xgboost",
-                                    (BOOSTER_FILE, FEATURE_SPEC_FILE))
-        baseline_dir = extract_model(arguments.baseline_model, Path(scratch) / "baseline",
-                                     (LINEAR_MODEL_FILE, FEATURE_SPEC_FILE))
-        actual, xgboost_predictions, baseline_predictions = score_test_rows(test, xgboost_dir, baseline_dir)
-        report = evaluation_report(actual, xgboost_predictions, baseline_predictions,
+        archives = {"xgboost": arguments.xgboost_model, "baseline": arguments.baseline_model}
+        models = load_candidates(archives, Path(scratch))
+        target = next(iter(models.values())).spec["target"]
+        validation_rmse = {name: rmse(target_values(validation, target), predict_fn(validation, model))
+                           for name, model in models.items()}
+        actual = target_values(test, target)
+        predictions = {name: predict_fn(test, model) for name, model in models.items()}
+        report = evaluation_report(actual, predictions, validation_rmse, read_data_report(arguments.data_report_dir),
                                    arguments.bootstrap_resamples, arguments.seed)
-        write_csv_atomic(arguments.output_dir / "predictions.csv",
-                         predictions_table(actual, xgboost_predictions, baseline_predictions))
+        write_csv_atomic(arguments.output_dir / "predictions.csv", predictions_table(actual, predictions))
         write_json_atomic(arguments.output_dir / "evaluation.json", report)
-        print(f"test rmse: xgboost {report['regression_metrics']['rmse']['value']:.2f}, "
-              f"baseline {report['baseline']['regression_metrics']['rmse']['value']:.2f}")
+        copy_file_atomic(archives[report["chosen"]["candidate"]], arguments.model_output_dir / MODEL_ARCHIVE)
+        readable = report["readable"]
+        print(f"chosen: {report['chosen']['candidate']} ({report['chosen']['reason']})")
+        print(f"test: RMSE {readable['rmse']}, R² {readable['r2']}; baseline RMSE {readable['baseline_rmse']}")
 
 
 if __name__ == "__main__":

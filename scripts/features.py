@@ -7,6 +7,7 @@ it is copied into the XGBoost model artefact for serving.
 """
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,9 @@ import pandas as pd
 SPEC_VERSION = 1
 FEATURE_SPEC_FILE = "features.json"
 MISSING_LEVEL = "__missing__"
+OTHER_LEVEL = "__other__"
+# One-hot columns per categorical feature at most; rarer levels share OTHER_LEVEL.
+MAX_LEVELS = 100
 
 # One definition of "missing" for CSV files and JSON requests alike, so a request
 # cannot be encoded differently from the training rows it resembles.
@@ -36,19 +40,52 @@ def _is_missing(value) -> bool:
     return bool(pd.isna(value))
 
 
+_NUMBER_DECORATION = re.compile(r"^[$€£¥]|[$€£¥%]$")
+_GROUPED_DIGITS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d*)?$")
+
+
+def _plain_number_text(value) -> str:
+    """'$1,234.50' -> '1234.50', ' 12 % ' -> '12': how spreadsheets format numbers as text."""
+    text = _NUMBER_DECORATION.sub("", str(value).strip()).strip()
+    negative = text.startswith("-")
+    text = text.lstrip("-+").strip()
+    text = _NUMBER_DECORATION.sub("", text).strip()
+    if _GROUPED_DIGITS.match(text):
+        text = text.replace(",", "")
+    return f"-{text}" if negative else text
+
+
 def numeric_values(column: pd.Series, remedy: str) -> np.ndarray:
-    """Floats of a column (missing as NaN); a ValueError naming the column if any value is not a number."""
+    """Floats of a column (missing and infinite as NaN); a ValueError naming the column if a value is no number.
+
+    Numbers formatted as text ('$1,234', '12%') count as numbers, in training and in requests alike.
+    """
     # Columns parsed from CSV are numeric already; only JSON requests and mixed columns need the scan.
-    if pd.api.types.is_numeric_dtype(column):
-        return column.to_numpy(dtype=float, na_value=np.nan)
-    present = column[~column.map(_is_missing)]
-    converted = pd.to_numeric(present, errors="coerce")
-    not_numbers = present[converted.isna()]
-    if len(not_numbers):
-        raise ValueError(
-            f"column {column.name!r} must be numeric but holds {not_numbers.iloc[0]!r}; {remedy}"
-        )
-    return converted.reindex(column.index).to_numpy(dtype=float)
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        present = column[~column.map(_is_missing)]
+        converted = pd.to_numeric(present, errors="coerce")
+        failed = converted.isna()
+        if failed.any():
+            converted[failed] = pd.to_numeric(present[failed].map(_plain_number_text), errors="coerce")
+        not_numbers = present[converted.isna()]
+        if len(not_numbers):
+            raise ValueError(
+                f"column {column.name!r} must be numeric but holds {not_numbers.iloc[0]!r}; {remedy}"
+            )
+        values = converted.reindex(column.index).to_numpy(dtype=float)
+    values[np.isinf(values)] = np.nan
+    return values
+
+
+def is_numeric_text(column: pd.Series) -> bool:
+    """True for a text column whose every present value is a number, perhaps formatted ('$1,234')."""
+    try:
+        numeric_values(column, "")
+    except (ValueError, TypeError):
+        return False
+    return not column.map(_is_missing).all()
 
 
 def _category_labels(column: pd.Series) -> np.ndarray:
@@ -109,7 +146,7 @@ def fit_feature_spec(train: pd.DataFrame, target: str, numeric: list[str], categ
         std = float(np.std(imputed))
         medians[name], means[name], stds[name] = median, float(np.mean(imputed)), std if std > 0 else 1.0
 
-    categories = {name: sorted(set(_category_labels(train[name]))) for name in categorical}
+    categories = {name: _levels(_category_labels(train[name])) for name in categorical}
 
     targets = target_values(train, target)
     return {
@@ -123,6 +160,15 @@ def fit_feature_spec(train: pd.DataFrame, target: str, numeric: list[str], categ
         "stds": stds,
         "categories": categories,
     }
+
+
+def _levels(labels: np.ndarray) -> list[str]:
+    """Sorted levels; beyond MAX_LEVELS only the most frequent keep a column and the rest share OTHER_LEVEL."""
+    counts = pd.Series(labels).value_counts()
+    if len(counts) <= MAX_LEVELS:
+        return sorted(counts.index)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return sorted([level for level, _ in ranked[:MAX_LEVELS - 1]] + [OTHER_LEVEL])
 
 
 def spec_from_json(text: str) -> dict:
@@ -158,7 +204,10 @@ def transform_features(frame: pd.DataFrame, spec: dict) -> np.ndarray:
         blocks.append(((imputed - spec["means"][name]) / spec["stds"][name])[:, None])
     for name in spec["categorical"]:
         levels = np.array(spec["categories"][name], dtype=object)
-        blocks.append((_category_labels(frame[name])[:, None] == levels[None, :]).astype(float))
+        labels = _category_labels(frame[name])
+        if OTHER_LEVEL in spec["categories"][name]:
+            labels = np.where(np.isin(labels, levels), labels, OTHER_LEVEL)
+        blocks.append((labels[:, None] == levels[None, :]).astype(float))
     return np.hstack(blocks) if blocks else np.empty((len(frame), 0))
 
 

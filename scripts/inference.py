@@ -1,9 +1,13 @@
-"""Serving handlers for the SageMaker XGBoost container: raw columns in, prices out.
+"""Serving handlers for the SageMaker XGBoost container: raw columns in, predictions out.
 
 Requests carry raw feature columns; the feature spec stored in the model artefact turns
-them into the matrix the booster was trained on, so training and serving share one
-transform. Only features.py travels with this file (both sit in the artefact's code/).
+them into the matrix the model was trained on, so training and serving share one
+transform. The model is either candidate the pipeline trains: an XGBoost booster
+(xgboost-model.json) or the linear baseline (linear-model.json). Only the modules this
+file imports travel with it (all sit in the artefact's code/).
 """
+
+from __future__ import annotations
 
 import io
 import json
@@ -12,9 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import xgboost
 
 from features import FEATURE_SPEC_FILE, decode_target, read_raw_csv, spec_from_json, transform_features
+from linear_model import LINEAR_MODEL_FILE, linear_model_from_json, predict_linear
 
 BOOSTER_FILE = "xgboost-model.json"
 CSV = "text/csv"
@@ -22,14 +26,25 @@ JSON = "application/json"
 
 
 class ServingModel(NamedTuple):
-    booster: xgboost.Booster
+    booster: "xgboost.Booster | None"
     spec: dict
+    linear: dict | None = None
+
+    @property
+    def kind(self) -> str:
+        return "linear" if self.linear is not None else "xgboost"
 
 
 def model_fn(model_dir) -> ServingModel:
+    model_dir = Path(model_dir)
+    spec = spec_from_json((model_dir / FEATURE_SPEC_FILE).read_text())
+    if (model_dir / LINEAR_MODEL_FILE).is_file():
+        return ServingModel(None, spec, linear_model_from_json((model_dir / LINEAR_MODEL_FILE).read_text(), spec))
+    import xgboost  # here, not at the top: the baseline imports this module in the scikit-learn image
+
     booster = xgboost.Booster()
-    booster.load_model(str(Path(model_dir) / BOOSTER_FILE))
-    return ServingModel(booster, spec_from_json((Path(model_dir) / FEATURE_SPEC_FILE).read_text()))
+    booster.load_model(str(model_dir / BOOSTER_FILE))
+    return ServingModel(booster, spec)
 
 
 def _media_type(content_type) -> str:
@@ -65,6 +80,10 @@ def input_fn(request_body, request_content_type) -> pd.DataFrame:
 
 def predict_fn(data: pd.DataFrame, model: ServingModel) -> np.ndarray:
     """Predictions in the target's own units (dollars for house prices)."""
+    if model.linear is not None:
+        return predict_linear(model.linear, model.spec, data)
+    import xgboost
+
     matrix = xgboost.DMatrix(transform_features(data, model.spec))
     return decode_target(model.booster.predict(matrix), model.spec)
 

@@ -1,53 +1,29 @@
-"""Processing job (scikit-learn image): clean raw CSVs, split them, fit the feature spec on train.
+"""Processing job (scikit-learn image): read the user's table, check it, split it, fit the feature spec on train.
 
-Reads every *.csv under the input directory, drops rows without a target and the
-requested columns, splits the rows with a seeded permutation and writes the raw cleaned
-rows of each split plus the feature spec fitted on the training split only.
+Reads every delimited file under the input directory (see tabular_input.py), keeps rows with a
+usable target, decides which columns are features (data_checks.py), splits the rows with a seeded
+permutation and writes the raw cleaned rows of each split, the feature spec fitted on the training
+split only, and a data report saying what was done to the data and what looks wrong.
 """
 
 import argparse
-import difflib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from container import (
-    ContractArgumentParser, failure_reporting, opt_ml_root, read_csv_directory,
-    write_csv_atomic, write_json_atomic,
+from container import ContractArgumentParser, failure_reporting, opt_ml_root, write_csv_atomic, write_json_atomic
+from data_checks import (
+    TargetRows, format_number, leave_out_reasons, repair_numbers, resolve_column, resolve_columns,
+    suspected_leaks, target_summary,
 )
-from features import FEATURE_SPEC_FILE, fit_feature_spec, infer_feature_types, numeric_values
+from features import FEATURE_SPEC_FILE, fit_feature_spec, infer_feature_types
+from tabular_input import TableRead, read_tables
 
 SPLITS = ("train", "validation", "test")
 MINIMUM_ROWS_PER_SPLIT = 5
-
-
-def _closest_columns(names, columns) -> str:
-    by_lower_case = {str(column).lower(): column for column in columns}
-    suggestions = [by_lower_case[match] for name in names
-                   for match in difflib.get_close_matches(name.lower(), list(by_lower_case), n=1)]
-    return f" (closest in the header: {', '.join(map(repr, suggestions))})" if suggestions else ""
-
-
-def clean(raw: pd.DataFrame, target: str, drop: list[str]) -> pd.DataFrame:
-    """Rows with a numeric target, without the dropped columns."""
-    if target not in raw.columns:
-        raise ValueError(
-            f"target column {target!r} not found in the input{_closest_columns([target], raw.columns)}; "
-            "pass a column of the CSV header with --target-column"
-        )
-    unknown = [name for name in drop if name not in raw.columns]
-    if unknown:
-        raise ValueError(
-            f"--drop-columns names unknown column(s) {unknown}{_closest_columns(unknown, raw.columns)}; "
-            "use names from the CSV header"
-        )
-    if target in drop:
-        raise ValueError(f"--drop-columns includes the target {target!r}; remove it from the list")
-    has_target = ~np.isnan(numeric_values(raw[target], "choose a numeric column with --target-column"))
-    cleaned = raw.loc[has_target].drop(columns=drop).reset_index(drop=True)
-    cleaned[target] = pd.to_numeric(cleaned[target])
-    return cleaned
+FEW_TEST_ROWS = 100
+DATA_REPORT_FILE = "data-report.json"
 
 
 def split_sizes(row_count: int, validation_fraction: float, test_fraction: float) -> dict[str, int]:
@@ -56,8 +32,9 @@ def split_sizes(row_count: int, validation_fraction: float, test_fraction: float
     sizes = {"train": row_count - validation - test, "validation": validation, "test": test}
     if min(sizes.values()) < MINIMUM_ROWS_PER_SPLIT:
         raise ValueError(
-            f"too few rows: {row_count} rows with a target give split sizes {sizes}, and every split needs "
-            f"at least {MINIMUM_ROWS_PER_SPLIT}; supply more rows or adjust the fractions"
+            f"too few rows: {row_count:,} row(s) with a usable target give split sizes "
+            f"{', '.join(f'{name} {size}' for name, size in sizes.items())}, and every split needs at least "
+            f"{MINIMUM_ROWS_PER_SPLIT}; supply more rows"
         )
     return sizes
 
@@ -72,18 +49,90 @@ def split_rows(frame: pd.DataFrame, sizes: dict[str, int], seed: int) -> dict[st
     return {name: frame.iloc[np.sort(rows)].reset_index(drop=True) for name, rows in chosen.items()}
 
 
-def prepare(raw: pd.DataFrame, target: str, drop: list[str], validation_fraction: float,
-            test_fraction: float, seed: int) -> tuple[dict[str, pd.DataFrame], dict]:
-    cleaned = clean(raw, target, drop)
+def _where(table: TableRead, input_uri: str) -> str:
+    return input_uri or (table.files[0].display if len(table.files) == 1 else "the input")
+
+
+def choose_columns(table: TableRead, where: str, target_column: str, id_columns: list[str] | None,
+                   exclude_columns: list[str]) -> tuple[str, list[str] | None, list[str]]:
+    columns = list(table.frame.columns)
+    target = resolve_column(target_column, columns, "TargetColumn", where)
+    ids = None if id_columns is None else resolve_columns(id_columns, columns, "IdColumns", where)
+    excluded = resolve_columns(exclude_columns, columns, "ExcludeColumns", where)
+    for parameter, names in (("IdColumns", ids or []), ("ExcludeColumns", excluded)):
+        if target in names:
+            raise ValueError(f"{parameter} includes the target {target!r}; remove it from {parameter}")
+    return target, ids, excluded
+
+
+def prepare(table: TableRead, *, target_column: str, id_columns: list[str] | None, exclude_columns: list[str],
+            validation_fraction: float, test_fraction: float, seed: int,
+            input_uri: str = "") -> tuple[dict[str, pd.DataFrame], dict, dict]:
+    """The splits, the feature spec fitted on train, and the data report."""
+    where = _where(table, input_uri)
+    target, ids, excluded = choose_columns(table, where, target_column, id_columns, exclude_columns)
+    rows = TargetRows(table.frame, target, where)
+    notes = [*table.findings, *repair_numbers(rows.frame, target)]
+    left_out = leave_out_reasons(rows.frame, target, ids, excluded)
+    cleaned = rows.frame.drop(columns=list(left_out))
+    if len(cleaned.columns) < 2:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in list(left_out.items())[:5])
+        raise ValueError(f"no feature columns are left in {where} besides TargetColumn {target!r} "
+                         f"({reasons or 'the table has no other column'}); supply columns to learn from")
     splits = split_rows(cleaned, split_sizes(len(cleaned), validation_fraction, test_fraction), seed)
     numeric, categorical = infer_feature_types(cleaned, target, drop=())
-    return splits, fit_feature_spec(splits["train"], target, numeric, categorical)
+    spec = fit_feature_spec(splits["train"], target, numeric, categorical)
+    leaks = suspected_leaks(splits["train"], splits["validation"], target, numeric, categorical)
+    warnings = [*(leak["message"] for leak in leaks), *rows.warnings]
+    if len(splits["test"]) < FEW_TEST_ROWS:
+        warnings.append(f"only {len(splits['test'])} test rows: the test metrics are rough; supply more rows")
+    report = {
+        "input": where,
+        "files": [source.facts() for source in table.files],
+        "rows": {"read": len(table.frame), "used": len(cleaned),
+                 "dropped": {reason: count for reason, count in rows.dropped.items() if count}},
+        "splits": {name: len(frame) for name, frame in splits.items()},
+        "target": {"column": target, "transform": spec["target_transform"],
+                   **target_summary(cleaned[target].to_numpy(dtype=float)),
+                   "suspected_outliers": rows.suspected_outliers},
+        "columns": {"numeric": numeric, "categorical": categorical, "left_out": left_out},
+        "leakage": leaks,
+        "warnings": warnings,
+        "notes": [*notes, *rows.notes],
+    }
+    report["summary"] = summary_lines(report)
+    return splits, spec, report
 
 
-def write_outputs(output_dir: Path, splits: dict[str, pd.DataFrame], spec: dict) -> None:
+def summary_lines(report: dict) -> list[str]:
+    """What a person reads after the run: rows, features, target, split."""
+    files = report["files"]
+    read_as = ", ".join(sorted({f"{f['encoding']}, {f['delimiter']}-separated" + (", gzip" if f["gzip"] else "")
+                                for f in files}))
+    source = report["input"] + (f" ({len(files)} files)" if len(files) > 1 else "")
+    rows = report["rows"]
+    dropped = "".join(f", dropped {count:,} ({reason})" for reason, count in rows["dropped"].items())
+    columns, target = report["columns"], report["target"]
+    left_out = ", ".join(f"{name} ({reason.split(':')[0].split(' (')[0]})"
+                         for name, reason in list(columns["left_out"].items())[:8])
+    more = len(columns["left_out"]) - 8
+    splits = ", ".join(f"{name} {count:,}" for name, count in report["splits"].items())
+    return [
+        f"read {rows['read']:,} rows from {source} ({read_as}); used {rows['used']:,}{dropped}",
+        f"features: {len(columns['numeric'])} numeric, {len(columns['categorical'])} categorical"
+        + (f"; left out: {left_out}" + (f" and {more} more" if more > 0 else "") if left_out else ""),
+        f"target {target['column']}: median {format_number(target['median'])}, 1st to 99th percentile "
+        f"{format_number(target['p1'])} to {format_number(target['p99'])}"
+        + ("; models fit its logarithm" if target["transform"] == "log1p" else ""),
+        f"rows per split: {splits}",
+    ]
+
+
+def write_outputs(output_dir: Path, splits: dict[str, pd.DataFrame], spec: dict, report: dict) -> None:
     for name, frame in splits.items():
         write_csv_atomic(output_dir / name / f"{name}.csv", frame)
     write_json_atomic(output_dir / "features" / FEATURE_SPEC_FILE, spec)
+    write_json_atomic(output_dir / "report" / DATA_REPORT_FILE, report)
 
 
 def fraction(text: str) -> float:
@@ -97,17 +146,25 @@ def column_list(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+def optional_column_list(text: str) -> list[str] | None:
+    """None (guess id-like columns) for an empty value."""
+    return column_list(text) or None
+
+
 def parse_arguments(argv=None) -> argparse.Namespace:
     parser = ContractArgumentParser("processing", description=__doc__.splitlines()[0])
-    parser.add_argument("--target-column", default="SalePrice")
-    parser.add_argument("--drop-columns", type=column_list, default=[],
-                        help="comma-separated columns to leave out, e.g. row ids")
+    parser.add_argument("--target-column", required=True, help="the TargetColumn parameter")
+    parser.add_argument("--id-columns", type=optional_column_list, default=None,
+                        help="IdColumns: comma-separated row identifiers; empty: guess id-like columns")
+    parser.add_argument("--exclude-columns", type=column_list, default=[],
+                        help="ExcludeColumns: comma-separated columns that must not be features")
+    parser.add_argument("--input-uri", default="", help="where the input comes from, as the user knows it")
     parser.add_argument("--validation-fraction", type=fraction, default=0.15)
     parser.add_argument("--test-fraction", type=fraction, default=0.15)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--input-dir", type=Path, default=opt_ml_root() / "processing" / "input" / "data")
     parser.add_argument("--output-dir", type=Path, default=opt_ml_root() / "processing",
-                        help="parent of the train/, validation/, test/ and features/ outputs")
+                        help="parent of the train/, validation/, test/, features/ and report/ outputs")
     arguments = parser.parse_args(argv)
     if arguments.validation_fraction + arguments.test_fraction >= 1:
         parser.error("--validation-fraction plus --test-fraction must leave rows for training (sum below 1)")
@@ -117,13 +174,17 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     arguments = parse_arguments(argv)
     with failure_reporting("processing"):
-        raw = read_csv_directory(arguments.input_dir, "input data")
-        splits, spec = prepare(raw, arguments.target_column, arguments.drop_columns,
-                               arguments.validation_fraction, arguments.test_fraction, arguments.seed)
-        write_outputs(arguments.output_dir, splits, spec)
-        sizes = ", ".join(f"{name}: {len(frame)} rows" for name, frame in splits.items())
-        print(f"wrote {sizes} and a feature spec of {len(spec['numeric'])} numeric, "
-              f"{len(spec['categorical'])} categorical columns")
+        table = read_tables(arguments.input_dir, arguments.input_uri)
+        splits, spec, report = prepare(
+            table, target_column=arguments.target_column, id_columns=arguments.id_columns,
+            exclude_columns=arguments.exclude_columns, validation_fraction=arguments.validation_fraction,
+            test_fraction=arguments.test_fraction, seed=arguments.seed, input_uri=arguments.input_uri,
+        )
+        write_outputs(arguments.output_dir, splits, spec, report)
+        for line in report["summary"]:
+            print(line)
+        for warning in report["warnings"]:
+            print(f"warning: {warning}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Fits Ridge on the transformed training features and the encoded target, then saves
 coefficients and intercept as JSON next to the feature spec: no pickle, so the model
-can be scored in the XGBoost image. Prints `validation-rmse: <dollars>` last.
+can be scored and served in the XGBoost image, whose serving code travels beside it (the
+baseline is a candidate for registration). Prints `validation-rmse: <target units>` last.
 """
 
 import argparse
@@ -12,10 +13,11 @@ from sklearn.linear_model import Ridge
 
 from container import (
     ContractArgumentParser, add_training_arguments, failure_reporting, read_training_inputs,
-    write_json_atomic,
+    save_serving_code, write_json_atomic,
 )
 from features import FEATURE_SPEC_FILE, encode_target, target_values, transform_features
-from linear_model import LINEAR_MODEL_FILE, linear_model_json, predict_linear
+from inference import ServingModel, predict_fn
+from linear_model import LINEAR_MODEL_FILE, linear_model_json
 from metrics import rmse, validation_metric_line
 
 
@@ -26,7 +28,8 @@ def fit_linear_model(train: pd.DataFrame, spec: dict, alpha: float) -> dict:
 
 
 def validation_rmse(model: dict, spec: dict, validation: pd.DataFrame) -> float:
-    return rmse(target_values(validation, spec["target"]), predict_linear(model, spec, validation))
+    """Computed through the serving handlers, as the endpoint would predict."""
+    return rmse(target_values(validation, spec["target"]), predict_fn(validation, ServingModel(None, spec, model)))
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
@@ -44,6 +47,7 @@ def main(argv=None) -> None:
         score = validation_rmse(model, spec, validation)
         write_json_atomic(arguments.model_dir / LINEAR_MODEL_FILE, model)
         write_json_atomic(arguments.model_dir / FEATURE_SPEC_FILE, spec)
+        save_serving_code(arguments.model_dir)
         print(validation_metric_line(score))
 
 

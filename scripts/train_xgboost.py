@@ -15,15 +15,12 @@ import xgboost
 
 from container import (
     ContractArgumentParser, add_training_arguments, available_cpus, failure_reporting,
-    positive_whole_number, read_training_inputs, whole_number, write_bytes_atomic, write_json_atomic,
+    positive_whole_number, read_training_inputs, save_serving_code, whole_number, write_bytes_atomic,
+    write_json_atomic,
 )
 from features import FEATURE_SPEC_FILE, encode_target, target_values, transform_features
 from inference import BOOSTER_FILE, ServingModel, predict_fn
 from metrics import rmse, validation_metric_line
-
-# inference.py and every scripts module it imports: the artefact's code/ must be self-contained.
-SERVING_MODULES = ("inference.py", "features.py")
-SCRIPTS_DIR = Path(__file__).resolve().parent
 
 
 def _encoded_matrix(frame: pd.DataFrame, spec: dict) -> xgboost.DMatrix:
@@ -66,8 +63,7 @@ def fit_booster(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, param
 def save_model(model_dir: Path, booster: xgboost.Booster, spec: dict) -> None:
     write_bytes_atomic(model_dir / BOOSTER_FILE, bytes(booster.save_raw(raw_format="json")))
     write_json_atomic(model_dir / FEATURE_SPEC_FILE, spec)
-    for module in SERVING_MODULES:
-        write_bytes_atomic(model_dir / "code" / module, (SCRIPTS_DIR / module).read_bytes())
+    save_serving_code(model_dir)
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:

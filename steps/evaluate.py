@@ -1,4 +1,4 @@
-"""Evaluate: score the baseline and the best tuned model on the held-out test split."""
+"""Evaluate: choose the better candidate on the validation split and score it on the held-out test split."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from steps.context import StepContext
 from steps.processing import processing_input, processing_output, script_processing_step
 
 EVALUATION_FILE = "evaluation.json"
+MODEL_ARCHIVE = "model.tar.gz"
+DATA_REPORT_FILE = "data-report.json"
 
 
 def evaluation_report() -> PropertyFile:
@@ -17,29 +19,46 @@ def evaluation_report() -> PropertyFile:
 
 
 def evaluation_step(
-    ctx: StepContext, *, baseline_model, baseline_job_name, xgboost_model, xgboost_job_name, test,
+    ctx: StepContext, *, baseline_model, baseline_job_name, xgboost_model, xgboost_job_name, splits: dict,
     instance_type, report: PropertyFile,
 ) -> ProcessingStep:
     # Keyed by the two training jobs: the same models always map to the same report.
-    output_uri = Join(on="/", values=[ctx.output_uri("evaluation"), baseline_job_name, xgboost_job_name])
+    output_root = Join(on="/", values=[ctx.output_uri("evaluation"), baseline_job_name, xgboost_job_name])
+    inputs = "/opt/ml/processing/input"
     return script_processing_step(
         ctx, "Evaluate",
         framework="xgboost",
         script="evaluate.py",
         instance_type=instance_type,
         inputs=[
-            processing_input("baseline", baseline_model, "/opt/ml/processing/input/baseline"),
-            processing_input("xgboost", xgboost_model, "/opt/ml/processing/input/xgboost"),
-            processing_input("test", test, "/opt/ml/processing/input/test"),
+            processing_input("baseline", baseline_model, f"{inputs}/baseline"),
+            processing_input("xgboost", xgboost_model, f"{inputs}/xgboost"),
+            *(processing_input(name, splits[name], f"{inputs}/{name}") for name in ("validation", "test", "report")),
         ],
-        outputs=[processing_output("evaluation", output_uri, "/opt/ml/processing/evaluation")],
+        outputs=[
+            processing_output(name, Join(on="/", values=[output_root, name]), f"/opt/ml/processing/{name}")
+            for name in ("evaluation", "model")
+        ],
         arguments=[],
-        description="RMSE, MAE and R² (with bootstrap standard deviations) of both models on the test split, "
-        "scored through the serving code.",
+        description="Choose the candidate (tuned XGBoost or the baseline) with the lower validation RMSE; "
+        "RMSE, MAE and R² (with bootstrap standard deviations) of every candidate on the test split, scored "
+        "through the serving code.",
         property_files=[report],
     )
 
 
+def _output_file(step: ProcessingStep, output: str, name: str) -> Join:
+    return Join(on="/", values=[step.properties.ProcessingOutputConfig.Outputs[output].S3Output.S3Uri, name])
+
+
 def evaluation_file_uri(step: ProcessingStep) -> Join:
-    output = step.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
-    return Join(on="/", values=[output, EVALUATION_FILE])
+    return _output_file(step, "evaluation", EVALUATION_FILE)
+
+
+def chosen_model_uri(step: ProcessingStep) -> Join:
+    """The chosen candidate's model.tar.gz, as Evaluate copied it."""
+    return _output_file(step, "model", MODEL_ARCHIVE)
+
+
+def data_report_uri(preprocess: ProcessingStep) -> Join:
+    return _output_file(preprocess, "report", DATA_REPORT_FILE)

@@ -1,4 +1,4 @@
-"""Preprocess: clean the raw CSVs, split them, and fit the feature spec on the training split."""
+"""Preprocess: read and check the user's table, split it, fit the feature spec on the training split."""
 
 from __future__ import annotations
 
@@ -8,19 +8,20 @@ from sagemaker.mlops.workflow.steps import ProcessingStep
 from steps.context import StepContext
 from steps.processing import processing_input, processing_output, script_processing_step
 
-SPLITS = ("train", "validation", "test", "features")
+OUTPUTS = ("train", "validation", "test", "features", "report")
 
 
 def preprocess_step(
-    ctx: StepContext, *, input_bucket, input_key, target_column, drop_columns, instance_type
+    ctx: StepContext, *, input_bucket, input_key, target_column, id_columns, exclude_columns, instance_type
 ) -> ProcessingStep:
     # Bucket and key arrive separately so an S3 event can pass each as a whole JSON path.
     input_uri = Join(on="", values=["s3://", input_bucket, "/", input_key])
     # Keyed by everything that shapes the output, so a cached result never points at files that a
-    # later run with other inputs overwrote.
+    # later run with other inputs overwrote; "name=value" segments stay non-empty when a value is.
     output_root = Join(on="/", values=[
         ctx.output_uri("preprocess", ctx.code("preprocess.py").digest[:16]),
-        input_bucket, input_key, "target", target_column, "drop", drop_columns,
+        input_bucket, input_key, Join(on="=", values=["target", target_column]),
+        Join(on="=", values=["ids", id_columns]), Join(on="=", values=["exclude", exclude_columns]),
     ])
     return script_processing_step(
         ctx, "Preprocess",
@@ -29,10 +30,11 @@ def preprocess_step(
         instance_type=instance_type,
         inputs=[processing_input("data", input_uri, "/opt/ml/processing/input/data")],
         outputs=[
-            processing_output(split, Join(on="/", values=[output_root, split]), f"/opt/ml/processing/{split}")
-            for split in SPLITS
+            processing_output(name, Join(on="/", values=[output_root, name]), f"/opt/ml/processing/{name}")
+            for name in OUTPUTS
         ],
-        arguments=["--target-column", target_column, "--drop-columns", drop_columns],
-        description="Read every CSV under the input location, drop id columns, split train/validation/test "
-        "and fit the feature spec on the training split only.",
+        arguments=["--target-column", target_column, "--id-columns", id_columns,
+                   "--exclude-columns", exclude_columns, "--input-uri", input_uri],
+        description="Read every CSV under the input location, check it (data report), leave out id-like and "
+        "unusable columns, split train/validation/test and fit the feature spec on the training split only.",
     )

@@ -1,46 +1,53 @@
-"""QualityGate: register the tuned model only if it is good in absolute terms and beats the baseline."""
+"""QualityGate: register the chosen candidate only if it is good enough on the test split."""
 
 from __future__ import annotations
 
-from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo
+from sagemaker.core.workflow.conditions import (
+    ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo, ConditionOr,
+)
 from sagemaker.core.workflow.functions import Join, JsonGet
 from sagemaker.core.workflow.properties import PropertyFile
 from sagemaker.mlops.workflow.condition_step import ConditionStep
 from sagemaker.mlops.workflow.fail_step import FailStep
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
-TUNED_RMSE = "regression_metrics.rmse.value"
-BASELINE_RMSE = "baseline.regression_metrics.rmse.value"
-IMPROVEMENT = "comparison.rmse_improvement_over_baseline"
+CHOSEN_R2 = "regression_metrics.r2.value"
+CHOSEN_RMSE = "regression_metrics.rmse.value"
 
 
-def _metric(evaluation: ProcessingStep, report: PropertyFile, path: str) -> JsonGet:
+def _report_value(evaluation: ProcessingStep, report: PropertyFile, path: str) -> JsonGet:
     return JsonGet(step_name=evaluation.name, property_file=report, json_path=path)
 
 
 def quality_gate_step(
-    evaluation: ProcessingStep, report: PropertyFile, *, max_rmse, min_improvement, if_passed: list
+    evaluation: ProcessingStep, report: PropertyFile, *, min_r2, max_rmse, if_passed: list
 ) -> ConditionStep:
     return ConditionStep(
         name="QualityGate",
-        description="Tuned RMSE at most MaxRmse AND at least MinImprovementOverBaseline better than the baseline.",
+        description="The chosen candidate's test R² at least MinR2, AND its test RMSE at most MaxRmse "
+        "unless MaxRmse is 0.",
         conditions=[
-            ConditionLessThanOrEqualTo(left=_metric(evaluation, report, TUNED_RMSE), right=max_rmse),
-            ConditionGreaterThanOrEqualTo(left=_metric(evaluation, report, IMPROVEMENT), right=min_improvement),
+            ConditionGreaterThanOrEqualTo(left=_report_value(evaluation, report, CHOSEN_R2), right=min_r2),
+            ConditionOr(conditions=[
+                ConditionLessThanOrEqualTo(left=max_rmse, right=0.0),
+                ConditionLessThanOrEqualTo(left=_report_value(evaluation, report, CHOSEN_RMSE), right=max_rmse),
+            ]),
         ],
         if_steps=if_passed,
-        else_steps=[gate_failed_step(evaluation, report, max_rmse=max_rmse, min_improvement=min_improvement)],
+        else_steps=[gate_failed_step(evaluation, report, min_r2=min_r2, max_rmse=max_rmse)],
     )
 
 
-def gate_failed_step(evaluation: ProcessingStep, report: PropertyFile, *, max_rmse, min_improvement) -> FailStep:
+def gate_failed_step(evaluation: ProcessingStep, report: PropertyFile, *, min_r2, max_rmse) -> FailStep:
+    def readable(name: str) -> JsonGet:
+        return _report_value(evaluation, report, f"readable.{name}")
+
     return FailStep(
         name="QualityGateFailed",
         description="Stops the execution without registering a model when the quality gate fails.",
         error_message=Join(on="", values=[
-            "Quality gate failed: tuned RMSE ", _metric(evaluation, report, TUNED_RMSE),
-            " (must be <= MaxRmse ", max_rmse, "), baseline RMSE ", _metric(evaluation, report, BASELINE_RMSE),
-            ", improvement over baseline ", _metric(evaluation, report, IMPROVEMENT),
-            " (must be >= MinImprovementOverBaseline ", min_improvement, ").",
+            "Quality gate failed: the chosen candidate (", readable("candidate"), ") scored test R² ",
+            readable("r2"), " (MinR2 ", min_r2, ") and test RMSE ", readable("rmse"),
+            " (MaxRmse ", max_rmse, ", 0 = off); baseline RMSE ", readable("baseline_rmse"), ".",
         ]),
     )

@@ -1,8 +1,9 @@
-"""RegisterModel: add the tuned model to the Model Registry with its evaluation metrics."""
+"""RegisterModel: add the chosen candidate to the Model Registry with its evaluation and data report."""
 
 from __future__ import annotations
 
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+from sagemaker.core.workflow.functions import JsonGet
 from sagemaker.mlops.workflow.model_step import ModelStep
 from sagemaker.serve import ModelBuilder
 
@@ -11,7 +12,9 @@ from steps.context import StepContext
 INFERENCE_SCRIPT = "inference.py"
 
 
-def register_model_step(ctx: StepContext, *, model_data, evaluation_uri, approval_status) -> ModelStep:
+def register_model_step(
+    ctx: StepContext, *, model_data, evaluation_uri, data_report_uri, evaluation, report, approval_status
+) -> ModelStep:
     settings = ctx.settings
     inference_code = ctx.code(INFERENCE_SCRIPT)
     builder = ModelBuilder(
@@ -24,6 +27,10 @@ def register_model_step(ctx: StepContext, *, model_data, evaluation_uri, approva
             "SAGEMAKER_SUBMIT_DIRECTORY": inference_code.sourcedir_uri(settings.bucket, ctx.key_prefix),
         },
     )
+
+    def evaluated(path: str) -> JsonGet:
+        return JsonGet(step_name=evaluation.name, property_file=report, json_path=path)
+
     step_args = builder.register(
         model_package_group_name=settings.model_package_group,
         approval_status=approval_status,
@@ -32,8 +39,16 @@ def register_model_step(ctx: StepContext, *, model_data, evaluation_uri, approva
         inference_instances=["ml.m5.large", "ml.m5.xlarge"],
         transform_instances=["ml.m5.xlarge"],
         model_metrics=ModelMetrics(
-            model_statistics=MetricsSource(content_type="application/json", s3_uri=evaluation_uri)
+            model_statistics=MetricsSource(content_type="application/json", s3_uri=evaluation_uri),
+            model_data_statistics=MetricsSource(content_type="application/json", s3_uri=data_report_uri),
         ),
-        description="XGBoost house-price regressor; takes raw feature columns, returns prices.",
+        # What a reviewer must see before approving, on the version itself.
+        customer_metadata_properties={
+            "Candidate": evaluated("chosen.candidate"),
+            "DataWarnings": evaluated("data.warning_count"),
+            "SuspectedLeakage": evaluated("data.suspected_leakage"),
+        },
+        description="Regression model (the better of tuned XGBoost and a Ridge baseline on validation rows); "
+        "takes raw feature columns, returns predictions in the target's units.",
     )
     return ModelStep(name="RegisterModel", step_args=step_args)

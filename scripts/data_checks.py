@@ -1,0 +1,296 @@
+"""What Preprocess decides about a user's table: the target's rows, which columns are features, what looks wrong.
+
+Three kinds of finding (documented in scripts/README.md):
+- fatal: a ValueError with one sentence naming the input and the fix (no target column, a text or
+  constant target, too few rows, ...);
+- repaired, with a counted warning: rows without a usable target dropped, infinite feature values
+  treated as missing, numbers formatted as text read as numbers, far-off target values dropped;
+- reported: columns left out and why, suspected outliers, suspected leakage.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+import numpy as np
+import pandas as pd
+
+from features import MISSING_VALUE_MARKERS, is_numeric_text, numeric_values
+
+ID_WORDS = {"id", "pid", "uid", "uuid", "guid", "key", "index", "idx"}
+MIN_ROWS_FOR_ID_GUESS = 20
+MAX_DISTINCT_TEXT_SHARE = 0.5  # a text column with more distinct values than this share of rows is free text
+MIN_DISTINCT_FOR_FREE_TEXT = 20
+OUTLIER_REPORT_Z = 6.0  # robust z-scores on the scale the models fit (log for non-negative targets)
+OUTLIER_DROP_Z = 15.0
+MAX_DROPPED_OUTLIER_SHARE = 0.01  # more far-off values than this is a heavy tail, not a few typos
+LEAKAGE_R2 = 0.95
+LEAKAGE_PAIR_R2 = 0.99
+LEAKAGE_PAIR_CANDIDATES = 40
+
+
+def _close_matches(name: str, columns) -> str:
+    by_lower = {str(column).lower(): column for column in columns}
+    matches = [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)]
+    return f" (closest: {', '.join(map(repr, matches))})" if matches else ""
+
+
+def resolve_column(name: str, columns, parameter: str, where: str) -> str:
+    """The header's name for what the user typed: exact, else after trimming, else ignoring case."""
+    wanted = name.strip()
+    if wanted in columns:
+        return wanted
+    folded = [column for column in columns if column.lower() == wanted.lower()]
+    if len(folded) == 1:
+        return folded[0]
+    raise ValueError(
+        f"{parameter} {name!r} is not a column of {where}{_close_matches(wanted, columns)}; "
+        f"set {parameter} to a name from the header"
+    )
+
+
+def resolve_columns(names: list[str], columns, parameter: str, where: str) -> list[str]:
+    return [resolve_column(name, columns, parameter, where) for name in names]
+
+
+def _missing(column: pd.Series) -> pd.Series:
+    return column.isna() | column.map(lambda value: isinstance(value, str) and value.strip() in MISSING_VALUE_MARKERS)
+
+
+def _fitting_scale(values: np.ndarray) -> np.ndarray:
+    """The scale the models fit the target in (features.fit_feature_spec): log1p when nothing is negative."""
+    return np.log1p(values) if np.all(values >= 0) else values
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    centre = np.median(values)
+    spread = 1.4826 * np.median(np.abs(values - centre))
+    if spread == 0:
+        q75, q25 = np.percentile(values, [75, 25])
+        spread = (q75 - q25) / 1.349
+    if spread == 0:
+        spread = np.std(values)
+    return np.zeros_like(values) if spread == 0 else np.abs(values - centre) / spread
+
+
+def format_number(value: float) -> str:
+    """A number a person reads: thousands separators, at most four significant digits below 1,000."""
+    if not np.isfinite(value):
+        return str(value)
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+class TargetRows:
+    """The rows with a usable target, and what was dropped on the way, with reasons."""
+
+    def __init__(self, frame: pd.DataFrame, target: str, where: str):
+        column = frame[target]
+        missing = _missing(column).to_numpy()
+        if missing.all():
+            raise ValueError(f"TargetColumn {target!r} is empty in every row of {where}; choose a column "
+                             "that holds the values to predict")
+        text_values = column[~missing]
+        try:
+            values = numeric_values(column, "")
+        except ValueError:
+            converted = pd.to_numeric(text_values, errors="coerce")
+            not_numbers = text_values[converted.isna() & ~text_values.astype(str).str.strip().str.lower()
+                                      .isin(["inf", "-inf", "+inf", "infinity", "-infinity"])]
+            raise ValueError(
+                f"TargetColumn {target!r} must hold numbers, but {len(not_numbers):,} of {len(text_values):,} "
+                f"values in {where} are text (e.g. {not_numbers.iloc[0]!r}); choose a numeric column as "
+                "TargetColumn or fix those values"
+            ) from None
+        infinite = ~missing & np.isnan(values)
+        self.dropped = {"target missing": int(missing.sum()), "target infinite": int(infinite.sum())}
+        usable = ~np.isnan(values)
+        self.warnings: list[str] = []  # what a reviewer must look at
+        self.notes: list[str] = []
+        self.suspected_outliers: list[float] = []
+        if usable.sum() and np.unique(values[usable]).size == 1:
+            raise ValueError(
+                f"TargetColumn {target!r} has the same value ({format_number(values[usable][0])}) in every row "
+                f"of {where}; there is nothing to learn: choose a column that varies"
+            )
+        far_off = np.zeros_like(usable)
+        if usable.sum():
+            z = np.zeros_like(values)
+            z[usable] = robust_z(_fitting_scale(values[usable]))
+            far_off = usable & (z > OUTLIER_DROP_Z)
+            if far_off.sum() > MAX_DROPPED_OUTLIER_SHARE * usable.sum():
+                far_off[:] = False
+            unusual = usable & ~far_off & (z > OUTLIER_REPORT_Z)
+            self.suspected_outliers = sorted(float(v) for v in values[unusual])
+            if far_off.any():
+                self.warnings.append(
+                    f"dropped {int(far_off.sum()):,} row(s) whose {target} is far outside the rest "
+                    f"({', '.join(format_number(v) for v in sorted(values[far_off])[:5])}; typical range "
+                    f"{format_number(np.percentile(values[usable & ~far_off], 1))} to "
+                    f"{format_number(np.percentile(values[usable & ~far_off], 99))}): check them at the source"
+                )
+            if self.suspected_outliers:
+                self.notes.append(
+                    f"{len(self.suspected_outliers):,} row(s) have an unusual {target} (kept): "
+                    f"{', '.join(format_number(v) for v in self.suspected_outliers[:5])}"
+                    + (" ..." if len(self.suspected_outliers) > 5 else "")
+                )
+        self.dropped["target far outside the rest"] = int(far_off.sum())
+        kept = usable & ~far_off
+        for reason in ("target missing", "target infinite"):
+            if self.dropped[reason]:
+                self.notes.append(f"dropped {self.dropped[reason]:,} row(s): {reason}")
+        self.frame = frame.loc[kept].reset_index(drop=True)
+        self.frame[target] = values[kept]
+        if self.frame[target].nunique() < 2:
+            raise ValueError(f"TargetColumn {target!r} varies in no more than one row of {where}; supply rows "
+                             "with different target values")
+
+
+def _name_words(name: str) -> list[str]:
+    return [word.lower() for word in re.split(r"[_\s.\-]+|(?<=[a-z])(?=[A-Z])", name) if word]
+
+
+def _is_id_like(name: str, column: pd.Series, numeric: bool) -> bool:
+    if len(column) < MIN_ROWS_FOR_ID_GUESS or column.isna().any() or column.nunique() != len(column):
+        return False
+    if not numeric:
+        return True
+    values = column.to_numpy(dtype=float)
+    if not np.all(np.mod(values, 1) == 0):
+        return False
+    steps = np.diff(values)
+    contiguous = np.ptp(values) == len(values) - 1
+    monotonic = bool(np.all(steps > 0) or np.all(steps < 0))
+    words = _name_words(name)
+    return contiguous or monotonic or bool(words and words[-1] in ID_WORDS)
+
+
+def repair_numbers(frame: pd.DataFrame, target: str) -> list[str]:
+    """Numbers formatted as text become numbers; infinite values become missing. In place; one finding per column."""
+    findings = []
+    for name in frame.columns:
+        if name == target:
+            continue
+        column = frame[name]
+        if column.dtype == object and is_numeric_text(column):
+            frame[name] = numeric_values(column, "")
+            findings.append(f"read column {name!r} as numbers (it holds numbers formatted as text, e.g. "
+                            f"{column.dropna().iloc[0]!r})")
+        elif pd.api.types.is_float_dtype(column):
+            infinite = np.isinf(column.to_numpy())
+            if infinite.any():
+                frame.loc[infinite, name] = np.nan
+                findings.append(f"treated {int(infinite.sum()):,} infinite value(s) in {name!r} as missing")
+    return findings
+
+
+def leave_out_reasons(frame: pd.DataFrame, target: str, id_columns: list[str] | None,
+                      exclude_columns: list[str]) -> dict[str, str]:
+    """Columns that are not features, each with the reason; id-like ones are guessed unless IdColumns names them."""
+    reasons = {}
+    for name in frame.columns:
+        if name == target:
+            continue
+        column = frame[name]
+        present = column.dropna()
+        numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+        if name in exclude_columns:
+            reasons[name] = "named in ExcludeColumns"
+        elif id_columns is not None and name in id_columns:
+            reasons[name] = "named in IdColumns"
+        elif present.empty:
+            reasons[name] = "empty in every row"
+        elif present.nunique() == 1 and len(present) == len(column):
+            reasons[name] = f"the same value in every row ({present.iloc[0]!r})"
+        elif id_columns is None and _is_id_like(name, column, numeric):
+            reasons[name] = "id-like: a different value in every row (name it in IdColumns to decide yourself)"
+        elif not numeric and present.nunique() > max(MIN_DISTINCT_FOR_FREE_TEXT,
+                                                     MAX_DISTINCT_TEXT_SHARE * len(present)):
+            reasons[name] = (f"too many distinct text values ({present.nunique():,} in {len(present):,} rows) "
+                             "to learn from")
+    return reasons
+
+
+def _binned_codes(train: pd.Series, other: pd.Series, numeric: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Group codes for a single-column predictor: quantile bins of a number, or the text itself."""
+    if numeric:
+        observed = train.dropna().to_numpy(dtype=float)
+        edges = np.unique(np.quantile(observed, np.linspace(0, 1, 51))) if observed.size else np.array([])
+
+        def codes(series):
+            values = series.to_numpy(dtype=float)
+            return np.where(np.isnan(values), -1, np.searchsorted(edges, values, side="right"))
+        return codes(train), codes(other)
+    return train.astype(str).to_numpy(), other.astype(str).to_numpy()
+
+
+def _held_out_r2(train_codes, train_target, other_codes, other_target) -> float:
+    means = pd.Series(train_target).groupby(train_codes).mean()
+    predicted = pd.Series(other_codes).map(means).fillna(float(np.mean(train_target))).to_numpy()
+    total = float(np.sum((other_target - other_target.mean()) ** 2))
+    return 0.0 if total == 0 else 1 - float(np.sum((other_target - predicted) ** 2)) / total
+
+
+def _log_positive(column: pd.Series) -> np.ndarray | None:
+    values = column.to_numpy(dtype=float)
+    present = values[~np.isnan(values)]
+    if present.size == 0 or np.any(present <= 0):
+        return None
+    return np.log(values)
+
+
+def _pair_r2(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    rows = ~(np.isnan(a) | np.isnan(b))
+    if rows.sum() < 10:
+        return 0.0
+    design = np.column_stack([np.ones(rows.sum()), a[rows], b[rows]])
+    coefficients, *_ = np.linalg.lstsq(design, y[rows], rcond=None)
+    residual = y[rows] - design @ coefficients
+    total = float(np.sum((y[rows] - y[rows].mean()) ** 2))
+    return 0.0 if total == 0 else 1 - float(np.sum(residual ** 2)) / total
+
+
+def suspected_leaks(train: pd.DataFrame, held_out: pd.DataFrame, target: str,
+                    numeric: list[str], categorical: list[str]) -> list[dict]:
+    """Columns that alone (or two numbers as a product or ratio) reproduce the target almost perfectly."""
+    y_train = _fitting_scale(train[target].to_numpy(dtype=float))
+    scale_all = _fitting_scale(np.concatenate([train[target].to_numpy(float), held_out[target].to_numpy(float)]))
+    y_held_out = scale_all[len(train):]
+    leaks = []
+    for name in [*numeric, *categorical]:
+        codes_train, codes_held_out = _binned_codes(train[name], held_out[name], name in numeric)
+        score = _held_out_r2(codes_train, y_train, codes_held_out, y_held_out)
+        if score >= LEAKAGE_R2:
+            leaks.append({"columns": [name], "r2": round(score, 4),
+                          "message": f"column {name!r} alone predicts {target} with R² {score:.3f} on held-out "
+                                     "rows: it is probably derived from the target or known only after it"})
+    if np.all(train[target].to_numpy(float) > 0):
+        y_log = np.log(train[target].to_numpy(float))
+        flagged = {c for leak in leaks for c in leak["columns"]}
+        logs = {name: values for name in numeric if name not in flagged
+                and (values := _log_positive(train[name])) is not None}
+        ranked = sorted(logs, key=lambda n: -abs(np.nan_to_num(
+            np.corrcoef(np.nan_to_num(logs[n], nan=np.nanmedian(logs[n])), y_log)[0, 1])))
+        candidates = ranked[:LEAKAGE_PAIR_CANDIDATES]
+        for i, first in enumerate(candidates):
+            for second in candidates[i + 1:]:
+                score = _pair_r2(y_log, logs[first], logs[second])
+                if score >= LEAKAGE_PAIR_R2:
+                    leaks.append({"columns": [first, second], "r2": round(score, 4),
+                                  "message": f"columns {first!r} and {second!r} together reproduce {target} "
+                                             f"(R² {score:.3f} as a product or ratio): one of them is probably "
+                                             "derived from the target"})
+    return leaks
+
+
+def target_summary(values: np.ndarray) -> dict:
+    quantiles = np.percentile(values, [0, 1, 25, 50, 75, 99, 100])
+    return {
+        "rows": int(values.size),
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values)),
+        **{name: float(q) for name, q in zip(("min", "p1", "p25", "median", "p75", "p99", "max"), quantiles)},
+    }
