@@ -126,18 +126,24 @@ def cmd_start(args) -> int:
 def cmd_run(args) -> int:
     from localengine import format_summary, print_event
 
-    from pipelines.local import run_locally
+    from pipelines.local import data_report_lines, run_locally
 
-    if args.data and not Path(args.data).is_file():
-        raise CliError(f"--data {args.data}: no such file; give the path of a CSV file")
+    if args.data and not Path(args.data).exists():
+        raise CliError(f"--data {args.data}: no such file or directory; give a CSV file or a directory of them")
     built = _build(args, cache_dir=Path(args.local_dir) / "definitions")
     _require_valid(built)
-    result = run_locally(
+    run = run_locally(
         built, Path(args.local_dir), _checked_overrides(built.document, args.param),
         data=Path(args.data) if args.data else None, on_event=print_event,
     )
-    print(format_summary(result))
-    return 0 if result.succeeded else 1
+    result = run.result
+    for line in [*format_summary(result).splitlines(), *data_report_lines(run.data_report)]:
+        print(run.as_user_sees_it(line))
+    if not result.succeeded:
+        # The one line to act on comes last, on stderr, after any log tail.
+        reason = result.fail_message if result.fail_message is not None else result.failure_reason or ""
+        raise CliError(run.as_user_sees_it(f"{result.failed_step} failed: {reason.splitlines()[0] if reason else ''}"))
+    return 0
 
 
 def cmd_models(args) -> int:
@@ -308,7 +314,7 @@ def _parser() -> argparse.ArgumentParser:
     run = command("run", cmd_run, "run the whole pipeline on this machine (no AWS, no Docker)")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="override a pipeline parameter (repeatable)")
-    run.add_argument("--data", help="a CSV file to run on instead of the bundled Ames sample")
+    run.add_argument("--data", help="a CSV file, or a directory of them, to run on instead of the bundled sample")
     run.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR),
                      help="where local S3, job logs, the cache and the model registry live")
     models = command("models", cmd_models, "list model versions in the local model registry")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -12,6 +14,21 @@ from pipelines.definition import BuiltDefinition
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = PROJECT_DIR / "data" / "ames_housing.csv"
 LOCAL_INPUT_PREFIX = "local-input"
+DATA_REPORT_STEP, DATA_REPORT_OUTPUT, DATA_REPORT_FILE = "Preprocess", "report", "data-report.json"
+
+
+@dataclass
+class LocalRun:
+    result: ExecutionResult
+    data_report: dict | None
+    staged_input: tuple[str, str] | None  # (local S3 URI, the user's path) of --data
+
+    def as_user_sees_it(self, text: str) -> str:
+        """Messages name the staged copy of --data; the user knows it by its own path."""
+        if self.staged_input is None:
+            return text
+        staged, original = self.staged_input
+        return text.replace(staged.rstrip("/"), original.rstrip("/"))
 
 
 def local_registry(local_dir: Path) -> LocalModelRegistry:
@@ -28,11 +45,12 @@ def run_locally(
     parameters: Mapping[str, str] | None = None,
     data: Path | None = None,
     on_event: Callable | None = None,
-) -> ExecutionResult:
+) -> LocalRun:
     """Stage code and data the way `upsert` would in S3, then execute the definition itself.
 
-    The bundled sample sits at the default input location; `data` (a CSV file) is staged beside it
-    and becomes the input unless `InputDataKey` is given explicitly.
+    The bundled sample sits at the default input location; `data` (a CSV file, or a directory of
+    them as an S3 prefix would hold) is staged beside it and becomes the input unless
+    `InputDataKey` is given explicitly.
     """
     s3 = LocalS3(local_dir / "s3")
     for uri, content in built.code_objects().items():
@@ -41,11 +59,39 @@ def run_locally(
     s3.put_file(f"s3://{defaults['InputDataBucket']}/{defaults['InputDataKey']}", SAMPLE_DATA)
     bucket = built.settings.bucket
     parameters = dict(parameters or {})
+    staged_input = None
     if data is not None:
         key = f"{LOCAL_INPUT_PREFIX}/{data.name}"
-        s3.put_file(f"s3://{bucket}/{key}", data)
+        if data.is_dir():
+            key += "/"
+            s3.put_directory(f"s3://{bucket}/{key}", data)
+        else:
+            s3.put_file(f"s3://{bucket}/{key}", data)
+        staged_input = (f"s3://{bucket}/{key}", str(data))
         parameters.setdefault("InputDataKey", key)
-    return run_pipeline(
+    result = run_pipeline(
         built.document, s3=s3, work_dir=_work_dir(local_dir), parameters=parameters, on_event=on_event,
         pipeline_name=built.settings.pipeline_name,
     )
+    return LocalRun(result, _data_report(result, s3), staged_input)
+
+
+def _data_report(result: ExecutionResult, s3: LocalS3) -> dict | None:
+    step = result.steps.get(DATA_REPORT_STEP)
+    if step is None or step.status != "Succeeded":
+        return None
+    outputs = (step.properties.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+    for output in outputs:
+        if output.get("OutputName") == DATA_REPORT_OUTPUT:
+            uri = f"{output['S3Output']['S3Uri'].rstrip('/')}/{DATA_REPORT_FILE}"
+            return json.loads(s3.read_bytes(uri)) if s3.exists(uri) else None
+    return None
+
+
+def data_report_lines(report: dict | None) -> list[str]:
+    """The data report as the run prints it: what was done to the data, then what looks wrong."""
+    if not report:
+        return []
+    return ([f"Data: {line}" for line in report.get("summary", [])]
+            + [f"  note: {note}" for note in report.get("notes", [])]
+            + [f"⚠ {warning}" for warning in report.get("warnings", [])])

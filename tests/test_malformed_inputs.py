@@ -1,0 +1,320 @@
+"""Preprocess on realistic malformed inputs, each as its own process: the exact outcome of every one.
+
+A refused input ends with exit code 1, one line as the last line on stderr that names the input (the
+S3 URI the user gave) and the fix, and no output files. An accepted one writes the splits and a data
+report that says what was repaired or found.
+"""
+
+import csv
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS_DIR = REPO / "scripts"
+AMES = REPO / "data" / "ames_housing.csv"
+INPUT_URI = "s3://team-bucket/incoming/sales.csv"
+PREFIX_URI = "s3://team-bucket/incoming/"
+COLUMNS = ["Order", "PID", "Lot Area", "Gr Liv Area", "Overall Qual", "Neighborhood", "Year Built", "SalePrice"]
+
+
+@pytest.fixture(scope="module")
+def sample() -> pd.DataFrame:
+    return pd.read_csv(AMES, usecols=COLUMNS, keep_default_na=False).head(300)[COLUMNS]
+
+
+def as_csv(frame: pd.DataFrame, **options) -> str:
+    return frame.to_csv(index=False, **options)
+
+
+def run_preprocess(tmp_path: Path, files: dict[str, bytes], input_uri: str, argv=()):
+    input_dir, output_dir = tmp_path / "input", tmp_path / "output"
+    input_dir.mkdir()
+    for name, content in files.items():
+        (input_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (input_dir / name).write_bytes(content)
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPTS_DIR / "preprocess.py"), "--target-column", "SalePrice",
+         "--input-dir", str(input_dir), "--output-dir", str(output_dir), "--input-uri", input_uri, *argv],
+        env={**environment, "SM_OPT_ML": str(tmp_path / "opt_ml")}, capture_output=True, text=True, timeout=120,
+    )
+    return completed, output_dir
+
+
+# Each case: files (name -> bytes) from the sample, extra arguments, and the expected outcome:
+# ("refused", text of the last stderr line) or ("accepted", check of the data report).
+def case_utf8_bom(s):
+    return {"sales.csv": b"\xef\xbb\xbf" + as_csv(s).encode()}, INPUT_URI, []
+
+
+def case_latin1(s):
+    s = s.assign(Neighborhood=s["Neighborhood"].where(s.index % 3 > 0, "Café Row"))
+    return {"sales.csv": as_csv(s).encode("latin-1")}, INPUT_URI, []
+
+
+def case_gzip_named_csv(s):
+    return {"sales.csv": gzip.compress(as_csv(s).encode(), mtime=0)}, INPUT_URI, []
+
+
+def case_gzip_suffix(s):
+    return {"sales.csv.gz": gzip.compress(as_csv(s).encode(), mtime=0)}, INPUT_URI + ".gz", []
+
+
+def case_semicolons(s):
+    return {"sales.csv": as_csv(s, sep=";").encode()}, INPUT_URI, []
+
+
+def case_tabs(s):
+    return {"sales.tsv": as_csv(s, sep="\t").encode()}, "s3://team-bucket/incoming/sales.tsv", []
+
+
+def case_upper_case_suffix(s):
+    return {"SALES.CSV": as_csv(s).encode()}, "s3://team-bucket/incoming/SALES.CSV", []
+
+
+def case_folder_of_files(s):
+    return {"2026-01.csv": as_csv(s.iloc[:150]).encode(), "2026-02/part.CSV": as_csv(s.iloc[150:]).encode(),
+            "README.md": b"monthly exports"}, PREFIX_URI, []
+
+
+def case_mixed_headers(s):
+    return {"a.csv": as_csv(s.iloc[:150]).encode(),
+            "b.csv": as_csv(s.iloc[150:].drop(columns=["Year Built"])).encode()}, PREFIX_URI, []
+
+
+def case_ragged_row(s):
+    lines = as_csv(s).splitlines()
+    lines[17] += ",surplus"
+    return {"sales.csv": "\n".join(lines).encode()}, INPUT_URI, []
+
+
+def case_duplicate_header(s):
+    return {"sales.csv": as_csv(s).replace("Year Built", "Lot Area", 1).encode()}, INPUT_URI, []
+
+
+def case_blank_header(s):
+    return {"sales.csv": s.to_csv(index=True).encode()}, INPUT_URI, []
+
+
+def case_stray_spaces(s):
+    renamed = s.rename(columns={"Order": " Order ", "SalePrice": "SalePrice  "})
+    return {"sales.csv": as_csv(renamed).encode()}, INPUT_URI, ["--id-columns", "Order ,PID"]
+
+
+def case_missing_target_column(s):
+    return {"sales.csv": as_csv(s.rename(columns={"SalePrice": "Sale Price"})).encode()}, INPUT_URI, []
+
+
+def case_text_target(s):
+    return {"sales.csv": as_csv(s.assign(SalePrice=s["Neighborhood"])).encode()}, INPUT_URI, []
+
+
+def case_constant_target(s):
+    return {"sales.csv": as_csv(s.assign(SalePrice=250000)).encode()}, INPUT_URI, []
+
+
+def case_empty_target(s):
+    return {"sales.csv": as_csv(s.assign(SalePrice="")).encode()}, INPUT_URI, []
+
+
+def case_some_targets_missing(s):
+    return {"sales.csv": as_csv(s.assign(SalePrice=s["SalePrice"].where(s.index % 10 > 0, ""))).encode()}, \
+        INPUT_URI, []
+
+
+def case_infinite_targets(s):
+    target = s["SalePrice"].astype(object)
+    target.iloc[[3, 40]] = ["inf", "-inf"]
+    return {"sales.csv": as_csv(s.assign(SalePrice=target)).encode()}, INPUT_URI, []
+
+
+def case_infinite_feature(s):
+    area = s["Lot Area"].astype(object)
+    area.iloc[[5, 6, 7]] = "inf"
+    return {"sales.csv": as_csv(s.assign(**{"Lot Area": area})).encode()}, INPUT_URI, []
+
+
+def case_empty_file(s):
+    return {"sales.csv": b""}, INPUT_URI, []
+
+
+def case_header_only(s):
+    return {"sales.csv": as_csv(s.head(0)).encode()}, INPUT_URI, []
+
+
+def case_absurd_targets(s):
+    target = s["SalePrice"].astype(float)
+    target.iloc[[10, 200]] = 1e12
+    return {"sales.csv": as_csv(s.assign(SalePrice=target)).encode()}, INPUT_URI, []
+
+
+def case_free_text_column(s):
+    notes = [f"viewed on day {i}, {'quiet' if i % 2 else 'busy'} street, agent {i % 37}" for i in range(len(s))]
+    notes[0] = notes[1]  # not one-per-row: free text, not an id
+    return {"sales.csv": as_csv(s.assign(Remarks=notes)).encode()}, INPUT_URI, []
+
+
+def case_thousands_of_columns(s):
+    noise = pd.DataFrame(np.random.default_rng(0).normal(size=(len(s), 2000)).round(3),
+                         columns=[f"sensor_{i}" for i in range(2000)])
+    return {"sales.csv": as_csv(pd.concat([s, noise], axis=1)).encode()}, INPUT_URI, []
+
+
+def case_quoted_newlines(s):
+    remarks = ["first line\nsecond line, with a comma" if i % 4 == 0 else "plain" for i in range(len(s))]
+    return {"sales.csv": s.assign(Remarks=remarks).to_csv(index=False, quoting=csv.QUOTE_MINIMAL).encode()}, \
+        INPUT_URI, []
+
+
+def case_currency_target(s):
+    return {"sales.csv": as_csv(s.assign(SalePrice=s["SalePrice"].map(lambda v: f"${v:,}"))).encode()}, \
+        INPUT_URI, []
+
+
+def case_copy_of_target(s):
+    rng = np.random.default_rng(1)
+    list_price = (s["SalePrice"] * rng.uniform(1.0, 1.03, len(s))).round(-2)
+    return {"sales.csv": as_csv(s.assign(ListPrice=list_price)).encode()}, INPUT_URI, []
+
+
+def case_ratio_of_target(s):
+    per_square_foot = (s["SalePrice"] / s["Gr Liv Area"]).round(2)
+    return {"sales.csv": as_csv(s.assign(PricePerSqFt=per_square_foot)).encode()}, INPUT_URI, []
+
+
+def case_unknown_id_column(s):
+    return {"sales.csv": as_csv(s).encode()}, INPUT_URI, ["--id-columns", "Order,Parcel"]
+
+
+def case_too_few_rows(s):
+    return {"sales.csv": as_csv(s.head(15)).encode()}, INPUT_URI, []
+
+
+def case_no_csv_under_prefix(s):
+    return {"README.md": b"exports go here", "schema.json": b"{}"}, PREFIX_URI, []
+
+
+def case_corrupt_gzip(s):
+    return {"sales.csv.gz": gzip.compress(as_csv(s).encode())[:200]}, INPUT_URI + ".gz", []
+
+
+def case_single_column(s):
+    return {"sales.csv": as_csv(s[["SalePrice"]]).encode()}, INPUT_URI, []
+
+
+def case_target_excluded(s):
+    return {"sales.csv": as_csv(s).encode()}, INPUT_URI, ["--exclude-columns", "SalePrice"]
+
+
+def case_no_features_left(s):
+    return {"sales.csv": as_csv(s[["Order", "PID", "SalePrice"]]).encode()}, INPUT_URI, []
+
+
+def refused(text):
+    return ("refused", text)
+
+
+def accepted(check):
+    return ("accepted", check)
+
+
+CASES = {
+    "utf8_bom": (case_utf8_bom, accepted(lambda r: r["files"][0]["encoding"] == "utf-8"
+                                         and r["columns"]["left_out"].keys() == {"Order", "PID"})),
+    "latin1": (case_latin1, accepted(lambda r: r["files"][0]["encoding"] == "cp1252"
+                                     and any("not UTF-8" in note for note in r["notes"]))),
+    "gzip_named_csv": (case_gzip_named_csv, accepted(lambda r: r["files"][0]["gzip"] and r["rows"]["used"] == 300)),
+    "gzip_suffix": (case_gzip_suffix, accepted(lambda r: r["files"][0]["gzip"])),
+    "semicolons": (case_semicolons, accepted(lambda r: r["files"][0]["delimiter"] == "semicolon"
+                                             and len(r["columns"]["numeric"]) == 4)),
+    "tabs": (case_tabs, accepted(lambda r: r["files"][0]["delimiter"] == "tab")),
+    "upper_case_suffix": (case_upper_case_suffix, accepted(lambda r: r["rows"]["read"] == 300)),
+    "folder_of_files": (case_folder_of_files, accepted(
+        lambda r: [f["name"] for f in r["files"]] == [PREFIX_URI + "2026-01.csv", PREFIX_URI + "2026-02/part.CSV"]
+        and r["rows"]["read"] == 300)),
+    "mixed_headers": (case_mixed_headers, refused(
+        f"{PREFIX_URI}b.csv has other columns than {PREFIX_URI}a.csv (differing: 'Year Built'); give every file")),
+    "ragged_row": (case_ragged_row, refused(
+        f"{INPUT_URI}: line 18 has 9 fields but the header has 8; quote values that contain a comma")),
+    "duplicate_header": (case_duplicate_header, refused(
+        f"{INPUT_URI}: the header names 'Lot Area' twice (columns 3 and 7); give every column a unique name")),
+    "blank_header": (case_blank_header, accepted(
+        lambda r: "unnamed_1" in r["columns"]["left_out"] and any("no header name" in n for n in r["notes"]))),
+    "stray_spaces": (case_stray_spaces, accepted(
+        lambda r: r["target"]["column"] == "SalePrice" and r["columns"]["left_out"] == {
+            "Order": "named in IdColumns", "PID": "named in IdColumns"})),
+    "missing_target_column": (case_missing_target_column, refused(
+        f"TargetColumn 'SalePrice' is not a column of {INPUT_URI} (closest: 'Sale Price'); set TargetColumn")),
+    "text_target": (case_text_target, refused(
+        f"TargetColumn 'SalePrice' must hold numbers, but 300 of 300 values in {INPUT_URI} are text")),
+    "constant_target": (case_constant_target, refused(
+        f"TargetColumn 'SalePrice' has the same value (250,000) in every row of {INPUT_URI}")),
+    "empty_target": (case_empty_target, refused(f"TargetColumn 'SalePrice' is empty in every row of {INPUT_URI}")),
+    "some_targets_missing": (case_some_targets_missing, accepted(
+        lambda r: r["rows"] == {"read": 300, "used": 270, "dropped": {"target missing": 30}})),
+    "infinite_targets": (case_infinite_targets, accepted(
+        lambda r: r["rows"]["dropped"] == {"target infinite": 2})),
+    "infinite_feature": (case_infinite_feature, accepted(
+        lambda r: "treated 3 infinite value(s) in 'Lot Area' as missing" in r["notes"]
+        and "Lot Area" in r["columns"]["numeric"])),
+    "empty_file": (case_empty_file, refused(f"{INPUT_URI} is empty; upload a CSV file")),
+    "header_only": (case_header_only, refused(f"{INPUT_URI} has a header but no data rows")),
+    "absurd_targets": (case_absurd_targets, accepted(
+        lambda r: r["rows"]["dropped"] == {"target far outside the rest": 2}
+        and any("far outside the rest (1,000,000,000,000" in w for w in r["warnings"]))),
+    "free_text_column": (case_free_text_column, accepted(
+        lambda r: r["columns"]["left_out"]["Remarks"].startswith("too many distinct text values"))),
+    "thousands_of_columns": (case_thousands_of_columns, accepted(lambda r: len(r["columns"]["numeric"]) == 2004)),
+    "quoted_newlines": (case_quoted_newlines, accepted(
+        lambda r: r["rows"]["read"] == 300 and "Remarks" in r["columns"]["categorical"])),
+    "currency_target": (case_currency_target, accepted(
+        lambda r: r["target"]["median"] == float(pd.read_csv(AMES)["SalePrice"].head(300).median()))),
+    "copy_of_target": (case_copy_of_target, accepted(
+        lambda r: [leak["columns"] for leak in r["leakage"]] == [["ListPrice"]]
+        and any("'ListPrice' alone predicts SalePrice" in w for w in r["warnings"]))),
+    "ratio_of_target": (case_ratio_of_target, accepted(
+        lambda r: [sorted(leak["columns"]) for leak in r["leakage"]] == [["Gr Liv Area", "PricePerSqFt"]])),
+    "unknown_id_column": (case_unknown_id_column, refused(
+        f"IdColumns 'Parcel' is not a column of {INPUT_URI}; set IdColumns to a name from the header")),
+    "too_few_rows": (case_too_few_rows, refused("too few rows: 15 row(s) with a usable target")),
+    "no_csv_under_prefix": (case_no_csv_under_prefix, refused(
+        f"no CSV file at {PREFIX_URI} (found only README.md, schema.json); set InputDataKey")),
+    "corrupt_gzip": (case_corrupt_gzip, refused(f"{INPUT_URI}.gz is gzip-compressed but cannot be decompressed")),
+    "single_column": (case_single_column, refused(f"{INPUT_URI} has a single column ('SalePrice' at most)")),
+    "target_excluded": (case_target_excluded, refused("ExcludeColumns includes the target 'SalePrice'")),
+    "no_features_left": (case_no_features_left, refused(
+        f"no feature columns are left in {INPUT_URI} besides TargetColumn 'SalePrice' (Order: id-like")),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_malformed_input(name, sample, tmp_path):
+    build, (outcome, expected) = CASES[name]
+    files, input_uri, argv = build(sample.copy())
+    completed, output_dir = run_preprocess(tmp_path, files, input_uri, argv)
+    if outcome == "refused":
+        assert completed.returncode == 1, completed.stdout
+        last_line = completed.stderr.strip().splitlines()[-1]
+        assert expected in last_line, last_line
+        assert "\n" not in last_line and str(tmp_path) not in last_line, "the user's names, not the sandbox's"
+        assert not output_dir.exists() or not any(p.is_file() for p in output_dir.rglob("*"))
+        assert (tmp_path / "opt_ml" / "output" / "message").read_text().strip() == last_line
+    else:
+        assert completed.returncode == 0, completed.stderr
+        report = json.loads((output_dir / "report" / "data-report.json").read_text())
+        assert expected(report), json.dumps(report, indent=1)[:3000]
+        for split in ("train", "validation", "test"):
+            assert (output_dir / split / f"{split}.csv").is_file()
+        assert sum(report["splits"].values()) == report["rows"]["used"]
+
+
+def test_the_table_covers_at_least_25_inputs():
+    assert len(CASES) >= 25
