@@ -143,7 +143,10 @@ class TargetRows:
             if self.dropped[reason]:
                 self.notes.append(f"dropped {self.dropped[reason]:,} row(s): {reason}")
         self.frame = frame.loc[kept].reset_index(drop=True)
-        self.frame[target] = values[kept]
+        kept_values = values[kept]
+        # Whole numbers stay whole in the split files ("215000", not "215000.0").
+        whole = np.all(np.mod(kept_values, 1) == 0) and np.all(np.abs(kept_values) < 2 ** 53)
+        self.frame[target] = kept_values.astype(np.int64) if whole else kept_values
         if self.frame[target].nunique() < 2:
             raise ValueError(f"TargetColumn {target!r} varies in no more than one row of {where}; supply rows "
                              "with different target values")

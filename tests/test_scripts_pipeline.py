@@ -23,6 +23,7 @@ DATA = REPO / "data" / "ames_housing.csv"
 if str(SCRIPTS_DIR) not in sys.path:
     sys.path.insert(0, str(SCRIPTS_DIR))
 
+import container  # noqa: E402
 import evaluate  # noqa: E402
 import inference  # noqa: E402
 import preprocess  # noqa: E402
@@ -92,6 +93,10 @@ class Pipeline:
         return json.loads((self.evaluation_root / "processing" / "evaluation" / "evaluation.json").read_text())
 
     @property
+    def data_report(self) -> dict:
+        return json.loads((self.processing / "processing" / "report" / "data-report.json").read_text())
+
+    @property
     def predictions(self) -> pd.DataFrame:
         return pd.read_csv(self.evaluation_root / "processing" / "evaluation" / "predictions.csv")
 
@@ -101,7 +106,7 @@ def pipeline(tmp_path_factory) -> Pipeline:
     """Preprocess, both trainings and the evaluation once, with default paths and arguments."""
     processing = tmp_path_factory.mktemp("preprocess_job")
     stage(DATA, processing / "processing" / "input" / "data" / DATA.name)
-    run_job(processing, preprocess.main, ["--drop-columns", ",".join(ID_COLUMNS)])
+    run_job(processing, preprocess.main, ["--target-column", TARGET])
 
     baseline_root = tmp_path_factory.mktemp("baseline_job")
     stage_training_channels(processing, baseline_root)
@@ -116,7 +121,8 @@ def pipeline(tmp_path_factory) -> Pipeline:
     inputs = evaluation_root / "processing" / "input"
     pack_model(baseline_root / "model", inputs / "baseline" / "model.tar.gz")
     pack_model(xgboost_root / "model", inputs / "xgboost" / "model.tar.gz")
-    stage(processing / "processing" / "test" / "test.csv", inputs / "test" / "test.csv")
+    for name in ("validation", "test", "report"):
+        stage(processing / "processing" / name, inputs / name)
     run_job(evaluation_root, evaluate.main, [])
     return Pipeline(processing, baseline_root, xgboost_root, evaluation_root, baseline_log, xgboost_log)
 
@@ -152,7 +158,7 @@ def test_splits_hold_raw_cleaned_rows_without_the_dropped_columns(pipeline):
 def test_split_is_reproducible_for_a_seed_and_changes_with_it(pipeline, tmp_path):
     def split_files(output_dir: Path, seed: str) -> dict[str, bytes]:
         run_job(tmp_path / "opt_ml", preprocess.main, [
-            "--input-dir", str(DATA.parent), "--output-dir", str(output_dir), "--drop-columns", "Order,PID",
+            "--input-dir", str(DATA.parent), "--output-dir", str(output_dir), "--target-column", TARGET,
             "--seed", seed,
         ])
         return {name: (output_dir / name / f"{name}.csv").read_bytes() for name in preprocess.SPLITS}
@@ -185,7 +191,7 @@ def test_preprocess_runs_as_a_process_relocated_by_sm_opt_ml_alone(pipeline, tmp
     stage(DATA, root / "processing" / "input" / "data" / "nested" / DATA.name)
     environment = {key: value for key, value in os.environ.items() if key not in TOOLKIT_VARIABLES}
     completed = subprocess.run(
-        [sys.executable, str(SCRIPTS_DIR / "preprocess.py"), "--drop-columns", "Order,PID"],
+        [sys.executable, str(SCRIPTS_DIR / "preprocess.py"), "--target-column", TARGET],
         cwd=tmp_path, env={**environment, "SM_OPT_ML": str(root)}, capture_output=True, text=True, timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
@@ -194,6 +200,20 @@ def test_preprocess_runs_as_a_process_relocated_by_sm_opt_ml_alone(pipeline, tmp
         produced = root / "processing" / name / f"{name}.{suffix}"
         expected = pipeline.processing / "processing" / name / f"{name}.{suffix}"
         assert produced.read_bytes() == expected.read_bytes()
+    report = json.loads((root / "processing" / "report" / "data-report.json").read_text())
+    assert report["rows"] == pipeline.data_report["rows"]
+
+
+def test_data_report_says_what_was_read_and_left_out(pipeline):
+    report = pipeline.data_report
+    assert report["rows"] == {"read": 2930, "used": 2930, "dropped": {}}
+    # Without IdColumns, the row number (monotonic) and the parcel id (named like one) are guessed as ids.
+    assert set(report["columns"]["left_out"]) == set(ID_COLUMNS)
+    assert all(reason.startswith("id-like") for reason in report["columns"]["left_out"].values())
+    assert len(report["columns"]["numeric"]) + len(report["columns"]["categorical"]) == 79
+    assert report["leakage"] == [] and report["warnings"] == []
+    assert report["target"]["median"] == 160000.0 and report["target"]["transform"] == "log1p"
+    assert report["summary"][0] == "read 2,930 rows from ames_housing.csv (utf-8, comma-separated); used 2,930"
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -247,38 +267,65 @@ def test_model_artifacts_hold_json_and_serving_code_but_no_pickle(pipeline):
         with tarfile.open(root / "processing" / "input" / name / "model.tar.gz") as bundle:
             return {member.name for member in bundle.getmembers() if member.isfile()}
 
-    assert members(pipeline.evaluation_root, "baseline") == {"linear-model.json", "features.json"}
-    assert members(pipeline.evaluation_root, "xgboost") == {
-        "xgboost-model.json", "features.json", "code/inference.py", "code/features.py",
-    }
+    serving_code = {f"code/{name}" for name in container.SERVING_MODULES}
+    assert members(pipeline.evaluation_root, "baseline") == {"linear-model.json", "features.json", *serving_code}
+    assert members(pipeline.evaluation_root, "xgboost") == {"xgboost-model.json", "features.json", *serving_code}
     booster = json.loads((pipeline.xgboost_root / "model" / "xgboost-model.json").read_text())
     assert "learner" in booster
-    for name in train_xgboost.SERVING_MODULES:
-        shipped = pipeline.xgboost_root / "model" / "code" / name
-        assert shipped.read_bytes() == (SCRIPTS_DIR / name).read_bytes()
+    for root in (pipeline.xgboost_root, pipeline.baseline_root):
+        for name in container.SERVING_MODULES:
+            assert (root / "model" / "code" / name).read_bytes() == (SCRIPTS_DIR / name).read_bytes()
 
 
 # --- evaluation --------------------------------------------------------------------------------
 
 def test_evaluation_report_follows_the_model_metrics_format(pipeline):
     report = pipeline.evaluation
-    assert set(report) == {"regression_metrics", "baseline", "comparison"}
-    for metrics in (report["regression_metrics"], report["baseline"]["regression_metrics"]):
+    assert set(report) == {"regression_metrics", "chosen", "candidates", "comparison", "readable", "data"}
+    for metrics in [report["regression_metrics"], *(c["regression_metrics"] for c in report["candidates"].values())]:
         assert set(metrics) == {"rmse", "mae", "r2"}
         for entry in metrics.values():
             assert set(entry) == {"value", "standard_deviation"}
             assert math.isfinite(entry["value"]) and entry["standard_deviation"] > 0
-    xgboost_rmse = report["regression_metrics"]["rmse"]["value"]
-    rmse_ratio = xgboost_rmse / report["baseline"]["regression_metrics"]["rmse"]["value"]
+    chosen = report["chosen"]["candidate"]
+    assert report["regression_metrics"] == report["candidates"][chosen]["regression_metrics"]
+    rmse_ratio = report["regression_metrics"]["rmse"]["value"] / \
+        report["candidates"]["baseline"]["regression_metrics"]["rmse"]["value"]
     assert report["comparison"]["rmse_improvement_over_baseline"] == pytest.approx(1 - rmse_ratio)
+    readable = report["readable"]
+    assert readable["rmse"] == f"{report['regression_metrics']['rmse']['value']:,.0f}"
+    assert readable["improvement_over_baseline"] == f"{1 - rmse_ratio:.1%}"
+    assert report["data"] == {"warnings": [], "warning_count": "0", "suspected_leakage": "none"}
+
+
+def test_the_candidate_with_the_lower_validation_rmse_is_chosen_and_copied(pipeline):
+    report = pipeline.evaluation
+    validation = {name: c["validation_rmse"] for name, c in report["candidates"].items()}
+    chosen = min(validation, key=validation.get)
+    assert report["chosen"]["candidate"] == chosen == "xgboost"
+    assert report["chosen"]["reason"] == (f"lowest validation RMSE: xgboost {validation['xgboost']:,.0f} "
+                                          f"against baseline {validation['baseline']:,.0f}")
+    # The validation RMSE each training job printed is the one Evaluate recomputes through serving.
+    assert validation["xgboost"] == pytest.approx(float(METRIC_PATTERN.search(pipeline.xgboost_log).group(1)))
+    assert validation["baseline"] == pytest.approx(float(METRIC_PATTERN.search(pipeline.baseline_log).group(1)))
+    copied = pipeline.evaluation_root / "processing" / "model" / "model.tar.gz"
+    original = pipeline.evaluation_root / "processing" / "input" / chosen / "model.tar.gz"
+    assert copied.read_bytes() == original.read_bytes()
+
+
+def test_choice_goes_to_the_baseline_when_it_validates_better():
+    chosen, reason = evaluate.choose_candidate({"xgboost": 61234.5, "baseline": 60681.97})
+    assert chosen == "baseline"
+    assert reason == "lowest validation RMSE: baseline 60,682 against xgboost 61,234"
+    assert evaluate.choose_candidate({"xgboost": 5.0, "baseline": 5.0})[0] == "xgboost"
 
 
 def test_xgboost_beats_the_baseline_on_the_test_split(pipeline):
-    report = pipeline.evaluation
-    xgboost_metrics, baseline_metrics = report["regression_metrics"], report["baseline"]["regression_metrics"]
+    candidates = pipeline.evaluation["candidates"]
+    xgboost_metrics, baseline_metrics = (candidates[name]["regression_metrics"] for name in ("xgboost", "baseline"))
     assert xgboost_metrics["rmse"]["value"] < baseline_metrics["rmse"]["value"]
     assert xgboost_metrics["r2"]["value"] > 0.85
-    assert report["comparison"]["rmse_improvement_over_baseline"] > 0.1
+    assert pipeline.evaluation["comparison"]["rmse_improvement_over_baseline"] > 0.1
     # The baseline is a real yardstick, not a straw man: clipped to the training target range it
     # stays within a few thousand dollars of XGBoost on typical errors.
     assert baseline_metrics["r2"]["value"] > 0.8
@@ -290,11 +337,9 @@ def test_evaluation_metrics_are_computed_in_dollars_from_the_predictions(pipelin
     assert list(predictions.columns) == ["row", "actual", "xgboost", "baseline"]
     assert predictions["row"].tolist() == list(range(len(test)))
     assert np.allclose(predictions["actual"], test[TARGET])
-    report = pipeline.evaluation
-    assert report["regression_metrics"]["rmse"]["value"] == pytest.approx(
-        rmse(predictions["actual"], predictions["xgboost"]))
-    assert report["baseline"]["regression_metrics"]["rmse"]["value"] == pytest.approx(
-        rmse(predictions["actual"], predictions["baseline"]))
+    for name, candidate in pipeline.evaluation["candidates"].items():
+        assert candidate["regression_metrics"]["rmse"]["value"] == pytest.approx(
+            rmse(predictions["actual"], predictions[name]))
 
 
 # --- serving -----------------------------------------------------------------------------------
@@ -314,9 +359,10 @@ print(json.dumps({"csv": from_csv, "json": from_json}))
 """
 
 
-def test_serving_from_the_artifact_alone_reproduces_the_evaluation_predictions(pipeline, tmp_path):
+@pytest.mark.parametrize("candidate", ["xgboost", "baseline"])
+def test_serving_from_the_artifact_alone_reproduces_the_evaluation_predictions(pipeline, tmp_path, candidate):
     model_dir = tmp_path / "model"
-    with tarfile.open(pipeline.evaluation_root / "processing" / "input" / "xgboost" / "model.tar.gz") as bundle:
+    with tarfile.open(pipeline.evaluation_root / "processing" / "input" / candidate / "model.tar.gz") as bundle:
         bundle.extractall(model_dir, filter="data")
     test = pipeline.split("test")
     csv_request = tmp_path / "request.csv"
@@ -331,7 +377,7 @@ def test_serving_from_the_artifact_alone_reproduces_the_evaluation_predictions(p
     )
     assert completed.returncode == 0, completed.stderr
     served = json.loads(completed.stdout)
-    expected = pipeline.predictions["xgboost"].to_numpy()
+    expected = pipeline.predictions[candidate].to_numpy()
     assert len(served["csv"]) == len(served["json"]) == len(expected)
     assert np.allclose(served["csv"], expected, rtol=1e-9, atol=0)
     assert np.allclose(served["json"], expected, rtol=1e-9, atol=0)
@@ -396,29 +442,15 @@ def write_rows(directory: Path, name: str, frame: pd.DataFrame) -> None:
     frame.to_csv(directory / name, index=False)
 
 
-@pytest.mark.parametrize("argv, prepare_input, expected", [
-    (["--target-column", "Price"], None, "target column 'Price' not found"),
-    (["--target-column", "Neighborhood"], None, "column 'Neighborhood' must be numeric"),
-    (["--drop-columns", "Order,Parcel"], None, "unknown column(s) ['Parcel']"),
-    ([], "empty", "no CSV files found"),
-    ([], "mismatched", "different columns"),
-    ([], "tiny", "too few rows"),
-    (["--test-fraction", "1.5"], None, "invalid arguments"),
-    (["--validation-fraction", "0.5", "--test-fraction", "0.5"], None, "must leave rows for training"),
+@pytest.mark.parametrize("argv, expected", [
+    (["--target-column", "Price"], "TargetColumn 'Price' is not a column of ames_housing.csv (closest: 'SalePrice')"),
+    (["--target-column", "Neighborhood"], "TargetColumn 'Neighborhood' must hold numbers"),
+    (["--target-column", TARGET, "--test-fraction", "1.5"], "invalid arguments"),
+    (["--target-column", TARGET, "--validation-fraction", "0.5", "--test-fraction", "0.5"],
+     "must leave rows for training"),
 ])
-def test_preprocess_rejects_bad_input(tmp_path, capsys, argv, prepare_input, expected):
-    input_dir = tmp_path / "processing" / "input" / "data"
-    source = read_raw_csv(DATA)
-    if prepare_input == "empty":
-        input_dir.mkdir(parents=True)
-        (input_dir / "notes.txt").write_text("not a CSV")
-    elif prepare_input == "mismatched":
-        write_rows(input_dir, "a.csv", source.head(100))
-        write_rows(input_dir / "later", "b.csv", source.iloc[100:200].drop(columns=["Alley"]))
-    elif prepare_input == "tiny":
-        write_rows(input_dir, "tiny.csv", source.head(12))
-    else:
-        stage(DATA, input_dir / DATA.name)
+def test_preprocess_rejects_bad_input(tmp_path, capsys, argv, expected):
+    stage(DATA, tmp_path / "processing" / "input" / "data" / DATA.name)
     assert_fails_cleanly(tmp_path, preprocess.main, argv, "message", expected, capsys)
 
 
@@ -441,5 +473,6 @@ def test_training_rejects_a_missing_feature_spec(pipeline, tmp_path, capsys):
 def test_evaluation_rejects_a_missing_model_archive(pipeline, tmp_path, capsys):
     inputs = tmp_path / "processing" / "input"
     stage(pipeline.evaluation_root / "processing" / "input" / "baseline", inputs / "baseline")
-    stage(pipeline.processing / "processing" / "test", inputs / "test")
+    for name in ("validation", "test"):
+        stage(pipeline.processing / "processing" / name, inputs / name)
     assert_fails_cleanly(tmp_path, evaluate.main, [], "message", "xgboost/model.tar.gz does not exist", capsys)
