@@ -141,8 +141,11 @@ def cmd_run(args) -> int:
         print(run.as_user_sees_it(line))
     if not result.succeeded:
         # The one line to act on comes last, on stderr, after any log tail.
-        reason = result.fail_message if result.fail_message is not None else result.failure_reason or ""
-        raise CliError(run.as_user_sees_it(f"{result.failed_step} failed: {reason.splitlines()[0] if reason else ''}"))
+        if result.fail_message is not None:
+            reason = f"{result.failed_step}: {result.fail_message}"
+        else:
+            reason = f"{result.failed_step} failed: {(result.failure_reason or 'no reason given').splitlines()[0]}"
+        raise CliError(run.as_user_sees_it(reason))
     return 0
 
 

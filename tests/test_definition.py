@@ -68,13 +68,17 @@ def test_cached_steps_carry_no_execution_specific_values(built, steps):
 
 def test_quality_gate_reads_the_evaluation_report_and_branches_to_register_or_fail(steps):
     gate = steps["QualityGate"]["Arguments"]
-    paths = [(c["Type"], c["LeftValue"]["Std:JsonGet"]["Path"], c["RightValue"]["Get"]) for c in gate["Conditions"]]
-    assert paths == [
-        ("LessThanOrEqualTo", "regression_metrics.rmse.value", "Parameters.MaxRmse"),
-        ("GreaterThanOrEqualTo", "comparison.rmse_improvement_over_baseline", "Parameters.MinImprovementOverBaseline"),
-    ]
-    for condition in gate["Conditions"]:
-        assert condition["LeftValue"]["Std:JsonGet"]["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
+    r2, rmse = gate["Conditions"]
+    assert (r2["Type"], r2["LeftValue"]["Std:JsonGet"]["Path"], r2["RightValue"]) == (
+        "GreaterThanOrEqualTo", "regression_metrics.r2.value", {"Get": "Parameters.MinR2"})
+    assert r2["LeftValue"]["Std:JsonGet"]["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
+    # MaxRmse is off at 0: (MaxRmse <= 0) or (RMSE <= MaxRmse).
+    assert rmse["Type"] == "Or"
+    off, bound = rmse["Conditions"]
+    assert (off["Type"], off["LeftValue"], off["RightValue"]) == (
+        "LessThanOrEqualTo", {"Get": "Parameters.MaxRmse"}, 0.0)
+    assert (bound["LeftValue"]["Std:JsonGet"]["Path"], bound["RightValue"]) == (
+        "regression_metrics.rmse.value", {"Get": "Parameters.MaxRmse"})
     assert [s["Name"] for s in gate["IfSteps"]] == ["RegisterModel"]
     assert [s["Name"] for s in gate["ElseSteps"]] == ["QualityGateFailed"]
     assert steps["Evaluate"]["PropertyFiles"] == [
@@ -82,27 +86,35 @@ def test_quality_gate_reads_the_evaluation_report_and_branches_to_register_or_fa
     ]
 
 
-def test_fail_message_carries_both_rmses(steps):
+def test_fail_message_carries_readable_figures_and_the_thresholds(steps):
     values = steps["QualityGateFailed"]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     read = [v["Std:JsonGet"]["Path"] for v in values if isinstance(v, dict) and "Std:JsonGet" in v]
-    assert "regression_metrics.rmse.value" in read
-    assert "baseline.regression_metrics.rmse.value" in read
+    assert read == ["readable.candidate", "readable.r2", "readable.rmse", "readable.baseline_rmse"]
+    assert {"Get": "Parameters.MinR2"} in values and {"Get": "Parameters.MaxRmse"} in values
 
 
-def test_register_step_uses_the_best_trial_the_approval_parameter_and_the_evaluation_metrics(steps):
+def test_register_step_uses_the_chosen_candidate_the_approval_parameter_and_the_reports(steps):
     args = steps["RegisterModel"]["Arguments"]
     assert args["ModelPackageGroupName"] == "HousePriceModels"
     assert args["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
     container = args["InferenceSpecification"]["Containers"][0]
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert "sagemaker-xgboost:3.2-0" in container["Image"]
-    model_url = json.dumps(container["ModelDataUrl"])
-    assert "Steps.TuneXGBoost.TrainingJobSummaries[0].TrainingJobName" in model_url
+    assert container["ModelDataUrl"]["Std:Join"]["Values"] == [
+        {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['model'].S3Output.S3Uri"}, "model.tar.gz"
+    ]
     statistics = args["ModelMetrics"]["ModelQuality"]["Statistics"]
     assert statistics["ContentType"] == "application/json"
     assert statistics["S3Uri"]["Std:Join"]["Values"] == [
         {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"}, "evaluation.json"
     ]
+    data_statistics = args["ModelMetrics"]["ModelDataQuality"]["Statistics"]
+    assert data_statistics["S3Uri"]["Std:Join"]["Values"] == [
+        {"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['report'].S3Output.S3Uri"}, "data-report.json"
+    ]
+    metadata = {key: value["Std:JsonGet"]["Path"] for key, value in args["CustomerMetadataProperties"].items()}
+    assert metadata == {"Candidate": "chosen.candidate", "DataWarnings": "data.warning_count",
+                        "SuspectedLeakage": "data.suspected_leakage"}
 
 
 def test_parameters_are_declared_with_defaults_and_input_location_is_bucket_plus_key(built, steps):

@@ -97,7 +97,7 @@ def test_start_passes_parameters(aws, capsys):
     ("MaxRmse=lots", "parameter MaxRmse is Float, got 'lots'"),
     ("ModelApprovalStatus=Maybe", "ModelApprovalStatus"),
     ("no-equals-sign", "must look like Name=Value"),
-    ("MaxRmse=-5", "parameter MaxRmse=-5.0 must be greater than 0"),
+    ("MaxRmse=-5", "parameter MaxRmse=-5.0 must be 0 (off) or a positive RMSE"),
     ("InputDataKey=/data/x.csv", "without a leading /"),
 ])
 def test_start_rejects_bad_parameters_before_any_call(aws, capsys, param, message):

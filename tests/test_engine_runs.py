@@ -144,13 +144,13 @@ def test_events_print_a_line_per_step_and_the_summary_tells_the_story(tmp_path):
     lines = output.getvalue().splitlines()
     assert lines[0] == "▶ Evaluate (Processing)"
     assert lines[1].startswith("✔ Evaluate succeeded in ") and lines[1].endswith("s")
-    assert lines[2] == "▶ Check (Condition)" and lines[3].endswith("(41000.5 <= 40000.0 → False)")
+    assert lines[2] == "▶ Check (Condition)" and lines[3].endswith("(41,000 <= 40,000 → False)")
     assert lines[4] == "↷ Register skipped (Check evaluated to False; this step is in its IfSteps)"
     assert lines[5] == "▶ TooHigh (Fail)"
     assert lines[6].startswith("✘ TooHigh failed after ") and lines[6].endswith(": RMSE 41000.5 is above 40000.0")
     summary = format_summary(result)
     assert summary.splitlines()[0].startswith(f"Execution {result.execution_id} of local-pipeline: Failed in ")
-    assert "41000.5 <= 40000.0 → False" in summary and "Fail step TooHigh: RMSE 41000.5 is above 40000.0" in summary
+    assert "41,000 <= 40,000 → False" in summary and "Fail step TooHigh: RMSE 41000.5 is above 40000.0" in summary
     assert "Skipped" in summary and f"Logs: {result.logs_dir}" in summary
 
 

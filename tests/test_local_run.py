@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def local_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def first_run(local_dir):
-    return run_locally(build_definition(SMALL_BUDGET), local_dir)
+    return run_locally(build_definition(SMALL_BUDGET), local_dir).result
 
 
 def test_first_run_trains_evaluates_and_registers_a_model(first_run, local_dir):
@@ -40,18 +41,26 @@ def test_first_run_trains_evaluates_and_registers_a_model(first_run, local_dir):
     (package,) = local_registry(local_dir).list_packages("HousePriceModels")
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
     metrics_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
-    report = json.loads(LocalS3(local_dir / "s3").path_for(metrics_uri).read_text())
-    assert report["regression_metrics"]["rmse"]["value"] < report["baseline"]["regression_metrics"]["rmse"]["value"]
+    s3 = LocalS3(local_dir / "s3")
+    report = json.loads(s3.path_for(metrics_uri).read_text())
+    assert report["chosen"]["candidate"] == "xgboost"
+    assert report["regression_metrics"] == report["candidates"]["xgboost"]["regression_metrics"]
+    assert package["CustomerMetadataProperties"] == {"Candidate": "xgboost", "DataWarnings": "0",
+                                                      "SuspectedLeakage": "none"}
+    data_report_uri = package["ModelMetrics"]["ModelDataQuality"]["Statistics"]["S3Uri"]
+    assert json.loads(s3.path_for(data_report_uri).read_text())["rows"]["used"] == 2930
+    # The registered model is the best trial's artefact, as Evaluate chose and copied it.
     model_uri = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     best_job = first_run.steps["TuneXGBoost"].properties["BestTrainingJob"]["TrainingJobName"]
-    assert model_uri.endswith(f"/{best_job}/output/model.tar.gz")
-    assert LocalS3(local_dir / "s3").path_for(model_uri).is_file()
+    best_artifact = next(p for p in s3.path_for(f"s3://{SMALL_BUDGET.bucket}/").rglob("model.tar.gz")
+                         if f"/{best_job}/output/" in p.as_posix())
+    assert s3.path_for(model_uri).read_bytes() == best_artifact.read_bytes()
     trials = first_run.steps["TuneXGBoost"].properties["TrainingJobSummaries"]
     assert len(trials) == 3
 
 
 def test_unchanged_rerun_is_served_from_cache_for_every_job_step(first_run, local_dir):
-    again = run_locally(build_definition(SMALL_BUDGET), local_dir)
+    again = run_locally(build_definition(SMALL_BUDGET), local_dir).result
     assert again.succeeded
     assert all(again.steps[name].cache_hit for name in JOB_STEPS)
     for name in JOB_STEPS:
@@ -64,44 +73,82 @@ def test_changing_one_script_reruns_only_that_step_and_what_depends_on_it(first_
     shutil.copytree(SCRIPTS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     with (scripts / "train_baseline.py").open("a") as handle:
         handle.write("\n# a change that moves the code bundle\n")
-    changed = run_locally(build_definition(SMALL_BUDGET, scripts), local_dir)
+    changed = run_locally(build_definition(SMALL_BUDGET, scripts), local_dir).result
     assert changed.succeeded
     hits = {name: changed.steps[name].cache_hit for name in JOB_STEPS}
     assert hits == {"Preprocess": True, "TuneXGBoost": True, "TrainBaseline": False, "Evaluate": False}
 
 
-def test_a_gate_that_cannot_pass_ends_in_the_fail_step_with_both_rmses(first_run, local_dir, capsys):
+def test_a_gate_that_cannot_pass_ends_in_the_fail_step_with_readable_figures(first_run, local_dir, capsys):
     versions_before = len(local_registry(local_dir).list_packages("HousePriceModels"))
     code = main(["run", "--local-dir", str(local_dir), *SMALL_BUDGET_FLAGS, "--param", "MaxRmse=1000"])
     assert code == 1
-    out = capsys.readouterr().out
-    assert "QualityGateFailed" in out and "Quality gate failed: tuned RMSE" in out and "baseline RMSE" in out
+    captured = capsys.readouterr()
+    last = captured.err.splitlines()[-1]
+    assert re.fullmatch(r"error: QualityGateFailed: Quality gate failed: the chosen candidate \(xgboost\) scored "
+                        r"test R² 0\.9\d\d \(MinR2 0\.5\) and test RMSE \d\d,\d\d\d \(MaxRmse 1000\.0, 0 = off\); "
+                        r"baseline RMSE \d\d,\d\d\d\.", last), last
     assert len(local_registry(local_dir).list_packages("HousePriceModels")) == versions_before
+
+
+def test_the_r2_gate_holds_back_a_model_on_any_scale(first_run, local_dir, capsys):
+    assert main(["run", "--local-dir", str(local_dir), *SMALL_BUDGET_FLAGS, "--param", "MinR2=0.99"]) == 1
+    assert "(MinR2 0.99)" in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_a_failing_script_fails_the_run_with_its_reason_and_is_never_cached(local_dir):
     built = build_definition(SMALL_BUDGET)
     for _ in range(2):  # the second attempt must run again, not reuse a cached failure
-        failed = run_locally(built, local_dir, {"TargetColumn": "Price"})
+        failed = run_locally(built, local_dir, {"TargetColumn": "Price"}).result
         assert not failed.succeeded
         assert failed.failed_step == "Preprocess"
         assert not failed.steps["Preprocess"].cache_hit
-        assert "target column 'Price'" in failed.steps["Preprocess"].failure_reason
+        assert "TargetColumn 'Price' is not a column of s3://" in failed.steps["Preprocess"].failure_reason
         assert all(failed.steps[name].status == "NotStarted" for name in JOB_STEPS[1:])
 
 
-def test_run_on_another_csv_with_its_own_target(local_dir, tmp_path, capsys):
+def test_run_on_another_csv_with_only_its_target_named(local_dir, tmp_path, capsys):
     import pandas as pd
 
     other = pd.read_csv(Path(__file__).resolve().parent.parent / "data" / "ames_housing.csv")
-    other = other.drop(columns=["Order", "PID"]).rename(columns={"SalePrice": "price"})
+    other = other.rename(columns={"SalePrice": "price", "PID": "parcel id"})
     csv = tmp_path / "houses.csv"
-    other.to_csv(csv, index=False)
+    other.to_csv(csv, index=False, sep=";")
     code = main(["run", "--local-dir", str(local_dir), *SMALL_BUDGET_FLAGS, "--data", str(csv),
-                 "--param", "TargetColumn=price", "--param", "IdColumns=", "--param", "MinImprovementOverBaseline=0"])
+                 "--param", "TargetColumn=price"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "Preprocess succeeded" in out and "Registered HousePriceModels" in out
+    assert f"Data: read 2,930 rows from {csv} (utf-8, semicolon-separated); used 2,930" in out
+    assert "left out: Order (id-like), parcel id (id-like)" in out
+
+
+def test_run_on_a_directory_of_csv_files(local_dir, tmp_path, capsys):
+    import pandas as pd
+
+    houses = pd.read_csv(Path(__file__).resolve().parent.parent / "data" / "ames_housing.csv")
+    folder = tmp_path / "exports"
+    (folder / "2026").mkdir(parents=True)
+    houses.iloc[:1500].to_csv(folder / "part-1.csv", index=False)
+    houses.iloc[1500:].to_csv(folder / "2026" / "part-2.CSV", index=False)
+    code = main(["run", "--local-dir", str(local_dir), *SMALL_BUDGET_FLAGS, "--data", str(folder)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"Data: read 2,930 rows from {folder}/ (2 files)" in out
+
+
+def test_bad_data_ends_the_run_with_one_line_naming_the_users_file(local_dir, tmp_path, capsys):
+    import pandas as pd
+
+    csv = tmp_path / "flat.csv"
+    pd.DataFrame({"area": range(100), "price": 5}).to_csv(csv, index=False)
+    versions_before = len(local_registry(local_dir).list_packages("HousePriceModels"))
+    assert main(["run", "--local-dir", str(local_dir), *SMALL_BUDGET_FLAGS, "--data", str(csv),
+                 "--param", "TargetColumn=price"]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last == (f"error: Preprocess failed: TargetColumn 'price' has the same value (5) in every row of {csv}; "
+                    "there is nothing to learn: choose a column that varies (exited with code 1)")
+    assert len(local_registry(local_dir).list_packages("HousePriceModels")) == versions_before
 
 
 def test_models_lists_the_registered_versions(first_run, local_dir, capsys):
@@ -116,7 +163,8 @@ def test_models_lists_the_registered_versions(first_run, local_dir, capsys):
 
 @pytest.mark.parametrize("param, message", [
     ("MaxRMSE=1", "unknown parameter(s) MaxRMSE"),
-    ("MinImprovementOverBaseline=5", "must be a fraction between -1 and 1"),
+    ("MinR2=5", "must be at most 1"),
+    ("MaxRmse=-5", "must be 0 (off) or a positive RMSE"),
 ])
 def test_run_rejects_a_bad_parameter_in_one_line_before_running_anything(local_dir, capsys, param, message):
     executions = local_dir / "work" / "executions"

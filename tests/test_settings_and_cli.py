@@ -66,8 +66,8 @@ def test_definition_command_writes_the_json(tmp_path, capsys, monkeypatch):
 def test_parameters_command_describes_every_declared_parameter(capsys):
     assert main(["parameters"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 9
-    assert any(line.startswith("MinImprovementOverBaseline (Float, default 0.05): Quality gate") for line in lines)
+    assert len(lines) == 10
+    assert any(line.startswith("MinR2 (Float, default 0.5): Quality gate") for line in lines)
 
 
 def test_a_bad_setting_is_one_line_and_a_non_zero_exit(capsys):
