@@ -8,6 +8,7 @@
     python pipeline.py start [--param N=V] [--wait] start an execution on AWS
     python pipeline.py run [--param N=V]            run the whole pipeline on this machine
     python pipeline.py models                       list the local model registry
+    python pipeline.py approve VERSION              approve a local version (the next run's champion)
     python pipeline.py parameters                   list the pipeline's parameters
     python pipeline.py iam-policy execution|deployer|trust   least-privilege IAM policies
 
@@ -161,6 +162,17 @@ def cmd_models(args) -> int:
         return 0
     for package in packages:
         print(registry.format_package(package))
+    return 0
+
+
+def cmd_approve(args) -> int:
+    from pipelines.local import local_registry
+    from pipelines.settings import Settings
+
+    registry = local_registry(Path(args.local_dir))
+    group = args.group or Settings.resolve(_settings_flags(args)).model_package_group
+    package = registry.update_approval(f"{group}/{args.version}", args.status)
+    print(registry.format_package(package))
     return 0
 
 
@@ -323,6 +335,12 @@ def _parser() -> argparse.ArgumentParser:
     models = command("models", cmd_models, "list model versions in the local model registry")
     models.add_argument("--group", help="model package group (default: the model-package-group setting)")
     models.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR), help="the local run directory")
+    approve = command("approve", cmd_approve,
+                      "set the approval status of a version in the local model registry (the next run's champion)")
+    approve.add_argument("version", type=int, help="the version number, as `models` lists it")
+    approve.add_argument("--status", default="Approved", choices=["Approved", "Rejected", "PendingManualApproval"])
+    approve.add_argument("--group", help="model package group (default: the model-package-group setting)")
+    approve.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR), help="the local run directory")
     command("parameters", cmd_parameters, "list the pipeline parameters with their defaults and meaning")
     iam_policy = command("iam-policy", cmd_iam_policy, "print a least-privilege IAM policy scoped by the settings")
     iam_policy.add_argument("principal", choices=["execution", "deployer", "trust"],

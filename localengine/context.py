@@ -11,6 +11,7 @@ from .container import JobControl
 from .expressions import format_timestamp
 from .names import arn, job_name
 from .registry import LocalModelRegistry
+from .registry_api import RegistryApi
 from .s3 import LocalS3
 
 
@@ -47,6 +48,12 @@ class RunContext:
     control: JobControl
     registry: LocalModelRegistry
     cpu_count: int
+    registry_api: RegistryApi
+
+    def job_environment(self, base: dict[str, str]) -> dict[str, str]:
+        """What a job process starts with: ``base`` without the caller's AWS credentials, with the
+        SageMaker API pointed at the local registry."""
+        return self.registry_api.job_environment(base)
 
     @property
     def execution_dir(self) -> Path:

@@ -21,6 +21,7 @@ from .kinds import STEP_KINDS
 from .names import random_token
 from .parameters import resolve_parameters
 from .registry import LocalModelRegistry
+from .registry_api import RegistryApi
 from .results import ExecutionResult, StepEvent, StepResult
 from .s3 import LocalS3
 from .spec import StepSpec
@@ -49,11 +50,13 @@ def run_pipeline(definition: Mapping[str, Any] | str, *, s3: LocalS3, work_dir: 
     values = resolve_parameters(document, parameters)
     work_dir = Path(work_dir)
     cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    context = RunContext(
-        execution=ExecutionInfo(pipeline_name, random_token(12), datetime.now(timezone.utc)),
-        s3=s3, work_dir=work_dir, control=JobControl(max_parallel_jobs or cpu_count),
-        registry=LocalModelRegistry.for_work_dir(work_dir), cpu_count=cpu_count)
-    return _Execution(graph, context, values, on_event if on_event is not None else _ignore_event).run()
+    registry = LocalModelRegistry.for_work_dir(work_dir)
+    with RegistryApi(registry) as registry_api:
+        context = RunContext(
+            execution=ExecutionInfo(pipeline_name, random_token(12), datetime.now(timezone.utc)),
+            s3=s3, work_dir=work_dir, control=JobControl(max_parallel_jobs or cpu_count),
+            registry=registry, cpu_count=cpu_count, registry_api=registry_api)
+        return _Execution(graph, context, values, on_event if on_event is not None else _ignore_event).run()
 
 
 def _ignore_event(event: StepEvent) -> None:

@@ -64,7 +64,8 @@ def run_processing(spec: StepSpec, arguments: dict[str, Any], context: RunContex
         app = arguments["AppSpecification"]
         run = ContainerRun(
             argv=sandbox.command([*app["ContainerEntrypoint"], *(app.get("ContainerArguments") or [])]),
-            env={**sandbox.base_environment(), **text_environment(arguments.get("Environment"))},
+            env={**context.job_environment(sandbox.base_environment()),
+                 **text_environment(arguments.get("Environment"))},
             cwd=sandbox.root, log_path=log_path, max_runtime_seconds=max_runtime(arguments))
         message_file = sandbox.opt_ml / "output" / "message"
         run_job_process(run, context, message_file)

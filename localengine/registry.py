@@ -73,6 +73,18 @@ class LocalModelRegistry:
             raise EngineError(f"no model package {arn_or_group_version!r}")
         return json.loads(path.read_text())
 
+    def update_approval(self, arn_or_group_version: str, status: str) -> dict[str, Any]:
+        """Set a version's ModelApprovalStatus (what UpdateModelPackage does); returns the package."""
+        if status not in APPROVAL_STATUSES:
+            raise EngineError(f"ModelApprovalStatus must be one of {', '.join(APPROVAL_STATUSES)}, got {status!r}")
+        package = self.describe(arn_or_group_version)
+        package.update(ModelApprovalStatus=status, LastModifiedTime=format_timestamp(datetime.now(timezone.utc)))
+        path = self.root / package["ModelPackageGroupName"] / f"{package['ModelPackageVersion']}.json"
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
+            json.dump(package, tmp, indent=2)
+        os.replace(tmp.name, path)
+        return package
+
     @staticmethod
     def format_package(package: dict[str, Any]) -> str:
         """One line about a package: group, version, approval status, when, model data, metrics."""

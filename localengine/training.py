@@ -94,7 +94,7 @@ def _run_in_sandbox(job: str, request: dict[str, Any], sandbox: Sandbox, context
     _write_config(request, sandbox, hyperparameters)
     algorithm = request.get("AlgorithmSpecification") or {}
     argv, cwd, user_args = _start_command(algorithm, hyperparameters, sandbox, context)
-    environment = {**sandbox.base_environment(),
+    environment = {**context.job_environment(sandbox.base_environment()),
                    **_training_environment(sandbox, job, channels, hyperparameters, user_args, cpus),
                    **text_environment(request.get("Environment"))}
     run = ContainerRun(argv=argv, env=environment, cwd=cwd, log_path=log_path,

@@ -1,9 +1,10 @@
 """The house-price pipeline: parameters, then the named steps wired together.
 
     Preprocess ──┬─> TrainBaseline ──┐
-                 └─> TuneXGBoost ────┴─> Evaluate ─> QualityGate ─┬─> RegisterModel
-                                       (choose on validation,     └─> QualityGateFailed
-                                        score on test)
+                 └─> TuneXGBoost ────┤
+    FindChampion ────────────────────┴─> Evaluate ─> QualityGate ─┬─> RegisterModel
+                                   (choose on validation,          └─> QualityGateFailed
+                                    score on test beside the champion)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from sagemaker.mlops.workflow.pipeline import Pipeline
 
 from pipelines.parameters import PipelineParameters
 from steps.context import StepContext
+from steps.find_champion import champion_report, champion_value, find_champion_step
 from steps.evaluate import chosen_model_uri, data_report_uri, evaluation_file_uri, evaluation_report, evaluation_step
 from steps.preprocess import preprocess_step
 from steps.quality_gate import quality_gate_step
@@ -47,12 +49,16 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
     best_model = tune_xgboost.get_top_model_s3_uri(
         top_k=0, s3_bucket=settings.bucket, prefix=f"{ctx.key_prefix}/models/xgboost"
     )
+    champion = champion_report()
+    find_champion = find_champion_step(ctx, instance_type=params.processing_instance_type, report=champion)
     report = evaluation_report()
     evaluate = evaluation_step(
         ctx, baseline_model=train_baseline.properties.ModelArtifacts.S3ModelArtifacts,
         baseline_job_name=train_baseline.properties.TrainingJobName,
         xgboost_model=best_model, xgboost_job_name=tune_xgboost.properties.BestTrainingJob.TrainingJobName,
-        splits=splits, instance_type=params.processing_instance_type, report=report,
+        splits=splits, champion_model=champion_value(find_champion, champion, "model_data_url"),
+        champion_name=champion_value(find_champion, champion, "name"),
+        instance_type=params.processing_instance_type, report=report,
     )
     register = register_model_step(
         ctx, model_data=chosen_model_uri(evaluate), evaluation_uri=evaluation_file_uri(evaluate),
@@ -60,12 +66,13 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
         approval_status=params.approval_status,
     )
     gate = quality_gate_step(
-        evaluate, report, min_r2=params.min_r2, max_rmse=params.max_rmse, if_passed=[register],
+        evaluate, report, min_r2=params.min_r2, max_rmse=params.max_rmse,
+        champion_tolerance=params.champion_tolerance, if_passed=[register],
     )
 
     return Pipeline(
         name=settings.pipeline_name,
         parameters=params.all(),
-        steps=[preprocess, train_baseline, tune_xgboost, evaluate, gate],
+        steps=[preprocess, train_baseline, tune_xgboost, find_champion, evaluate, gate],
         sagemaker_session=ctx.session,
     )

@@ -27,6 +27,7 @@ class PipelineParameters:
     training_instance_type: ParameterString
     min_r2: ParameterFloat
     max_rmse: ParameterFloat
+    champion_tolerance: ParameterFloat
     approval_status: ParameterString
 
     @classmethod
@@ -44,6 +45,7 @@ class PipelineParameters:
             training_instance_type=ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge"),
             min_r2=ParameterFloat("MinR2", default_value=0.5),
             max_rmse=ParameterFloat("MaxRmse", default_value=0.0),
+            champion_tolerance=ParameterFloat("ChampionTolerance", default_value=0.0),
             approval_status=ParameterString(
                 "ModelApprovalStatus", default_value="PendingManualApproval", enum_values=APPROVAL_STATUSES
             ),
@@ -64,6 +66,8 @@ DESCRIPTIONS = {
     "TrainingInstanceType": "Instance type of the baseline training job and of every tuning trial.",
     "MinR2": "Quality gate: the chosen model's R² on the test split must be at least this (scale-free).",
     "MaxRmse": "Quality gate: the chosen model's test RMSE (target units) must be at most this; 0 turns it off.",
+    "ChampionTolerance": "Quality gate, when an approved version exists: how much higher (as a fraction, 0.02 = 2%) "
+                         "the new model's test RMSE may be than that champion's on the same rows.",
     "ModelApprovalStatus": "Approval status of the registered model version.",
 }
 
@@ -85,6 +89,7 @@ VALUE_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "TargetColumn": (lambda v: bool(v.strip()), "must name the column to predict"),
     "MinR2": (lambda v: v <= 1, "must be at most 1 (R² of a perfect model)"),
     "MaxRmse": (lambda v: v >= 0, "must be 0 (off) or a positive RMSE in the target's units"),
+    "ChampionTolerance": (lambda v: 0 <= v < 1, "must be a fraction from 0 up to 1 (0.02 = 2%)"),
 }
 
 

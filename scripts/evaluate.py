@@ -126,6 +126,33 @@ def evaluation_report(actual: np.ndarray, predictions: dict[str, np.ndarray], va
     }
 
 
+def champion_section(champion_dir: Path | None, name: str, scratch: Path, target: str, test: pd.DataFrame,
+                     actual: np.ndarray, chosen_rmse: float, resamples: int, seed: int) -> tuple[dict, np.ndarray | None]:
+    """The approved champion scored on the same test rows, or why it could not be; and its predictions."""
+    archive = champion_dir / MODEL_ARCHIVE if champion_dir is not None else None
+    if archive is None or not archive.is_file():
+        return {"found": "no", "compared": "no", "name": "none", "worse_by": 0.0,
+                "verdict": "no approved champion"}, None
+    try:
+        model = model_fn(extract_model(archive, scratch / "champion", (FEATURE_SPEC_FILE,)))
+        if model.spec["target"] != target:
+            raise ValueError(f"it predicts {model.spec['target']!r}, not {target!r}")
+        predictions = predict_fn(test, model)
+    except ValueError as error:
+        # A champion trained on other columns cannot score these rows: reported, not held against the new model.
+        reason = " ".join(str(error).split())
+        return {"found": "yes", "compared": "no", "name": name, "worse_by": 0.0, "reason": reason,
+                "verdict": f"champion {name} cannot score these test rows ({reason})"}, None
+    champion_rmse = rmse(actual, predictions)
+    worse_by = chosen_rmse / champion_rmse - 1 if champion_rmse else 0.0
+    return {
+        "found": "yes", "compared": "yes", "name": name, "rmse": champion_rmse, "worse_by": worse_by,
+        "regression_metrics": regression_metrics(actual, predictions, resamples, seed),
+        "verdict": f"champion {name} test RMSE {format_number(champion_rmse)}, the new model "
+                   f"{abs(worse_by):.1%} {'worse' if worse_by > 0 else 'better'}",
+    }, predictions
+
+
 def predictions_table(actual, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame({"row": np.arange(len(actual)), "actual": actual, **predictions})
 
@@ -153,6 +180,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-report-dir", type=Path, default=inputs / "report",
                         help="the data report of Preprocess, whose warnings are carried along (optional)")
     parser.add_argument("--output-dir", type=Path, default=opt_ml_root() / "processing" / "evaluation")
+    parser.add_argument("--champion-dir", type=Path, default=inputs / "champion",
+                        help="the approved champion's model.tar.gz, if there is one")
+    parser.add_argument("--champion-name", default="none", help="how the champion is called in messages, e.g. v3")
     parser.add_argument("--model-output-dir", type=Path, default=opt_ml_root() / "processing" / "model",
                         help="where the chosen candidate's model.tar.gz is copied")
     parser.add_argument("--bootstrap-resamples", type=at_least_two, default=200)
@@ -174,12 +204,19 @@ def main(argv=None) -> None:
         predictions = {name: predict_fn(test, model) for name, model in models.items()}
         report = evaluation_report(actual, predictions, validation_rmse, read_data_report(arguments.data_report_dir),
                                    arguments.bootstrap_resamples, arguments.seed)
+        report["champion"], champion_predictions = champion_section(
+            arguments.champion_dir, arguments.champion_name, Path(scratch), target, test, actual,
+            report["regression_metrics"]["rmse"]["value"], arguments.bootstrap_resamples, arguments.seed)
+        report["readable"]["champion"] = report["champion"]["verdict"]
+        if champion_predictions is not None:
+            predictions = {**predictions, "champion": champion_predictions}
         write_csv_atomic(arguments.output_dir / "predictions.csv", predictions_table(actual, predictions))
         write_json_atomic(arguments.output_dir / "evaluation.json", report)
         copy_file_atomic(archives[report["chosen"]["candidate"]], arguments.model_output_dir / MODEL_ARCHIVE)
         readable = report["readable"]
         print(f"chosen: {report['chosen']['candidate']} ({report['chosen']['reason']})")
-        print(f"test: RMSE {readable['rmse']}, R² {readable['r2']}; baseline RMSE {readable['baseline_rmse']}")
+        print(f"test: RMSE {readable['rmse']}, R² {readable['r2']}; baseline RMSE {readable['baseline_rmse']}; "
+              f"{readable['champion']}")
 
 
 if __name__ == "__main__":

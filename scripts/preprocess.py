@@ -74,13 +74,15 @@ def prepare(table: TableRead, *, target_column: str, id_columns: list[str] | Non
     rows = TargetRows(table.frame, target, where)
     notes = [*table.findings, *repair_numbers(rows.frame, target)]
     left_out = leave_out_reasons(rows.frame, target, ids, excluded)
-    cleaned = rows.frame.drop(columns=list(left_out))
-    if len(cleaned.columns) < 2:
+    # The splits keep every column, left-out ones too: an approved champion trained on other columns
+    # is scored on exactly these rows, and the feature spec decides what each model reads.
+    cleaned = rows.frame
+    numeric, categorical = infer_feature_types(cleaned, target, drop=list(left_out))
+    if not numeric and not categorical:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in list(left_out.items())[:5])
         raise ValueError(f"no feature columns are left in {where} besides TargetColumn {target!r} "
                          f"({reasons or 'the table has no other column'}); supply columns to learn from")
     splits = split_rows(cleaned, split_sizes(len(cleaned), validation_fraction, test_fraction), seed)
-    numeric, categorical = infer_feature_types(cleaned, target, drop=())
     spec = fit_feature_spec(splits["train"], target, numeric, categorical)
     leaks = suspected_leaks(splits["train"], splits["validation"], target, numeric, categorical)
     warnings = [*(leak["message"] for leak in leaks), *rows.warnings]

@@ -40,8 +40,14 @@ def script_processing_step(
     arguments: list,
     description: str,
     property_files: list | None = None,
+    reads_live_state: bool = False,
 ) -> ProcessingStep:
+    """reads_live_state: the job asks an AWS API about the present (e.g. the model registry), so its
+    answer can change while its arguments do not: it is never cached and keeps network access
+    (VPC settings still apply) even when jobs are network-isolated."""
     settings, network = ctx.settings, ctx.network
+    if reads_live_state and network:
+        network = {**network, "enable_network_isolation": False}
     bundle = ctx.code(script)
     processor = Processor(
         role=settings.role_arn,
@@ -65,6 +71,6 @@ def script_processing_step(
         step_args=step_args,
         description=description,
         property_files=property_files,
-        cache_config=ctx.cache_config,
+        cache_config=None if reads_live_state else ctx.cache_config,
         retry_policies=ctx.job_retry_policies,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sagemaker.core.workflow.conditions import (
-    ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo, ConditionOr,
+    ConditionEquals, ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo, ConditionOr,
 )
 from sagemaker.core.workflow.functions import Join, JsonGet
 from sagemaker.core.workflow.properties import PropertyFile
@@ -13,6 +13,8 @@ from sagemaker.mlops.workflow.steps import ProcessingStep
 
 CHOSEN_R2 = "regression_metrics.r2.value"
 CHOSEN_RMSE = "regression_metrics.rmse.value"
+CHAMPION_COMPARED = "champion.compared"
+WORSE_THAN_CHAMPION = "champion.worse_by"
 
 
 def _report_value(evaluation: ProcessingStep, report: PropertyFile, path: str) -> JsonGet:
@@ -20,25 +22,34 @@ def _report_value(evaluation: ProcessingStep, report: PropertyFile, path: str) -
 
 
 def quality_gate_step(
-    evaluation: ProcessingStep, report: PropertyFile, *, min_r2, max_rmse, if_passed: list
+    evaluation: ProcessingStep, report: PropertyFile, *, min_r2, max_rmse, champion_tolerance, if_passed: list
 ) -> ConditionStep:
     return ConditionStep(
         name="QualityGate",
         description="The chosen candidate's test R² at least MinR2, AND its test RMSE at most MaxRmse "
-        "unless MaxRmse is 0.",
+        "unless MaxRmse is 0, AND, when an approved champion was scored on the same rows, its RMSE at "
+        "most ChampionTolerance above the champion's.",
         conditions=[
             ConditionGreaterThanOrEqualTo(left=_report_value(evaluation, report, CHOSEN_R2), right=min_r2),
             ConditionOr(conditions=[
                 ConditionLessThanOrEqualTo(left=max_rmse, right=0.0),
                 ConditionLessThanOrEqualTo(left=_report_value(evaluation, report, CHOSEN_RMSE), right=max_rmse),
             ]),
+            ConditionOr(conditions=[
+                ConditionEquals(left=_report_value(evaluation, report, CHAMPION_COMPARED), right="no"),
+                ConditionLessThanOrEqualTo(
+                    left=_report_value(evaluation, report, WORSE_THAN_CHAMPION), right=champion_tolerance),
+            ]),
         ],
         if_steps=if_passed,
-        else_steps=[gate_failed_step(evaluation, report, min_r2=min_r2, max_rmse=max_rmse)],
+        else_steps=[gate_failed_step(evaluation, report, min_r2=min_r2, max_rmse=max_rmse,
+                                     champion_tolerance=champion_tolerance)],
     )
 
 
-def gate_failed_step(evaluation: ProcessingStep, report: PropertyFile, *, min_r2, max_rmse) -> FailStep:
+def gate_failed_step(
+    evaluation: ProcessingStep, report: PropertyFile, *, min_r2, max_rmse, champion_tolerance
+) -> FailStep:
     def readable(name: str) -> JsonGet:
         return _report_value(evaluation, report, f"readable.{name}")
 
@@ -48,6 +59,7 @@ def gate_failed_step(evaluation: ProcessingStep, report: PropertyFile, *, min_r2
         error_message=Join(on="", values=[
             "Quality gate failed: the chosen candidate (", readable("candidate"), ") scored test R² ",
             readable("r2"), " (MinR2 ", min_r2, ") and test RMSE ", readable("rmse"),
-            " (MaxRmse ", max_rmse, ", 0 = off); baseline RMSE ", readable("baseline_rmse"), ".",
+            " (MaxRmse ", max_rmse, ", 0 = off); ", readable("champion"), " (ChampionTolerance ",
+            champion_tolerance, "); baseline RMSE ", readable("baseline_rmse"), ".",
         ]),
     )
