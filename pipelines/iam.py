@@ -64,6 +64,8 @@ def execution_role_policy(settings: Settings) -> dict:
         _statement("PullFrameworkImages",
                    ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
                    image_repositories(settings)),
+        # FindChampion lists the group's approved versions; ListModelPackages takes no resource ARN.
+        _statement("ListModelVersions", ["sagemaker:ListModelPackages"], ["*"]),
         _statement("EcrToken", ["ecr:GetAuthorizationToken"], ["*"]),
         _statement("JobLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
                                "logs:DescribeLogStreams"],

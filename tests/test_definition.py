@@ -43,6 +43,7 @@ def test_definition_has_every_step_type_of_the_dag(steps):
         "Preprocess": "Processing",
         "TrainBaseline": "Training",
         "TuneXGBoost": "Tuning",
+        "FindChampion": "Processing",
         "Evaluate": "Processing",
         "QualityGate": "Condition",
         "RegisterModel": "RegisterModel",
@@ -51,7 +52,7 @@ def test_definition_has_every_step_type_of_the_dag(steps):
 
 
 def test_every_job_step_caches_with_the_configured_expiry_and_retries_transient_errors(steps):
-    jobs = [step for step in steps.values() if step["Type"] in JOB_TYPES]
+    jobs = [step for step in steps.values() if step["Type"] in JOB_TYPES and step["Name"] != "FindChampion"]
     assert len(jobs) == 4
     for step in jobs:
         assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P7D"}, step["Name"]
@@ -59,16 +60,31 @@ def test_every_job_step_caches_with_the_configured_expiry_and_retries_transient_
         assert {"Step.THROTTLING", "SageMaker.CAPACITY_ERROR"} <= retried, step["Name"]
 
 
+def test_the_champion_lookup_is_never_cached_and_feeds_evaluate_through_its_report(steps):
+    lookup = steps["FindChampion"]
+    assert "CacheConfig" not in lookup and lookup["RetryPolicies"]
+    assert lookup["PropertyFiles"] == [
+        {"PropertyFileName": "ChampionReport", "OutputName": "champion", "FilePath": "champion.json"}]
+    evaluate = steps["Evaluate"]["Arguments"]
+    champion_input = next(i for i in evaluate["ProcessingInputs"] if i["InputName"] == "champion")
+    assert champion_input["S3Input"]["S3Uri"]["Std:JsonGet"] == {
+        "PropertyFile": {"Get": "Steps.FindChampion.PropertyFiles.ChampionReport"}, "Path": "model_data_url"}
+    # Without a champion the input is the marker's fixed location, so Evaluate's cache key stays put.
+    marker = next(o for o in lookup["Arguments"]["ProcessingOutputConfig"]["Outputs"] if o["OutputName"] == "marker")
+    assert marker["S3Output"]["S3Uri"] == "s3://house-price-pipeline-artifacts/HousePricePipeline/champion/none"
+    assert "--marker-uri" in lookup["Arguments"]["AppSpecification"]["ContainerArguments"]
+
+
 def test_cached_steps_carry_no_execution_specific_values(built, steps):
     for step in steps.values():
-        if step["Type"] in JOB_TYPES:
+        if step["Type"] in JOB_TYPES and "CacheConfig" in step:
             text = json.dumps(step["Arguments"])
             assert "Execution." not in text, step["Name"]
 
 
 def test_quality_gate_reads_the_evaluation_report_and_branches_to_register_or_fail(steps):
     gate = steps["QualityGate"]["Arguments"]
-    r2, rmse = gate["Conditions"]
+    r2, rmse, champion = gate["Conditions"]
     assert (r2["Type"], r2["LeftValue"]["Std:JsonGet"]["Path"], r2["RightValue"]) == (
         "GreaterThanOrEqualTo", "regression_metrics.r2.value", {"Get": "Parameters.MinR2"})
     assert r2["LeftValue"]["Std:JsonGet"]["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
@@ -79,6 +95,12 @@ def test_quality_gate_reads_the_evaluation_report_and_branches_to_register_or_fa
         "LessThanOrEqualTo", {"Get": "Parameters.MaxRmse"}, 0.0)
     assert (bound["LeftValue"]["Std:JsonGet"]["Path"], bound["RightValue"]) == (
         "regression_metrics.rmse.value", {"Get": "Parameters.MaxRmse"})
+    # Not worse than the approved champion by more than ChampionTolerance, when one was compared.
+    no_champion, tolerated = champion["Conditions"]
+    assert (no_champion["Type"], no_champion["LeftValue"]["Std:JsonGet"]["Path"], no_champion["RightValue"]) == (
+        "Equals", "champion.compared", "no")
+    assert (tolerated["Type"], tolerated["LeftValue"]["Std:JsonGet"]["Path"], tolerated["RightValue"]) == (
+        "LessThanOrEqualTo", "champion.worse_by", {"Get": "Parameters.ChampionTolerance"})
     assert [s["Name"] for s in gate["IfSteps"]] == ["RegisterModel"]
     assert [s["Name"] for s in gate["ElseSteps"]] == ["QualityGateFailed"]
     assert steps["Evaluate"]["PropertyFiles"] == [
@@ -89,8 +111,10 @@ def test_quality_gate_reads_the_evaluation_report_and_branches_to_register_or_fa
 def test_fail_message_carries_readable_figures_and_the_thresholds(steps):
     values = steps["QualityGateFailed"]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     read = [v["Std:JsonGet"]["Path"] for v in values if isinstance(v, dict) and "Std:JsonGet" in v]
-    assert read == ["readable.candidate", "readable.r2", "readable.rmse", "readable.baseline_rmse"]
-    assert {"Get": "Parameters.MinR2"} in values and {"Get": "Parameters.MaxRmse"} in values
+    assert read == ["readable.candidate", "readable.r2", "readable.rmse", "readable.champion",
+                    "readable.baseline_rmse"]
+    for parameter in ("MinR2", "MaxRmse", "ChampionTolerance"):
+        assert {"Get": f"Parameters.{parameter}"} in values
 
 
 def test_register_step_uses_the_chosen_candidate_the_approval_parameter_and_the_reports(steps):
@@ -153,6 +177,9 @@ def test_security_settings_reach_every_job(steps):
     assert training["EnableNetworkIsolation"] is True
     assert training["OutputDataConfig"]["KmsKeyId"] == "alias/pipeline"
     assert training["VpcConfig"] == {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
+    # The champion lookup calls the SageMaker API: in the VPC, but not cut off from the network.
+    lookup = secured["FindChampion"]["Arguments"]["NetworkConfig"]
+    assert lookup["EnableNetworkIsolation"] is False and lookup["VpcConfig"]["Subnets"] == ["subnet-1"]
 
 
 BUILD = "from pipelines.definition import build_definition; from pipelines.settings import Settings; " \
@@ -206,7 +233,7 @@ def test_changing_one_script_changes_only_the_steps_that_run_it(tmp_path):
 
 def test_changing_a_shared_module_changes_every_step_that_imports_it(tmp_path):
     assert changed_steps(tmp_path, "features.py") == {
-        "Preprocess", "TrainBaseline", "TuneXGBoost", "Evaluate", "RegisterModel"
+        "Preprocess", "TrainBaseline", "TuneXGBoost", "FindChampion", "Evaluate", "RegisterModel"
     }
 
 

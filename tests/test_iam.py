@@ -14,7 +14,7 @@ from pipelines.settings import Settings
 
 ROLE = "arn:aws:iam::123456789012:role/HousePricePipeline"
 # Only these statements may name every resource: the services accept nothing narrower.
-WILDCARD_ALLOWED = {"EcrToken", "JobMetrics", "RunJobsInVpc", "UseEncryptionKey", "EncryptCodeBundles"}
+WILDCARD_ALLOWED = {"ListModelVersions", "EcrToken", "JobMetrics", "RunJobsInVpc", "UseEncryptionKey", "EncryptCodeBundles"}
 
 
 @pytest.fixture

@@ -35,8 +35,8 @@ def first_run(local_dir):
 def test_first_run_trains_evaluates_and_registers_a_model(first_run, local_dir):
     assert first_run.succeeded, first_run.failure_reason
     statuses = {name: step.status for name, step in first_run.steps.items()}
-    assert statuses == {**{name: "Succeeded" for name in JOB_STEPS}, "QualityGate": "Succeeded",
-                        "RegisterModel": "Succeeded", "QualityGateFailed": "Skipped"}
+    assert statuses == {**{name: "Succeeded" for name in JOB_STEPS}, "FindChampion": "Succeeded",
+                        "QualityGate": "Succeeded", "RegisterModel": "Succeeded", "QualityGateFailed": "Skipped"}
     assert not any(first_run.steps[name].cache_hit for name in JOB_STEPS)
     (package,) = local_registry(local_dir).list_packages("HousePriceModels")
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
@@ -44,6 +44,8 @@ def test_first_run_trains_evaluates_and_registers_a_model(first_run, local_dir):
     s3 = LocalS3(local_dir / "s3")
     report = json.loads(s3.path_for(metrics_uri).read_text())
     assert report["chosen"]["candidate"] == "xgboost"
+    assert report["champion"] == {"found": "no", "compared": "no", "name": "none", "worse_by": 0.0,
+                                  "verdict": "no approved champion"}
     assert report["regression_metrics"] == report["candidates"]["xgboost"]["regression_metrics"]
     assert package["CustomerMetadataProperties"] == {"Candidate": "xgboost", "DataWarnings": "0",
                                                       "SuspectedLeakage": "none"}
@@ -159,6 +161,39 @@ def test_models_lists_the_registered_versions(first_run, local_dir, capsys):
     assert lines[0].startswith("HousePriceModels v1") and "PendingManualApproval" in lines[0]
     assert main(["models", "--local-dir", str(local_dir), "--group", "Nobody"]) == 0
     assert "no model versions registered in group Nobody" in capsys.readouterr().out
+
+
+STRONG_FEATURES = "ExcludeColumns=Overall Qual,Gr Liv Area,Neighborhood,Total Bsmt SF,Year Built,Garage Cars"
+
+
+def _evaluation(local_dir: Path, result) -> dict:
+    outputs = result.steps["Evaluate"].properties["ProcessingOutputConfig"]["Outputs"]
+    uri = next(o["S3Output"]["S3Uri"] for o in outputs if o["OutputName"] == "evaluation")
+    return json.loads(LocalS3(local_dir / "s3").read_bytes(f"{uri}/evaluation.json"))
+
+
+def test_an_approved_version_becomes_the_champion_scored_on_the_same_rows(first_run, local_dir, capsys):
+    assert main(["approve", "1", "--local-dir", str(local_dir)]) == 0
+    assert "HousePriceModels v1  Approved" in capsys.readouterr().out
+    again = run_locally(build_definition(SMALL_BUDGET), local_dir).result
+    assert again.succeeded, again.failure_reason
+    champion = _evaluation(local_dir, again)["champion"]
+    assert (champion["found"], champion["compared"], champion["name"]) == ("yes", "yes", "v1")
+    # Same data, same cached candidates: the challenger is the champion's own model, exactly as good.
+    assert champion["worse_by"] == 0.0
+    assert champion["verdict"].startswith("champion v1 test RMSE ")
+
+
+def test_a_worse_challenger_is_held_back_unless_the_tolerance_allows_it(first_run, local_dir, capsys):
+    versions_before = len(local_registry(local_dir).list_packages("HousePriceModels"))
+    assert main(["run", "--local-dir", str(local_dir), *SMALL_BUDGET_FLAGS, "--param", STRONG_FEATURES]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert re.search(r"; champion v1 test RMSE \d\d,\d\d\d, the new model \d+\.\d% worse "
+                     r"\(ChampionTolerance 0\.0\);", last), last
+    assert len(local_registry(local_dir).list_packages("HousePriceModels")) == versions_before
+    assert main(["run", "--local-dir", str(local_dir), *SMALL_BUDGET_FLAGS, "--param", STRONG_FEATURES,
+                 "--param", "ChampionTolerance=0.5"]) == 0
+    assert len(local_registry(local_dir).list_packages("HousePriceModels")) == versions_before + 1
 
 
 @pytest.mark.parametrize("param, message", [

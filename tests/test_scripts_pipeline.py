@@ -411,7 +411,7 @@ for module in sys.argv[3].split(","):
 
 
 @pytest.mark.parametrize("absent, modules", [
-    ("xgboost", "preprocess,train_baseline"),  # the scikit-learn image has no XGBoost
+    ("xgboost", "preprocess,train_baseline,find_champion"),  # the scikit-learn image has no XGBoost
     ("sklearn", "train_xgboost,evaluate,inference"),  # fitted state must not need scikit-learn here
 ])
 def test_scripts_import_in_their_image(absent, modules):
