@@ -283,7 +283,8 @@ def test_model_artifacts_hold_json_and_serving_code_but_no_pickle(pipeline):
 
 def test_evaluation_report_follows_the_model_metrics_format(pipeline):
     report = pipeline.evaluation
-    assert set(report) == {"regression_metrics", "chosen", "candidates", "comparison", "readable", "data"}
+    assert set(report) == {"regression_metrics", "chosen", "candidates", "comparison", "readable", "data",
+                           "champion"}
     for metrics in [report["regression_metrics"], *(c["regression_metrics"] for c in report["candidates"].values())]:
         assert set(metrics) == {"rmse", "mae", "r2"}
         for entry in metrics.values():
@@ -298,6 +299,7 @@ def test_evaluation_report_follows_the_model_metrics_format(pipeline):
     assert readable["rmse"] == f"{report['regression_metrics']['rmse']['value']:,.0f}"
     assert readable["improvement_over_baseline"] == f"{1 - rmse_ratio:.1%}"
     assert report["data"] == {"warnings": [], "warning_count": "0", "suspected_leakage": "none"}
+    assert report["champion"]["compared"] == "no" and readable["champion"] == "no approved champion"
 
 
 def test_the_candidate_with_the_lower_validation_rmse_is_chosen_and_copied(pipeline):
@@ -478,3 +480,28 @@ def test_evaluation_rejects_a_missing_model_archive(pipeline, tmp_path, capsys):
     for name in ("validation", "test"):
         stage(pipeline.processing / "processing" / name, inputs / name)
     assert_fails_cleanly(tmp_path, evaluate.main, [], "message", "xgboost/model.tar.gz does not exist", capsys)
+
+
+def test_a_champion_is_scored_on_the_same_test_rows_or_reported_as_not_comparable(pipeline, tmp_path):
+    test = pipeline.split("test")
+    actual = test[TARGET].to_numpy(float)
+    chosen_rmse = pipeline.evaluation["regression_metrics"]["rmse"]["value"]
+    champion_dir = pipeline.evaluation_root / "processing" / "input" / "baseline"  # the baseline as an old champion
+    section, predictions = evaluate.champion_section(champion_dir, "v7", tmp_path, TARGET, test, actual,
+                                                     chosen_rmse, 20, 0)
+    baseline_rmse = pipeline.evaluation["candidates"]["baseline"]["regression_metrics"]["rmse"]["value"]
+    assert (section["compared"], section["name"]) == ("yes", "v7")
+    assert section["rmse"] == pytest.approx(baseline_rmse)
+    assert section["worse_by"] == pytest.approx(chosen_rmse / baseline_rmse - 1) and section["worse_by"] < 0
+    assert section["verdict"] == (f"champion v7 test RMSE {baseline_rmse:,.0f}, the new model "
+                                  f"{1 - chosen_rmse / baseline_rmse:.1%} better")
+    assert np.allclose(predictions, pipeline.predictions["baseline"])
+
+    narrower = test.drop(columns=["Gr Liv Area"])
+    section, predictions = evaluate.champion_section(champion_dir, "v7", tmp_path / "again", TARGET, narrower,
+                                                     actual, chosen_rmse, 20, 0)
+    assert (section["compared"], section["worse_by"], predictions) == ("no", 0.0, None)
+    assert section["verdict"].startswith("champion v7 cannot score these test rows (missing required column(s) "
+                                         "'Gr Liv Area'")
+    section, _ = evaluate.champion_section(tmp_path / "marker", "none", tmp_path, TARGET, test, actual, 1.0, 20, 0)
+    assert section["verdict"] == "no approved champion"

@@ -66,7 +66,7 @@ def test_definition_command_writes_the_json(tmp_path, capsys, monkeypatch):
 def test_parameters_command_describes_every_declared_parameter(capsys):
     assert main(["parameters"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 10
+    assert len(lines) == 11
     assert any(line.startswith("MinR2 (Float, default 0.5): Quality gate") for line in lines)
 
 
