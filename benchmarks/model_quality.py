@@ -32,6 +32,9 @@ import numpy as np
 import pandas as pd
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR / "scripts"))
+from data_checks import format_number  # noqa: E402  (how the pipeline itself prints numbers)
+
 ISLP_WHEEL = "islp==0.6.0"
 
 
@@ -152,15 +155,16 @@ def main() -> None:
         best_peer = min(peers.values())
         rows.append((name, len(frame), chosen, registered, evaluation["regression_metrics"]["r2"]["value"],
                      peers, registered / best_peer))
-        print(f"{name}: {len(frame):,} rows, registered {chosen} RMSE {registered:,.4g} "
-              f"(R² {rows[-1][4]:.3f}); " + ", ".join(f"{p} {s:,.4g}" for p, s in peers.items())
+        print(f"{name}: {len(frame):,} rows, registered {chosen} RMSE {format_number(registered)} "
+              f"(R² {rows[-1][4]:.3f}); " + ", ".join(f"{p} {format_number(s)}" for p, s in peers.items())
               + f"; ratio to best peer {rows[-1][6]:.3f}", flush=True)
 
     print("\n| table | rows | registered | test RMSE | R² | HistGradientBoosting | XGBoost defaults | vs best peer |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
     for name, count, chosen, registered, r2, peers, ratio in rows:
-        print(f"| {name} | {count:,} | {chosen} | {registered:,.4g} | {r2:.3f} | "
-              f"{peers['HistGradientBoosting']:,.4g} | {peers['XGBoost defaults']:,.4g} | {ratio - 1:+.1%} |")
+        print(f"| {name} | {count:,} | {chosen} | {format_number(registered)} | {r2:.3f} | "
+              f"{format_number(peers['HistGradientBoosting'])} | {format_number(peers['XGBoost defaults'])} | "
+              f"{ratio - 1:+.1%} |")
     ratios = [row[-1] for row in rows]
     print(f"\nmedian RMSE vs best default peer: {statistics.median(ratios) - 1:+.1%}; "
           f"at least as good on {sum(r <= 1 for r in ratios)} of {len(ratios)} tables")

@@ -55,7 +55,10 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
     evaluate = evaluation_step(
         ctx, baseline_model=train_baseline.properties.ModelArtifacts.S3ModelArtifacts,
         baseline_job_name=train_baseline.properties.TrainingJobName,
+        baseline_validation_rmse=train_baseline.properties.FinalMetricDataList["validation-rmse"].Value,
         xgboost_model=best_model, xgboost_job_name=tune_xgboost.properties.BestTrainingJob.TrainingJobName,
+        xgboost_validation_rmse=(
+            tune_xgboost.properties.BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric.Value),
         splits=splits, champion_model=champion_value(find_champion, champion, "model_data_url"),
         champion_name=champion_value(find_champion, champion, "name"),
         instance_type=params.processing_instance_type, report=report,

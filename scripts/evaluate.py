@@ -2,8 +2,9 @@
 
 Both candidates (the tuned XGBoost model and the linear baseline) are scored through
 inference.py's model_fn/predict_fn, the serving path itself. The one with the lower
-validation RMSE is chosen (test rows play no part in choosing) and copied to the model
-output for registration. Writes evaluation.json in SageMaker's model-metrics format (the
+validation RMSE, as its training job reported it (the saved models are refit on train +
+validation rows, so only the training jobs can score the validation rows fairly), is chosen
+(test rows play no part in choosing) and copied to the model output for registration. Writes evaluation.json in SageMaker's model-metrics format (the
 chosen model's test metrics, every candidate beside them, readable figures for messages and
 the data report's warnings) and predictions.csv, everything in the target's own units.
 """
@@ -175,7 +176,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser = ContractArgumentParser("processing", description=__doc__.splitlines()[0])
     parser.add_argument("--baseline-model", type=Path, default=inputs / "baseline" / "model.tar.gz")
     parser.add_argument("--xgboost-model", type=Path, default=inputs / "xgboost" / "model.tar.gz")
-    parser.add_argument("--validation-dir", type=Path, default=inputs / "validation")
+    for candidate in CANDIDATES:
+        parser.add_argument(f"--{candidate}-validation-rmse", type=float, required=True,
+                            help=f"the validation RMSE the {candidate} training job reported")
     parser.add_argument("--test-dir", type=Path, default=inputs / "test")
     parser.add_argument("--data-report-dir", type=Path, default=inputs / "report",
                         help="the data report of Preprocess, whose warnings are carried along (optional)")
@@ -193,13 +196,11 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     arguments = parse_arguments(argv)
     with failure_reporting("processing"), tempfile.TemporaryDirectory() as scratch:
-        validation = read_csv_directory(arguments.validation_dir, "validation data")
         test = read_csv_directory(arguments.test_dir, "test data")
         archives = {"xgboost": arguments.xgboost_model, "baseline": arguments.baseline_model}
         models = load_candidates(archives, Path(scratch))
         target = next(iter(models.values())).spec["target"]
-        validation_rmse = {name: rmse(target_values(validation, target), predict_fn(validation, model))
-                           for name, model in models.items()}
+        validation_rmse = {name: getattr(arguments, f"{name}_validation_rmse") for name in CANDIDATES}
         actual = target_values(test, target)
         predictions = {name: predict_fn(test, model) for name, model in models.items()}
         report = evaluation_report(actual, predictions, validation_rmse, read_data_report(arguments.data_report_dir),

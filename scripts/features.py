@@ -220,6 +220,21 @@ def target_values(frame: pd.DataFrame, target: str) -> np.ndarray:
     return values
 
 
+TARGET_TRANSFORMS = ("log1p", "identity")
+
+
+def usable_target_transforms(targets) -> list[str]:
+    """The transforms a model may fit these targets in: the logarithm only when none is negative."""
+    return list(TARGET_TRANSFORMS) if np.all(np.asarray(targets, dtype=float) >= 0) else ["identity"]
+
+
+def with_target_transform(spec: dict, transform: str) -> dict:
+    """The spec a model saves beside itself: which transform it was fitted in, so serving decodes the same."""
+    if transform not in TARGET_TRANSFORMS:
+        raise ValueError(f"target transform {transform!r} is not one of {', '.join(TARGET_TRANSFORMS)}")
+    return {**spec, "target_transform": transform}
+
+
 def encode_target(y, spec: dict) -> np.ndarray:
     """Target in the units the models are fitted in."""
     values = np.asarray(y, dtype=float)

@@ -1,30 +1,45 @@
-"""Training job (scikit-learn image, script mode): a Ridge regression baseline.
+"""Training job (scikit-learn image, script mode): a Ridge regression candidate.
 
-Fits Ridge on the transformed training features and the encoded target, then saves
-coefficients and intercept as JSON next to the feature spec: no pickle, so the model
-can be scored and served in the XGBoost image, whose serving code travels beside it (the
-baseline is a candidate for registration). Prints `validation-rmse: <target units>` last.
+Chooses the target transform (log or none) by the validation RMSE and the regularisation by
+leave-one-out cross-validation on the training rows (RidgeCV), then refits with those choices on
+train + validation rows and saves coefficients and intercept as JSON next to the feature spec: no
+pickle, so the model can be scored and served in the XGBoost image, whose serving code travels
+beside it. Prints `validation-rmse: <target units>` last: the RMSE on the validation rows of the
+model fitted on the training rows only (the saved model has seen the validation rows).
 """
 
 import argparse
 
+import numpy as np
 import pandas as pd
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import Ridge, RidgeCV
 
 from container import (
     ContractArgumentParser, add_training_arguments, failure_reporting, read_training_inputs,
     save_serving_code, write_json_atomic,
 )
-from features import FEATURE_SPEC_FILE, encode_target, target_values, transform_features
+from features import (
+    FEATURE_SPEC_FILE, encode_target, target_values, transform_features, usable_target_transforms,
+    with_target_transform,
+)
 from inference import ServingModel, predict_fn
 from linear_model import LINEAR_MODEL_FILE, linear_model_json
 from metrics import rmse, validation_metric_line
 
+ALPHAS = np.logspace(-3, 3, 13)
 
-def fit_linear_model(train: pd.DataFrame, spec: dict, alpha: float) -> dict:
-    encoded_targets = encode_target(target_values(train, spec["target"]), spec)
-    ridge = Ridge(alpha=alpha).fit(transform_features(train, spec), encoded_targets)
+
+def fit_linear_model(rows: pd.DataFrame, spec: dict, alpha: float) -> dict:
+    encoded_targets = encode_target(target_values(rows, spec["target"]), spec)
+    ridge = Ridge(alpha=alpha).fit(transform_features(rows, spec), encoded_targets)
     return linear_model_json(ridge.coef_, ridge.intercept_, spec, encoded_targets)
+
+
+def cross_validated_alpha(train: pd.DataFrame, spec: dict, alphas) -> float:
+    """The regularisation with the lowest leave-one-out error on the training rows (RidgeCV's efficient form)."""
+    search = RidgeCV(alphas=alphas).fit(transform_features(train, spec),
+                                        encode_target(target_values(train, spec["target"]), spec))
+    return float(search.alpha_)
 
 
 def validation_rmse(model: dict, spec: dict, validation: pd.DataFrame) -> float:
@@ -32,9 +47,24 @@ def validation_rmse(model: dict, spec: dict, validation: pd.DataFrame) -> float:
     return rmse(target_values(validation, spec["target"]), predict_fn(validation, ServingModel(None, spec, model)))
 
 
+def choose_and_refit(train: pd.DataFrame, validation: pd.DataFrame, spec: dict,
+                     alphas) -> tuple[dict, dict, float, str]:
+    """The refit model, its spec, the chosen setting's validation RMSE and a description of the choice."""
+    trials = []
+    for transform in usable_target_transforms(target_values(train, spec["target"])):
+        candidate_spec = with_target_transform(spec, transform)
+        alpha = cross_validated_alpha(train, candidate_spec, alphas)
+        score = validation_rmse(fit_linear_model(train, candidate_spec, alpha), candidate_spec, validation)
+        trials.append((score, transform, alpha, candidate_spec))
+    score, transform, alpha, chosen_spec = min(trials, key=lambda trial: trial[0])
+    refit = fit_linear_model(pd.concat([train, validation], ignore_index=True), chosen_spec, alpha)
+    return refit, chosen_spec, score, f"target transform {transform}, alpha {alpha:.4g}"
+
+
 def parse_arguments(argv=None) -> argparse.Namespace:
     parser = ContractArgumentParser("training", description=__doc__.splitlines()[0])
-    parser.add_argument("--alpha", type=float, default=1.0, help="Ridge regularisation strength")
+    parser.add_argument("--alpha", type=float, default=None,
+                        help="Ridge regularisation strength (default: chosen by leave-one-out cross-validation)")
     add_training_arguments(parser)
     return parser.parse_args(argv)
 
@@ -43,11 +73,12 @@ def main(argv=None) -> None:
     arguments = parse_arguments(argv)
     with failure_reporting("training"):
         train, validation, spec = read_training_inputs(arguments)
-        model = fit_linear_model(train, spec, arguments.alpha)
-        score = validation_rmse(model, spec, validation)
+        alphas = ALPHAS if arguments.alpha is None else [arguments.alpha]
+        model, model_spec, score, chosen = choose_and_refit(train, validation, spec, alphas)
         write_json_atomic(arguments.model_dir / LINEAR_MODEL_FILE, model)
-        write_json_atomic(arguments.model_dir / FEATURE_SPEC_FILE, spec)
+        write_json_atomic(arguments.model_dir / FEATURE_SPEC_FILE, model_spec)
         save_serving_code(arguments.model_dir)
+        print(f"chosen: {chosen}; refit on {len(train) + len(validation):,} train + validation rows")
         print(validation_metric_line(score))
 
 

@@ -1,10 +1,12 @@
 """Training job (XGBoost image, script mode): gradient-boosted trees with early stopping.
 
-Trains on the transformed features and encoded target, stops early on the validation
-channel, and saves the booster trimmed to its best iteration in XGBoost's JSON format
-(portable across versions) with the feature spec and the serving code, so model.tar.gz
-serves on its own. The last line printed is `validation-rmse: <dollars>`, computed
-through the serving handlers.
+Trains on the transformed features and the target in the chosen transform (a tuned
+hyperparameter: log or none), stops early on the validation channel, then refits with the
+same settings on train + validation rows for the best number of rounds scaled by the row
+ratio. Saves that booster in XGBoost's JSON format (portable across versions) with the
+feature spec it uses and the serving code, so model.tar.gz serves on its own. The last
+line printed is `validation-rmse: <target units>`: the RMSE on the validation rows of the
+early-stopped model fitted on the training rows only, computed through the serving handlers.
 """
 
 import argparse
@@ -18,7 +20,10 @@ from container import (
     positive_whole_number, read_training_inputs, save_serving_code, whole_number, write_bytes_atomic,
     write_json_atomic,
 )
-from features import FEATURE_SPEC_FILE, encode_target, target_values, transform_features
+from features import (
+    FEATURE_SPEC_FILE, TARGET_TRANSFORMS, encode_target, target_values, transform_features,
+    usable_target_transforms, with_target_transform,
+)
 from inference import BOOSTER_FILE, ServingModel, predict_fn
 from metrics import rmse, validation_metric_line
 
@@ -56,8 +61,19 @@ def fit_booster(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, param
         early_stopping_rounds=early_stopping_rounds,
         verbose_eval=False,
     )
-    # Trimming makes the saved model exactly the one scored here, whatever a loader does with best_iteration.
+    # Trimming makes the model exactly the one scored, whatever a loader does with best_iteration.
     return booster[: booster.best_iteration + 1]
+
+
+def refit_booster(rows: pd.DataFrame, spec: dict, parameters: dict, num_round: int) -> xgboost.Booster:
+    """The same settings on more rows, for a fixed number of rounds (nothing is left to stop early on)."""
+    return xgboost.train(parameters, _encoded_matrix(rows, spec), num_boost_round=num_round, verbose_eval=False)
+
+
+def model_spec(spec: dict, train: pd.DataFrame, requested: str) -> dict:
+    """The spec in the requested target transform, or without one when the targets cannot be logged."""
+    usable = usable_target_transforms(target_values(train, spec["target"]))
+    return with_target_transform(spec, requested if requested in usable else spec["target_transform"])
 
 
 def save_model(model_dir: Path, booster: xgboost.Booster, spec: dict) -> None:
@@ -80,6 +96,10 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--reg_lambda", type=float, default=1.0)
     parser.add_argument("--reg_alpha", type=float, default=0.0)
     parser.add_argument("--seed", type=whole_number, default=0)
+    parser.add_argument("--target_transform", choices=TARGET_TRANSFORMS, default="log1p",
+                        help="fit the target's logarithm (when no target is negative) or the target itself")
+    parser.add_argument("--refit", type=whole_number, choices=[0, 1], default=1,
+                        help="1: save a model refit on train + validation rows (default); 0: the early-stopped one")
     parser.add_argument("--nthread", type=positive_whole_number, default=available_cpus(),
                         help="threads (default SM_NUM_CPUS, else all CPUs); tuning runs trials in parallel")
     add_training_arguments(parser)
@@ -90,12 +110,19 @@ def main(argv=None) -> None:
     arguments = parse_arguments(argv)
     with failure_reporting("training"):
         train, validation, spec = read_training_inputs(arguments)
-        booster = fit_booster(train, validation, spec, booster_parameters(arguments),
-                              arguments.num_round, arguments.early_stopping_rounds)
+        spec = model_spec(spec, train, arguments.target_transform)
+        parameters = booster_parameters(arguments)
+        booster = fit_booster(train, validation, spec, parameters, arguments.num_round,
+                              arguments.early_stopping_rounds)
         predictions = predict_fn(validation, ServingModel(booster, spec))
         score = rmse(target_values(validation, spec["target"]), predictions)
+        rounds = booster.num_boosted_rounds()
+        print(f"best-iteration: {rounds - 1}; target transform {spec['target_transform']}")
+        if arguments.refit:
+            rounds = max(1, round(rounds * (len(train) + len(validation)) / len(train)))
+            booster = refit_booster(pd.concat([train, validation], ignore_index=True), spec, parameters, rounds)
+            print(f"refit on {len(train) + len(validation):,} train + validation rows for {rounds} rounds")
         save_model(arguments.model_dir, booster, spec)
-        print(f"best-iteration: {booster.num_boosted_rounds() - 1}")
         print(validation_metric_line(score))
 
 

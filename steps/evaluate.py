@@ -19,8 +19,9 @@ def evaluation_report() -> PropertyFile:
 
 
 def evaluation_step(
-    ctx: StepContext, *, baseline_model, baseline_job_name, xgboost_model, xgboost_job_name, splits: dict,
-    champion_model, champion_name, instance_type, report: PropertyFile,
+    ctx: StepContext, *, baseline_model, baseline_job_name, baseline_validation_rmse, xgboost_model,
+    xgboost_job_name, xgboost_validation_rmse, splits: dict, champion_model, champion_name, instance_type,
+    report: PropertyFile,
 ) -> ProcessingStep:
     # Keyed by the two training jobs and the champion: the same models always map to the same report.
     output_root = Join(on="/", values=[ctx.output_uri("evaluation"), baseline_job_name, xgboost_job_name,
@@ -34,15 +35,19 @@ def evaluation_step(
         inputs=[
             processing_input("baseline", baseline_model, f"{inputs}/baseline"),
             processing_input("xgboost", xgboost_model, f"{inputs}/xgboost"),
-            *(processing_input(name, splits[name], f"{inputs}/{name}") for name in ("validation", "test", "report")),
+            *(processing_input(name, splits[name], f"{inputs}/{name}") for name in ("test", "report")),
             processing_input("champion", champion_model, f"{inputs}/champion"),
         ],
         outputs=[
             processing_output(name, Join(on="/", values=[output_root, name]), f"/opt/ml/processing/{name}")
             for name in ("evaluation", "model")
         ],
-        arguments=["--champion-name", champion_name],
-        description="Choose the candidate (tuned XGBoost or the baseline) with the lower validation RMSE; "
+        # Join makes text of the numbers: container arguments are strings.
+        arguments=["--champion-name", champion_name,
+                   "--baseline-validation-rmse", Join(on="", values=[baseline_validation_rmse]),
+                   "--xgboost-validation-rmse", Join(on="", values=[xgboost_validation_rmse])],
+        description="Choose the candidate (tuned XGBoost or the baseline) with the lower validation RMSE (as "
+        "their training jobs reported it); "
         "RMSE, MAE and R² (with bootstrap standard deviations) of every candidate, and of the approved "
         "champion, on the same test rows, scored through the serving code.",
         property_files=[report],

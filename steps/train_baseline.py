@@ -11,7 +11,7 @@ from steps.training import script_mode_trainer, training_channels
 def baseline_training_step(ctx: StepContext, *, train, validation, features, instance_type) -> TrainingStep:
     trainer = script_mode_trainer(
         ctx, name="baseline", framework="sklearn", script="train_baseline.py",
-        instance_type=instance_type, hyperparameters={"alpha": 1.0},
+        instance_type=instance_type, hyperparameters={},
     )
     step_args = trainer.train(input_data_config=training_channels(train=train, validation=validation, features=features))
     return TrainingStep(
