@@ -101,6 +101,16 @@ class Pipeline:
         return pd.read_csv(self.evaluation_root / "processing" / "evaluation" / "predictions.csv")
 
 
+def reported_rmse(log: str) -> float:
+    return float(METRIC_PATTERN.search(log).group(1))
+
+
+def validation_arguments(baseline_log: str, xgboost_log: str) -> list[str]:
+    """What the pipeline passes Evaluate: the validation RMSE each training job reported."""
+    return ["--baseline-validation-rmse", str(reported_rmse(baseline_log)),
+            "--xgboost-validation-rmse", str(reported_rmse(xgboost_log))]
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory) -> Pipeline:
     """Preprocess, both trainings and the evaluation once, with default paths and arguments."""
@@ -121,9 +131,9 @@ def pipeline(tmp_path_factory) -> Pipeline:
     inputs = evaluation_root / "processing" / "input"
     pack_model(baseline_root / "model", inputs / "baseline" / "model.tar.gz")
     pack_model(xgboost_root / "model", inputs / "xgboost" / "model.tar.gz")
-    for name in ("validation", "test", "report"):
+    for name in ("test", "report"):
         stage(processing / "processing" / name, inputs / name)
-    run_job(evaluation_root, evaluate.main, [])
+    run_job(evaluation_root, evaluate.main, validation_arguments(baseline_log, xgboost_log))
     return Pipeline(processing, baseline_root, xgboost_root, evaluation_root, baseline_log, xgboost_log)
 
 
@@ -226,42 +236,80 @@ def test_each_training_prints_one_validation_metric_last(pipeline):
         assert METRIC_PATTERN.fullmatch(log.strip().splitlines()[-1])
 
 
-def test_xgboost_validation_metric_is_dollar_rmse_of_the_saved_model(pipeline):
-    printed = float(METRIC_PATTERN.search(pipeline.xgboost_log).group(1))
+def _early_stopped_xgboost(pipeline):
+    """What the XGBoost job fits before refitting: the same settings on the training rows only."""
+    from train_xgboost import booster_parameters, fit_booster, model_spec
+
+    arguments = train_xgboost.parse_arguments(["--nthread", "1"])
+    spec = model_spec(pipeline.spec, pipeline.split("train"), arguments.target_transform)
+    booster = fit_booster(pipeline.split("train"), pipeline.split("validation"), spec,
+                          booster_parameters(arguments), arguments.num_round, arguments.early_stopping_rounds)
+    return arguments, spec, booster
+
+
+def test_xgboost_reports_the_early_stopped_models_validation_rmse_and_saves_a_refit(pipeline):
+    arguments, spec, early_stopped = _early_stopped_xgboost(pipeline)
     validation = pipeline.split("validation")
-    model = inference.model_fn(pipeline.xgboost_root / "model")
-    assert printed == pytest.approx(rmse(validation[TARGET], inference.predict_fn(validation, model)), abs=1e-5)
-    assert 10_000 < printed < 60_000
+    expected = rmse(validation[TARGET], inference.predict_fn(validation, inference.ServingModel(early_stopped, spec)))
+    assert reported_rmse(pipeline.xgboost_log) == pytest.approx(expected, abs=1e-5)
+    assert 10_000 < expected < 60_000
+    # The saved model is refit on train + validation for the best round count scaled by the row ratio.
+    saved = inference.model_fn(pipeline.xgboost_root / "model")
+    rows = len(pipeline.split("train")) + len(validation)
+    assert saved.booster.num_boosted_rounds() == round(
+        early_stopped.num_boosted_rounds() * rows / len(pipeline.split("train")))
+    assert f"refit on {rows:,} train + validation rows" in pipeline.xgboost_log
+    assert saved.spec["target_transform"] == arguments.target_transform == "log1p"
 
 
-def test_xgboost_model_stops_early_and_keeps_only_the_best_rounds(pipeline):
+def test_xgboost_stops_early_at_the_best_round(pipeline):
     import xgboost
     from features import encode_target, transform_features
 
-    spec, train, validation = pipeline.spec, pipeline.split("train"), pipeline.split("validation")
-    saved_rounds = inference.model_fn(pipeline.xgboost_root / "model").booster.num_boosted_rounds()
-    defaults = train_xgboost.parse_arguments(["--nthread", "1"])
-    assert saved_rounds + defaults.early_stopping_rounds < defaults.num_round, "early stopping never triggered"
+    arguments, spec, early_stopped = _early_stopped_xgboost(pipeline)
+    best_rounds = early_stopped.num_boosted_rounds()
+    assert best_rounds + arguments.early_stopping_rounds < arguments.num_round, "early stopping never triggered"
 
     def matrix(frame):
         return xgboost.DMatrix(transform_features(frame, spec), label=encode_target(frame[TARGET], spec))
 
     history = {}
-    xgboost.train(train_xgboost.booster_parameters(defaults), matrix(train),
-                  num_boost_round=saved_rounds + defaults.early_stopping_rounds,
-                  evals=[(matrix(validation), "validation")], evals_result=history, verbose_eval=False)
-    assert int(np.argmin(history["validation"]["rmse"])) == saved_rounds - 1
+    xgboost.train(train_xgboost.booster_parameters(arguments), matrix(pipeline.split("train")),
+                  num_boost_round=best_rounds + arguments.early_stopping_rounds,
+                  evals=[(matrix(pipeline.split("validation")), "validation")], evals_result=history,
+                  verbose_eval=False)
+    assert int(np.argmin(history["validation"]["rmse"])) == best_rounds - 1
 
 
-def test_baseline_validation_metric_is_dollar_rmse_of_the_saved_model(pipeline):
-    from linear_model import linear_model_from_json, predict_linear
+def test_xgboost_fits_the_target_itself_when_asked_or_when_it_cannot_be_logged(pipeline):
+    from train_xgboost import model_spec
 
-    printed = float(METRIC_PATTERN.search(pipeline.baseline_log).group(1))
-    model_dir = pipeline.baseline_root / "model"
-    spec = json.loads((model_dir / "features.json").read_text())
-    model = linear_model_from_json((model_dir / "linear-model.json").read_text(), spec)
-    validation = pipeline.split("validation")
-    assert printed == pytest.approx(rmse(validation[TARGET], predict_linear(model, spec, validation)), abs=1e-5)
+    train = pipeline.split("train")
+    assert model_spec(pipeline.spec, train, "identity")["target_transform"] == "identity"
+    negative = train.assign(**{TARGET: train[TARGET] - 200_000})
+    assert model_spec({**pipeline.spec, "target_transform": "identity"}, negative, "log1p")["target_transform"] \
+        == "identity"
+
+
+def test_baseline_chooses_its_transform_on_validation_and_alpha_by_cross_validation(pipeline):
+    from linear_model import linear_model_from_json
+
+    train, validation = pipeline.split("train"), pipeline.split("validation")
+    model, spec, score, chosen = train_baseline.choose_and_refit(train, validation, pipeline.spec,
+                                                                 train_baseline.ALPHAS)
+    assert reported_rmse(pipeline.baseline_log) == pytest.approx(score, abs=1e-5)
+    trials = {}
+    for transform in ("log1p", "identity"):
+        trial_spec = {**pipeline.spec, "target_transform": transform}
+        alpha = train_baseline.cross_validated_alpha(train, trial_spec, train_baseline.ALPHAS)
+        trials[transform] = train_baseline.validation_rmse(
+            train_baseline.fit_linear_model(train, trial_spec, alpha), trial_spec, validation)
+    assert score == pytest.approx(min(trials.values()))
+    assert spec["target_transform"] == min(trials, key=trials.get)
+    saved = linear_model_from_json((pipeline.baseline_root / "model" / "linear-model.json").read_text(), spec)
+    assert saved == model  # the refit on train + validation is what the artefact holds
+    assert json.loads((pipeline.baseline_root / "model" / "features.json").read_text()) == spec
+    assert chosen.startswith(f"target transform {spec['target_transform']}, alpha ")
 
 
 def test_model_artifacts_hold_json_and_serving_code_but_no_pickle(pipeline):
@@ -309,9 +357,9 @@ def test_the_candidate_with_the_lower_validation_rmse_is_chosen_and_copied(pipel
     assert report["chosen"]["candidate"] == chosen == "xgboost"
     assert report["chosen"]["reason"] == (f"lowest validation RMSE: xgboost {validation['xgboost']:,.0f} "
                                           f"against baseline {validation['baseline']:,.0f}")
-    # The validation RMSE each training job printed is the one Evaluate recomputes through serving.
-    assert validation["xgboost"] == pytest.approx(float(METRIC_PATTERN.search(pipeline.xgboost_log).group(1)))
-    assert validation["baseline"] == pytest.approx(float(METRIC_PATTERN.search(pipeline.baseline_log).group(1)))
+    # Chosen by the validation RMSE each training job reported (the saved models have seen those rows).
+    assert validation == {"xgboost": reported_rmse(pipeline.xgboost_log),
+                          "baseline": reported_rmse(pipeline.baseline_log)}
     copied = pipeline.evaluation_root / "processing" / "model" / "model.tar.gz"
     original = pipeline.evaluation_root / "processing" / "input" / chosen / "model.tar.gz"
     assert copied.read_bytes() == original.read_bytes()
@@ -477,9 +525,9 @@ def test_training_rejects_a_missing_feature_spec(pipeline, tmp_path, capsys):
 def test_evaluation_rejects_a_missing_model_archive(pipeline, tmp_path, capsys):
     inputs = tmp_path / "processing" / "input"
     stage(pipeline.evaluation_root / "processing" / "input" / "baseline", inputs / "baseline")
-    for name in ("validation", "test"):
-        stage(pipeline.processing / "processing" / name, inputs / name)
-    assert_fails_cleanly(tmp_path, evaluate.main, [], "message", "xgboost/model.tar.gz does not exist", capsys)
+    stage(pipeline.processing / "processing" / "test", inputs / "test")
+    assert_fails_cleanly(tmp_path, evaluate.main, validation_arguments(pipeline.baseline_log, pipeline.xgboost_log),
+                         "message", "xgboost/model.tar.gz does not exist", capsys)
 
 
 def test_a_champion_is_scored_on_the_same_test_rows_or_reported_as_not_comparable(pipeline, tmp_path):
