@@ -23,7 +23,7 @@ from typing import NoReturn
 
 import pandas as pd
 
-from features import FEATURE_SPEC_FILE, read_raw_csv, spec_from_json
+from features import FEATURE_SPEC_FILE, read_raw_csv, require_columns, spec_from_json
 
 OPT_ML_ENV = "SM_OPT_ML"
 SCRIPTS_DIR = Path(__file__).resolve().parent
@@ -133,11 +133,14 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_training_inputs(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The train rows, validation rows and feature spec named by add_training_arguments' options."""
-    return (
-        read_csv_directory(arguments.train, "train channel"),
-        read_csv_directory(arguments.validation, "validation channel"),
-        read_feature_spec(arguments.features),
-    )
+    spec = read_feature_spec(arguments.features)
+    channels = {}
+    for channel in ("train", "validation"):
+        channels[channel] = read_csv_directory(getattr(arguments, channel), f"{channel} channel")
+        # Checked here: pooled for cross-validation, a column missing from one channel would become gaps.
+        require_columns(channels[channel], [spec["target"], *spec["numeric"], *spec["categorical"]],
+                        f"the {channel} channel must hold every column of the feature spec")
+    return channels["train"], channels["validation"], spec
 
 
 def read_csv_directory(directory: Path, description: str) -> pd.DataFrame:

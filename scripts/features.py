@@ -115,7 +115,7 @@ def infer_feature_types(frame: pd.DataFrame, target: str, drop) -> tuple[list[st
     return numeric, categorical
 
 
-def _require_columns(frame: pd.DataFrame, columns, remedy: str) -> None:
+def require_columns(frame: pd.DataFrame, columns, remedy: str) -> None:
     missing = [name for name in columns if name not in frame.columns]
     if missing:
         listed = ", ".join(repr(name) for name in missing)
@@ -132,7 +132,7 @@ def fit_feature_spec(train: pd.DataFrame, target: str, numeric: list[str], categ
     overlap = sorted(set(numeric) & set(categorical))
     if overlap:
         raise ValueError(f"column(s) {overlap} listed as both numeric and categorical; list each column once")
-    _require_columns(train, [target, *features], "the training rows must contain every listed column")
+    require_columns(train, [target, *features], "the training rows must contain every listed column")
     if train.empty:
         raise ValueError("no training rows to fit the feature spec on")
 
@@ -193,7 +193,7 @@ def feature_names(spec: dict) -> list[str]:
 
 def transform_features(frame: pd.DataFrame, spec: dict) -> np.ndarray:
     """Raw columns to the float matrix the models use; extra columns (the target too) are ignored."""
-    _require_columns(
+    require_columns(
         frame, [*spec["numeric"], *spec["categorical"]],
         "supply every raw feature column the model was trained on",
     )
@@ -213,7 +213,7 @@ def transform_features(frame: pd.DataFrame, spec: dict) -> np.ndarray:
 
 def target_values(frame: pd.DataFrame, target: str) -> np.ndarray:
     """The target column as floats; a ValueError if it is absent, non-numeric or has gaps."""
-    _require_columns(frame, [target], "the rows must include the target column")
+    require_columns(frame, [target], "the rows must include the target column")
     values = numeric_values(frame[target], "the target must be a number in every row")
     if np.isnan(values).any():
         raise ValueError(f"target column {target!r} has missing values; drop those rows (preprocess.py does)")

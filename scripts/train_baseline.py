@@ -1,11 +1,12 @@
 """Training job (scikit-learn image, script mode): a Ridge regression candidate.
 
-Chooses the target transform (log or none) by the validation RMSE and the regularisation by
-leave-one-out cross-validation on the training rows (RidgeCV), then refits with those choices on
+Chooses the target transform (log or none) by the held-out RMSE (the validation split, or on
+small tables the shared cross-validation folds of resampling.py) and the regularisation by
+leave-one-out cross-validation on the fitting rows (RidgeCV), then refits with those choices on
 train + validation rows and saves coefficients and intercept as JSON next to the feature spec: no
 pickle, so the model can be scored and served in the XGBoost image, whose serving code travels
-beside it. Prints `validation-rmse: <target units>` last: the RMSE on the validation rows of the
-model fitted on the training rows only (the saved model has seen the validation rows).
+beside it. Prints `validation-rmse: <target units>` last: that held-out RMSE (the saved model has
+seen the validation rows).
 """
 
 import argparse
@@ -25,6 +26,7 @@ from features import (
 from inference import ServingModel, predict_fn
 from linear_model import LINEAR_MODEL_FILE, linear_model_json
 from metrics import rmse, validation_metric_line
+from resampling import fold_indices, pooled_rows, uses_cross_validation
 
 ALPHAS = np.logspace(-3, 3, 13)
 
@@ -47,18 +49,32 @@ def validation_rmse(model: dict, spec: dict, validation: pd.DataFrame) -> float:
     return rmse(target_values(validation, spec["target"]), predict_fn(validation, ServingModel(None, spec, model)))
 
 
+def held_out_rmse(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, alphas) -> float:
+    """RMSE on held-out rows with alpha chosen on the fitting rows: the validation split, or out-of-fold."""
+    if not uses_cross_validation(train, validation):
+        alpha = cross_validated_alpha(train, spec, alphas)
+        return validation_rmse(fit_linear_model(train, spec, alpha), spec, validation)
+    rows = pooled_rows(train, validation)
+    predictions = np.empty(len(rows))
+    for fit_rows, held_out in fold_indices(len(rows)):
+        fold_fit = rows.iloc[fit_rows]
+        model = fit_linear_model(fold_fit, spec, cross_validated_alpha(fold_fit, spec, alphas))
+        predictions[held_out] = predict_fn(rows.iloc[held_out], ServingModel(None, spec, model))
+    return rmse(target_values(rows, spec["target"]), predictions)
+
+
 def choose_and_refit(train: pd.DataFrame, validation: pd.DataFrame, spec: dict,
                      alphas) -> tuple[dict, dict, float, str]:
-    """The refit model, its spec, the chosen setting's validation RMSE and a description of the choice."""
+    """The refit model, its spec, the chosen setting's held-out RMSE and a description of the choice."""
     trials = []
     for transform in usable_target_transforms(target_values(train, spec["target"])):
         candidate_spec = with_target_transform(spec, transform)
-        alpha = cross_validated_alpha(train, candidate_spec, alphas)
-        score = validation_rmse(fit_linear_model(train, candidate_spec, alpha), candidate_spec, validation)
-        trials.append((score, transform, alpha, candidate_spec))
-    score, transform, alpha, chosen_spec = min(trials, key=lambda trial: trial[0])
-    refit = fit_linear_model(pd.concat([train, validation], ignore_index=True), chosen_spec, alpha)
-    return refit, chosen_spec, score, f"target transform {transform}, alpha {alpha:.4g}"
+        trials.append((held_out_rmse(train, validation, candidate_spec, alphas), transform, candidate_spec))
+    score, transform, chosen_spec = min(trials, key=lambda trial: trial[0])
+    rows = pooled_rows(train, validation)
+    alpha = cross_validated_alpha(rows, chosen_spec, alphas)
+    return fit_linear_model(rows, chosen_spec, alpha), chosen_spec, score, \
+        f"target transform {transform}, alpha {alpha:.4g}"
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:

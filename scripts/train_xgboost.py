@@ -1,17 +1,19 @@
 """Training job (XGBoost image, script mode): gradient-boosted trees with early stopping.
 
 Trains on the transformed features and the target in the chosen transform (a tuned
-hyperparameter: log or none), stops early on the validation channel, then refits with the
-same settings on train + validation rows for the best number of rounds scaled by the row
-ratio. Saves that booster in XGBoost's JSON format (portable across versions) with the
-feature spec it uses and the serving code, so model.tar.gz serves on its own. The last
-line printed is `validation-rmse: <target units>`: the RMSE on the validation rows of the
-early-stopped model fitted on the training rows only, computed through the serving handlers.
+hyperparameter: log or none) and stops early on held-out rows: the validation channel, or on
+small tables each of the shared cross-validation folds over train + validation (resampling.py).
+Then refits with the same settings on train + validation rows for the best number of rounds
+scaled by the row ratio, and saves that booster in XGBoost's JSON format (portable across
+versions) with the feature spec it uses and the serving code, so model.tar.gz serves on its own.
+The last line printed is `validation-rmse: <target units>`, the held-out RMSE (validation split,
+or out-of-fold), computed through the serving handlers.
 """
 
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xgboost
 
@@ -26,6 +28,7 @@ from features import (
 )
 from inference import BOOSTER_FILE, ServingModel, predict_fn
 from metrics import rmse, validation_metric_line
+from resampling import FOLDS, fold_indices, pooled_rows, uses_cross_validation
 
 
 def _encoded_matrix(frame: pd.DataFrame, spec: dict) -> xgboost.DMatrix:
@@ -70,6 +73,27 @@ def refit_booster(rows: pd.DataFrame, spec: dict, parameters: dict, num_round: i
     return xgboost.train(parameters, _encoded_matrix(rows, spec), num_boost_round=num_round, verbose_eval=False)
 
 
+def holdout_fit(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, parameters: dict,
+                arguments: argparse.Namespace) -> tuple[float, int]:
+    """Validation RMSE (target units, through serving) of the early-stopped model, and its round count."""
+    booster = fit_booster(train, validation, spec, parameters, arguments.num_round, arguments.early_stopping_rounds)
+    predictions = predict_fn(validation, ServingModel(booster, spec))
+    return rmse(target_values(validation, spec["target"]), predictions), booster.num_boosted_rounds()
+
+
+def cross_validated_fit(rows: pd.DataFrame, spec: dict, parameters: dict,
+                        arguments: argparse.Namespace) -> tuple[float, int]:
+    """Out-of-fold RMSE over the shared folds, and the mean early-stopped round count."""
+    predictions, rounds = np.empty(len(rows)), []
+    for fit_rows, held_out in fold_indices(len(rows)):
+        fold_fit, fold_held_out = rows.iloc[fit_rows], rows.iloc[held_out]
+        booster = fit_booster(fold_fit, fold_held_out, spec, parameters, arguments.num_round,
+                              arguments.early_stopping_rounds)
+        predictions[held_out] = predict_fn(fold_held_out, ServingModel(booster, spec))
+        rounds.append(booster.num_boosted_rounds())
+    return rmse(target_values(rows, spec["target"]), predictions), round(float(np.mean(rounds)))
+
+
 def model_spec(spec: dict, train: pd.DataFrame, requested: str) -> dict:
     """The spec in the requested target transform, or without one when the targets cannot be logged."""
     usable = usable_target_transforms(target_values(train, spec["target"]))
@@ -98,8 +122,6 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=whole_number, default=0)
     parser.add_argument("--target_transform", choices=TARGET_TRANSFORMS, default="log1p",
                         help="fit the target's logarithm (when no target is negative) or the target itself")
-    parser.add_argument("--refit", type=whole_number, choices=[0, 1], default=1,
-                        help="1: save a model refit on train + validation rows (default); 0: the early-stopped one")
     parser.add_argument("--nthread", type=positive_whole_number, default=available_cpus(),
                         help="threads (default SM_NUM_CPUS, else all CPUs); tuning runs trials in parallel")
     add_training_arguments(parser)
@@ -112,17 +134,20 @@ def main(argv=None) -> None:
         train, validation, spec = read_training_inputs(arguments)
         spec = model_spec(spec, train, arguments.target_transform)
         parameters = booster_parameters(arguments)
-        booster = fit_booster(train, validation, spec, parameters, arguments.num_round,
-                              arguments.early_stopping_rounds)
-        predictions = predict_fn(validation, ServingModel(booster, spec))
-        score = rmse(target_values(validation, spec["target"]), predictions)
-        rounds = booster.num_boosted_rounds()
-        print(f"best-iteration: {rounds - 1}; target transform {spec['target_transform']}")
-        if arguments.refit:
-            rounds = max(1, round(rounds * (len(train) + len(validation)) / len(train)))
-            booster = refit_booster(pd.concat([train, validation], ignore_index=True), spec, parameters, rounds)
-            print(f"refit on {len(train) + len(validation):,} train + validation rows for {rounds} rounds")
+        rows = pooled_rows(train, validation)
+        if uses_cross_validation(train, validation):
+            score, rounds = cross_validated_fit(rows, spec, parameters, arguments)
+            print(f"{FOLDS}-fold cross-validation: {rounds} rounds on average")
+            # Each fold fits (k-1)/k of the rows; the refit sees them all.
+            rounds = max(1, round(rounds * FOLDS / (FOLDS - 1)))
+        else:
+            score, rounds = holdout_fit(train, validation, spec, parameters, arguments)
+            print(f"validation split: best-iteration {rounds - 1}")
+            rounds = max(1, round(rounds * len(rows) / len(train)))
+        booster = refit_booster(rows, spec, parameters, rounds)
         save_model(arguments.model_dir, booster, spec)
+        print(f"refit on {len(rows):,} train + validation rows for {rounds} rounds; "
+              f"target transform {spec['target_transform']}")
         print(validation_metric_line(score))
 
 

@@ -237,7 +237,7 @@ def test_each_training_prints_one_validation_metric_last(pipeline):
 
 
 def _early_stopped_xgboost(pipeline):
-    """What the XGBoost job fits before refitting: the same settings on the training rows only."""
+    """fit_booster with the job's defaults on the training rows, stopping early on the validation rows."""
     from train_xgboost import booster_parameters, fit_booster, model_spec
 
     arguments = train_xgboost.parse_arguments(["--nthread", "1"])
@@ -247,19 +247,49 @@ def _early_stopped_xgboost(pipeline):
     return arguments, spec, booster
 
 
-def test_xgboost_reports_the_early_stopped_models_validation_rmse_and_saves_a_refit(pipeline):
+def test_xgboost_on_a_small_table_reports_the_out_of_fold_rmse_and_saves_a_refit(pipeline):
+    import resampling
+    from train_xgboost import booster_parameters, cross_validated_fit, model_spec
+
+    train, validation = pipeline.split("train"), pipeline.split("validation")
+    assert resampling.uses_cross_validation(train, validation)  # 2,490 rows
+    arguments = train_xgboost.parse_arguments(["--nthread", "1"])
+    spec = model_spec(pipeline.spec, train, arguments.target_transform)
+    rows = resampling.pooled_rows(train, validation)
+    score, rounds = cross_validated_fit(rows, spec, booster_parameters(arguments), arguments)
+    assert reported_rmse(pipeline.xgboost_log) == pytest.approx(score, abs=1e-5)
+    assert 10_000 < score < 60_000
+    saved = inference.model_fn(pipeline.xgboost_root / "model")
+    assert saved.booster.num_boosted_rounds() == round(rounds * resampling.FOLDS / (resampling.FOLDS - 1))
+    assert f"refit on {len(rows):,} train + validation rows" in pipeline.xgboost_log
+    assert saved.spec["target_transform"] == arguments.target_transform == "log1p"
+
+
+def test_folds_partition_the_rows_the_same_way_in_every_job():
+    import resampling
+
+    folds = resampling.fold_indices(103)
+    held_out = np.concatenate([part for _, part in folds])
+    assert sorted(held_out) == list(range(103)) and len(folds) == resampling.FOLDS
+    for fit_rows, part in folds:
+        assert not set(fit_rows) & set(part) and len(fit_rows) + len(part) == 103
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, resampling.fold_indices(103)))
+
+
+def test_xgboost_on_a_large_table_stops_early_on_the_validation_split(pipeline, tmp_path, monkeypatch):
+    import resampling
+
+    monkeypatch.setattr(resampling, "CROSS_VALIDATION_MAX_ROWS", 1000)
+    stage_training_channels(pipeline.processing, tmp_path)
+    log = run_job(tmp_path, train_xgboost.main, ["--nthread", "1"])
     arguments, spec, early_stopped = _early_stopped_xgboost(pipeline)
     validation = pipeline.split("validation")
     expected = rmse(validation[TARGET], inference.predict_fn(validation, inference.ServingModel(early_stopped, spec)))
-    assert reported_rmse(pipeline.xgboost_log) == pytest.approx(expected, abs=1e-5)
-    assert 10_000 < expected < 60_000
-    # The saved model is refit on train + validation for the best round count scaled by the row ratio.
-    saved = inference.model_fn(pipeline.xgboost_root / "model")
+    assert reported_rmse(log) == pytest.approx(expected, abs=1e-5)
     rows = len(pipeline.split("train")) + len(validation)
+    saved = inference.model_fn(tmp_path / "model")
     assert saved.booster.num_boosted_rounds() == round(
         early_stopped.num_boosted_rounds() * rows / len(pipeline.split("train")))
-    assert f"refit on {rows:,} train + validation rows" in pipeline.xgboost_log
-    assert saved.spec["target_transform"] == arguments.target_transform == "log1p"
 
 
 def test_xgboost_stops_early_at_the_best_round(pipeline):
@@ -291,19 +321,17 @@ def test_xgboost_fits_the_target_itself_when_asked_or_when_it_cannot_be_logged(p
         == "identity"
 
 
-def test_baseline_chooses_its_transform_on_validation_and_alpha_by_cross_validation(pipeline):
+def test_baseline_chooses_its_transform_on_held_out_rows_and_alpha_by_cross_validation(pipeline):
     from linear_model import linear_model_from_json
 
     train, validation = pipeline.split("train"), pipeline.split("validation")
     model, spec, score, chosen = train_baseline.choose_and_refit(train, validation, pipeline.spec,
                                                                  train_baseline.ALPHAS)
     assert reported_rmse(pipeline.baseline_log) == pytest.approx(score, abs=1e-5)
-    trials = {}
-    for transform in ("log1p", "identity"):
-        trial_spec = {**pipeline.spec, "target_transform": transform}
-        alpha = train_baseline.cross_validated_alpha(train, trial_spec, train_baseline.ALPHAS)
-        trials[transform] = train_baseline.validation_rmse(
-            train_baseline.fit_linear_model(train, trial_spec, alpha), trial_spec, validation)
+    trials = {transform: train_baseline.held_out_rmse(train, validation, {**pipeline.spec,
+                                                                          "target_transform": transform},
+                                                      train_baseline.ALPHAS)
+              for transform in ("log1p", "identity")}
     assert score == pytest.approx(min(trials.values()))
     assert spec["target_transform"] == min(trials, key=trials.get)
     saved = linear_model_from_json((pipeline.baseline_root / "model" / "linear-model.json").read_text(), spec)
@@ -381,7 +409,7 @@ def test_xgboost_beats_the_baseline_on_the_test_split(pipeline):
     # The baseline is a real yardstick, not a straw man: clipped to the training target range it
     # stays within a few thousand dollars of XGBoost on typical errors.
     assert baseline_metrics["r2"]["value"] > 0.8
-    assert baseline_metrics["mae"]["value"] < 1.1 * xgboost_metrics["mae"]["value"]
+    assert baseline_metrics["mae"]["value"] < 1.15 * xgboost_metrics["mae"]["value"]
 
 
 def test_evaluation_metrics_are_computed_in_dollars_from_the_predictions(pipeline):
