@@ -8,6 +8,7 @@ from typing import Any
 
 from .errors import EngineError, UnsupportedConstruct
 from .parameters import format_value
+from .results import readable_number
 
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "Equals": operator.eq,
@@ -75,8 +76,7 @@ def _describe(condition: dict[str, Any]) -> str:
 
 def _show(value: Any) -> str:
     if isinstance(value, float):
-        # Read by a person: 25,636 rather than 25635.946427416227.
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+        return readable_number(value)
     return repr(value) if isinstance(value, str) else format_value(value)
 
 

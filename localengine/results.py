@@ -65,6 +65,11 @@ class StepEvent:
     result: StepResult | None = None
 
 
+def readable_number(value: float) -> str:
+    """A number as a person reads it: 25,636 rather than 25635.946427416227; 0.9201 rather than 0.92012..."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 def format_duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f}s"
@@ -130,7 +135,7 @@ def _step_details(step: StepResult) -> list[str]:
         details.append(step.skip_reason or "")
     properties = step.properties
     if properties.get("FinalMetricDataList"):
-        details.append("metrics " + ", ".join(f"{m['MetricName']}={m['Value']:g}"
+        details.append("metrics " + ", ".join(f"{m['MetricName']}={readable_number(m['Value'])}"
                                               for m in properties["FinalMetricDataList"]))
     if "BestTrainingJob" in properties:
         details.append(_tuning_details(properties))
@@ -154,7 +159,8 @@ def _tuning_details(properties: dict[str, Any]) -> str:
     trials = counters["Completed"] + failed
     tuned = ", ".join(f"{name}={_short(value)}" for name, value in sorted(best["TunedHyperParameters"].items()))
     return (f"best of {trials} trials" + (f" ({failed} failed)" if failed else "") +
-            f": {objective['MetricName']}={objective['Value']:g} with {tuned} ({best['TrainingJobName']})")
+            f": {objective['MetricName']}={readable_number(objective['Value'])} with {tuned} "
+            f"({best['TrainingJobName']})")
 
 
 def _short(value: str) -> str:

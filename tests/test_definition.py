@@ -307,3 +307,14 @@ def test_cached_build_is_the_same_definition_and_rebuilds_when_a_source_changes(
     sdk_imported, rebuilt = build()
     assert sdk_imported == "True" and rebuilt != served
     assert rebuilt == build_definition(Settings(), scripts).json
+
+
+def test_evaluate_chooses_by_the_validation_rmse_the_training_jobs_reported(steps):
+    arguments = steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    reported = {arguments[i]: arguments[i + 1] for i in range(0, len(arguments), 2)}
+    assert reported["--baseline-validation-rmse"]["Std:Join"]["Values"] == [
+        {"Get": "Steps.TrainBaseline.FinalMetricDataList['validation-rmse'].Value"}]
+    assert reported["--xgboost-validation-rmse"]["Std:Join"]["Values"] == [
+        {"Get": "Steps.TuneXGBoost.BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric.Value"}]
+    inputs = {i["InputName"] for i in steps["Evaluate"]["Arguments"]["ProcessingInputs"]}
+    assert inputs == {"code", "baseline", "xgboost", "test", "report", "champion"}  # no validation rows
