@@ -14,7 +14,7 @@ SEARCH_SPACE = {
     "max_depth": IntegerParameter(3, 6),
     "min_child_weight": ContinuousParameter(1, 10, scaling_type="Logarithmic"),
     "subsample": ContinuousParameter(0.6, 1.0),
-    "colsample_bytree": ContinuousParameter(0.3, 0.8),
+    "colsample_bytree": ContinuousParameter(0.3, 1.0),
     "reg_lambda": ContinuousParameter(0.5, 20, scaling_type="Logarithmic"),
     # Fitting the logarithm weighs relative errors; the gate scores RMSE in the target's units.
     "target_transform": CategoricalParameter(["log1p", "identity"]),
