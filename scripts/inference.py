@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,19 +20,18 @@ import pandas as pd
 from features import FEATURE_SPEC_FILE, decode_target, read_raw_csv, spec_from_json, transform_features
 from linear_model import LINEAR_MODEL_FILE, linear_model_from_json, predict_linear
 
+if TYPE_CHECKING:
+    import xgboost
+
 BOOSTER_FILE = "xgboost-model.json"
 CSV = "text/csv"
 JSON = "application/json"
 
 
 class ServingModel(NamedTuple):
-    booster: "xgboost.Booster | None"
+    booster: xgboost.Booster | None
     spec: dict
-    linear: dict | None = None
-
-    @property
-    def kind(self) -> str:
-        return "linear" if self.linear is not None else "xgboost"
+    linear: dict | None = None  # the linear baseline's coefficients, when that candidate was chosen
 
 
 def model_fn(model_dir) -> ServingModel:
