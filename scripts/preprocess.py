@@ -109,7 +109,8 @@ def prepare(table: TableRead, *, target_column: str, id_columns: list[str] | Non
 def summary_lines(report: dict) -> list[str]:
     """What a person reads after the run: rows, features, target, split."""
     files = report["files"]
-    read_as = ", ".join(sorted({f"{f['encoding']}, {f['delimiter']}-separated" + (", gzip" if f["gzip"] else "")
+    read_as = ", ".join(sorted({f"{f['encoding']}, {f['delimiter']}-separated"
+                                + (", decimal comma" if f["decimal"] == "," else "") + (", gzip" if f["gzip"] else "")
                                 for f in files}))
     source = report["input"] + (f" ({len(files)} files)" if len(files) > 1 else "")
     rows = report["rows"]

@@ -26,6 +26,8 @@ DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 _GZIP_MAGIC = b"\x1f\x8b"
 _SNIFF_LINES = 200
 _RAGGED_ROW = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+_DECIMAL_POINT = re.compile(r"^-?\d+\.\d+$")
 
 
 @dataclass
@@ -35,11 +37,12 @@ class InputFile:
     encoding: str = ""
     delimiter: str = ""
     compressed: bool = False
+    decimal: str = "."
     rows: int = 0
 
     def facts(self) -> dict:
         return {"name": self.display, "rows": self.rows, "encoding": self.encoding,
-                "delimiter": DELIMITER_NAMES[self.delimiter], "gzip": self.compressed}
+                "delimiter": DELIMITER_NAMES[self.delimiter], "decimal": self.decimal, "gzip": self.compressed}
 
 
 @dataclass
@@ -138,6 +141,17 @@ def sniff_delimiter(text: str) -> str:
     return best
 
 
+def sniff_decimal(text: str, delimiter: str) -> str:
+    """',' when the sampled fields write numbers with a decimal comma (as spreadsheets in much of Europe do)."""
+    if delimiter == ",":
+        return "."
+    fields = [field.strip() for row in csv.reader(list(_first_records(text))[1:], delimiter=delimiter)
+              for field in row]
+    commas = sum(bool(_DECIMAL_COMMA.match(field)) for field in fields)
+    points = sum(bool(_DECIMAL_POINT.match(field)) for field in fields)
+    return "," if commas > points else "."
+
+
 def _first_records(text: str):
     for number, line in enumerate(io.StringIO(text)):
         if number >= _SNIFF_LINES:
@@ -175,7 +189,7 @@ def _header(text: str, delimiter: str, source: InputFile, findings: list[str]) -
 def _parse(text: str, delimiter: str, names: list[str], source: InputFile) -> pd.DataFrame:
     try:
         frame = pd.read_csv(
-            io.StringIO(text), sep=delimiter, header=0, names=names,
+            io.StringIO(text), sep=delimiter, header=0, names=names, decimal=source.decimal,
             keep_default_na=False, na_values=list(MISSING_VALUE_MARKERS),
             skipinitialspace=True, skip_blank_lines=True,
         )
@@ -198,6 +212,9 @@ def read_file(source: InputFile, findings: list[str]) -> pd.DataFrame:
         raise ValueError(f"{source.display} is empty; upload a CSV file with a header row and data rows")
     text = _decode(raw, source, findings)
     source.delimiter = sniff_delimiter(text)
+    source.decimal = sniff_decimal(text, source.delimiter)
+    if source.decimal == ",":
+        findings.append(f"{source.display} writes decimals with a comma; read them as numbers")
     names = _header(text, source.delimiter, source, findings)
     frame = _parse(text, source.delimiter, names, source)
     if frame.empty:

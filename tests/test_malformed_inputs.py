@@ -72,6 +72,11 @@ def case_semicolons(s):
     return {"sales.csv": as_csv(s, sep=";").encode()}, INPUT_URI, []
 
 
+def case_decimal_commas(s):
+    s = s.assign(**{"Lot Area": s["Lot Area"] / 10.5, "SalePrice": s["SalePrice"] / 1000})
+    return {"sales.csv": as_csv(s, sep=";", decimal=",").encode()}, INPUT_URI, []
+
+
 def case_tabs(s):
     return {"sales.tsv": as_csv(s, sep="\t").encode()}, "s3://team-bucket/incoming/sales.tsv", []
 
@@ -235,6 +240,9 @@ CASES = {
     "gzip_suffix": (case_gzip_suffix, accepted(lambda r: r["files"][0]["gzip"])),
     "semicolons": (case_semicolons, accepted(lambda r: r["files"][0]["delimiter"] == "semicolon"
                                              and len(r["columns"]["numeric"]) == 4)),
+    "decimal_commas": (case_decimal_commas, accepted(
+        lambda r: r["files"][0]["decimal"] == "," and "Lot Area" in r["columns"]["numeric"]
+        and abs(r["target"]["median"] - pd.read_csv(AMES)["SalePrice"].head(300).median() / 1000) < 1e-9)),
     "tabs": (case_tabs, accepted(lambda r: r["files"][0]["delimiter"] == "tab")),
     "upper_case_suffix": (case_upper_case_suffix, accepted(lambda r: r["rows"]["read"] == 300)),
     "folder_of_files": (case_folder_of_files, accepted(
