@@ -6,6 +6,7 @@ import os
 import statistics
 
 from localengine import format_summary
+from localengine.results import readable_number
 from localengine.tuning import draw_trials
 from test_engine_support import BUCKET, Env, get, join, model_step, training_request
 
@@ -89,7 +90,7 @@ def test_trials_best_job_and_top_model_reference(tmp_path):
         assert 1 <= int(values["depth"]) <= 9 and 0.01 <= float(values["rate"]) <= 1.0
         assert values["booster"] in ("gbtree", "dart")
     assert properties["TrainingJobStatusCounters"]["Completed"] == 5
-    assert f"best of 5 trials: valid:loss={loss_of(best):g} with booster={tuned['booster']}, depth={tuned['depth']}, " \
+    assert f"best of 5 trials: valid:loss={readable_number(loss_of(best))} with booster={tuned['booster']}, depth={tuned['depth']}, " \
            f"rate={float(tuned['rate']):.4g} ({best['TrainingJobName']})" in format_summary(result)
 
 
