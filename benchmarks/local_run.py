@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-ENGINE_TIME = re.compile(r"^Execution \S+ of \S+: (\w+) in ([0-9.]+)s", re.MULTILINE)
+ENGINE_TIME = re.compile(r"^Execution \S+ of \S+: (\w+) in (?:(\d+)m)?([0-9.]+)s", re.MULTILINE)
 
 
 def timed_run(local_dir: Path, trials: int) -> tuple[float, float]:
@@ -32,7 +32,7 @@ def timed_run(local_dir: Path, trials: int) -> tuple[float, float]:
     match = ENGINE_TIME.search(done.stdout)
     if done.returncode != 0 or not match or match.group(1) != "Succeeded":
         sys.exit(f"run failed (exit {done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    return wall, float(match.group(2))
+    return wall, 60 * int(match.group(2) or 0) + float(match.group(3))
 
 
 def main() -> None:

@@ -247,21 +247,20 @@ def _early_stopped_xgboost(pipeline):
     return arguments, spec, booster
 
 
-def test_xgboost_on_a_small_table_reports_the_out_of_fold_rmse_and_saves_a_refit(pipeline):
+def test_xgboost_on_a_large_table_reports_the_validation_rmse_and_saves_a_refit(pipeline):
     import resampling
-    from train_xgboost import booster_parameters, cross_validated_fit, model_spec
 
     train, validation = pipeline.split("train"), pipeline.split("validation")
-    assert resampling.uses_cross_validation(train, validation)  # 2,490 rows
-    arguments = train_xgboost.parse_arguments(["--nthread", "1"])
-    spec = model_spec(pipeline.spec, train, arguments.target_transform)
-    rows = resampling.pooled_rows(train, validation)
-    score, rounds = cross_validated_fit(rows, spec, booster_parameters(arguments), arguments)
-    assert reported_rmse(pipeline.xgboost_log) == pytest.approx(score, abs=1e-5)
-    assert 10_000 < score < 60_000
+    assert not resampling.uses_cross_validation(train, validation)  # 2,490 train + validation rows
+    arguments, spec, early_stopped = _early_stopped_xgboost(pipeline)
+    expected = rmse(validation[TARGET], inference.predict_fn(validation, inference.ServingModel(early_stopped, spec)))
+    assert reported_rmse(pipeline.xgboost_log) == pytest.approx(expected, abs=1e-5)
+    assert 10_000 < expected < 60_000
+    # The saved model is refit on train + validation for the best round count scaled by the row ratio.
+    rows = len(train) + len(validation)
     saved = inference.model_fn(pipeline.xgboost_root / "model")
-    assert saved.booster.num_boosted_rounds() == round(rounds * resampling.FOLDS / (resampling.FOLDS - 1))
-    assert f"refit on {len(rows):,} train + validation rows" in pipeline.xgboost_log
+    assert saved.booster.num_boosted_rounds() == round(early_stopped.num_boosted_rounds() * rows / len(train))
+    assert f"refit on {rows:,} train + validation rows" in pipeline.xgboost_log
     assert saved.spec["target_transform"] == arguments.target_transform == "log1p"
 
 
@@ -276,20 +275,22 @@ def test_folds_partition_the_rows_the_same_way_in_every_job():
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, resampling.fold_indices(103)))
 
 
-def test_xgboost_on_a_large_table_stops_early_on_the_validation_split(pipeline, tmp_path, monkeypatch):
+def test_xgboost_on_a_small_table_reports_the_out_of_fold_rmse(pipeline, tmp_path, monkeypatch):
     import resampling
+    from train_xgboost import booster_parameters, cross_validated_fit, model_spec
 
-    monkeypatch.setattr(resampling, "CROSS_VALIDATION_MAX_ROWS", 1000)
+    monkeypatch.setattr(resampling, "CROSS_VALIDATION_MAX_ROWS", 5000)
     stage_training_channels(pipeline.processing, tmp_path)
     log = run_job(tmp_path, train_xgboost.main, ["--nthread", "1"])
-    arguments, spec, early_stopped = _early_stopped_xgboost(pipeline)
-    validation = pipeline.split("validation")
-    expected = rmse(validation[TARGET], inference.predict_fn(validation, inference.ServingModel(early_stopped, spec)))
-    assert reported_rmse(log) == pytest.approx(expected, abs=1e-5)
-    rows = len(pipeline.split("train")) + len(validation)
+    train, validation = pipeline.split("train"), pipeline.split("validation")
+    arguments = train_xgboost.parse_arguments(["--nthread", "1"])
+    spec = model_spec(pipeline.spec, train, arguments.target_transform)
+    score, rounds = cross_validated_fit(resampling.pooled_rows(train, validation), spec,
+                                        booster_parameters(arguments), arguments)
+    assert reported_rmse(log) == pytest.approx(score, abs=1e-5)
+    assert f"{resampling.FOLDS}-fold cross-validation: {rounds} rounds on average" in log
     saved = inference.model_fn(tmp_path / "model")
-    assert saved.booster.num_boosted_rounds() == round(
-        early_stopped.num_boosted_rounds() * rows / len(pipeline.split("train")))
+    assert saved.booster.num_boosted_rounds() == round(rounds * resampling.FOLDS / (resampling.FOLDS - 1))
 
 
 def test_xgboost_stops_early_at_the_best_round(pipeline):
