@@ -80,13 +80,22 @@ class ParameterValueError(ValueError):
     """A parameter value of the right type that the pipeline cannot use."""
 
 
+# The lists are part of the S3 key under which Preprocess writes (so a cached result is never
+# overwritten by a run with other columns), and a key segment must fit a file name locally.
+MAX_COLUMN_LIST_BYTES = 230
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 # What SageMaker cannot check when an execution starts; `start` and `run` check it first.
 VALUE_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "InputDataBucket": (lambda v: bool(_BUCKET_NAME.match(v)), "must be an S3 bucket name"),
     "InputDataKey": (lambda v: bool(v.strip()) and not v.startswith("/"),
                      "must be an object key or prefix inside the bucket, without a leading /"),
-    "TargetColumn": (lambda v: bool(v.strip()), "must name the column to predict"),
+    "TargetColumn": (lambda v: bool(v.strip()) and len(v.encode()) <= MAX_COLUMN_LIST_BYTES,
+                     f"must name the column to predict (at most {MAX_COLUMN_LIST_BYTES} bytes)"),
+    "IdColumns": (lambda v: len(v.encode()) <= MAX_COLUMN_LIST_BYTES,
+                  f"must list at most {MAX_COLUMN_LIST_BYTES} bytes of column names; name only the id columns"),
+    "ExcludeColumns": (lambda v: len(v.encode()) <= MAX_COLUMN_LIST_BYTES,
+                       f"must list at most {MAX_COLUMN_LIST_BYTES} bytes of column names; to keep only a few "
+                       "columns, upload a file with just those"),
     "MinR2": (lambda v: v <= 1, "must be at most 1 (R² of a perfect model)"),
     "MaxRmse": (lambda v: v >= 0, "must be 0 (off) or a positive RMSE in the target's units"),
     "ChampionTolerance": (lambda v: 0 <= v < 1, "must be a fraction from 0 up to 1 (0.02 = 2%)"),
