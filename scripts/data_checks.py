@@ -269,7 +269,8 @@ def suspected_leaks(train: pd.DataFrame, held_out: pd.DataFrame, target: str,
         if score >= LEAKAGE_R2:
             leaks.append({"columns": [name], "r2": round(score, 4),
                           "message": f"column {name!r} alone predicts {target} with R² {score:.3f} on held-out "
-                                     "rows: it is probably derived from the target or known only after it"})
+                                     "rows: it is probably derived from the target or known only after it; if so, "
+                                     "name it in ExcludeColumns"})
     if np.all(train[target].to_numpy(float) > 0):
         y_log = np.log(train[target].to_numpy(float))
         flagged = {c for leak in leaks for c in leak["columns"]}
@@ -285,7 +286,7 @@ def suspected_leaks(train: pd.DataFrame, held_out: pd.DataFrame, target: str,
                     leaks.append({"columns": [first, second], "r2": round(score, 4),
                                   "message": f"columns {first!r} and {second!r} together reproduce {target} "
                                              f"(R² {score:.3f} as a product or ratio): one of them is probably "
-                                             "derived from the target"})
+                                             "derived from the target; name that one in ExcludeColumns"})
     return leaks
 
 

@@ -126,7 +126,7 @@ def summary_lines(report: dict) -> list[str]:
         + (f"; left out: {left_out}" + (f" and {more} more" if more > 0 else "") if left_out else ""),
         f"target {target['column']}: median {format_number(target['median'])}, 1st to 99th percentile "
         f"{format_number(target['p1'])} to {format_number(target['p99'])}"
-        + ("; models fit its logarithm" if target["transform"] == "log1p" else ""),
+        + ("; never negative, so the models may fit its logarithm" if target["transform"] == "log1p" else ""),
         f"rows per split: {splits}",
     ]
 
