@@ -18,6 +18,7 @@ import pandas as pd
 
 from features import MISSING_VALUE_MARKERS, is_numeric_text, numeric_values
 
+DATA_REPORT_FILE = "data-report.json"  # what Preprocess writes and Evaluate carries along
 ID_WORDS = {"id", "pid", "uid", "uuid", "guid", "key", "index", "idx"}
 MIN_ROWS_FOR_ID_GUESS = 20
 MAX_DISTINCT_TEXT_SHARE = 0.5  # a text column with more distinct values than this share of rows is free text

@@ -22,14 +22,13 @@ from container import (
     ContractArgumentParser, copy_file_atomic, failure_reporting, opt_ml_root, read_csv_directory, read_text,
     write_csv_atomic, write_json_atomic,
 )
-from data_checks import format_number
+from data_checks import DATA_REPORT_FILE, format_number
 from features import FEATURE_SPEC_FILE, target_values
 from inference import BOOSTER_FILE, model_fn, predict_fn
 from linear_model import LINEAR_MODEL_FILE
 from metrics import regression_metrics, rmse
 
 CANDIDATES = ("xgboost", "baseline")
-DATA_REPORT_FILE = "data-report.json"
 MODEL_ARCHIVE = "model.tar.gz"
 # CustomerMetadataProperties values allow letters, digits, spaces and _.:/=+-@ only.
 _METADATA_UNSAFE = str.maketrans({character: " " for character in "'\",;()[]{}<>²%!?#&*|~^`$"})

@@ -14,7 +14,7 @@ import pandas as pd
 
 from container import ContractArgumentParser, failure_reporting, opt_ml_root, write_csv_atomic, write_json_atomic
 from data_checks import (
-    TargetRows, format_number, leave_out_reasons, repair_numbers, resolve_column, resolve_columns,
+    DATA_REPORT_FILE, TargetRows, format_number, leave_out_reasons, repair_numbers, resolve_column, resolve_columns,
     suspected_leaks, target_summary,
 )
 from features import FEATURE_SPEC_FILE, fit_feature_spec, infer_feature_types
@@ -23,7 +23,6 @@ from tabular_input import TableRead, read_tables
 SPLITS = ("train", "validation", "test")
 MINIMUM_ROWS_PER_SPLIT = 5
 FEW_TEST_ROWS = 100
-DATA_REPORT_FILE = "data-report.json"
 
 
 def split_sizes(row_count: int, validation_fraction: float, test_fraction: float) -> dict[str, int]:
