@@ -16,7 +16,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from features import MISSING_VALUE_MARKERS, is_numeric_text, numeric_values
+from features import is_missing, is_numeric_text, numeric_values, plain_number_text
 
 DATA_REPORT_FILE = "data-report.json"  # what Preprocess writes and Evaluate carries along
 ID_WORDS = {"id", "pid", "uid", "uuid", "guid", "key", "index", "idx"}
@@ -56,7 +56,7 @@ def resolve_columns(names: list[str], columns, parameter: str, where: str) -> li
 
 
 def _missing(column: pd.Series) -> pd.Series:
-    return column.isna() | column.map(lambda value: isinstance(value, str) and value.strip() in MISSING_VALUE_MARKERS)
+    return column.map(lambda value: is_missing(value.strip() if isinstance(value, str) else value))
 
 
 def _fitting_scale(values: np.ndarray) -> np.ndarray:
@@ -97,9 +97,8 @@ class TargetRows:
         try:
             values = numeric_values(column, "")
         except ValueError:
-            converted = pd.to_numeric(text_values, errors="coerce")
-            not_numbers = text_values[converted.isna() & ~text_values.astype(str).str.strip().str.lower()
-                                      .isin(["inf", "-inf", "+inf", "infinity", "-infinity"])]
+            # The values numeric_values refused: neither numbers nor numbers formatted as text.
+            not_numbers = text_values[pd.to_numeric(text_values.map(plain_number_text), errors="coerce").isna()]
             raise ValueError(
                 f"TargetColumn {target!r} must hold numbers, but {len(not_numbers):,} of {len(text_values):,} "
                 f"values in {where} are text (e.g. {not_numbers.iloc[0]!r}); choose a numeric column as "

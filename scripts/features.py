@@ -34,7 +34,7 @@ def read_raw_csv(source) -> pd.DataFrame:
     return pd.read_csv(source, keep_default_na=False, na_values=list(MISSING_VALUE_MARKERS))
 
 
-def _is_missing(value) -> bool:
+def is_missing(value) -> bool:
     if isinstance(value, str):
         return value in MISSING_VALUE_MARKERS
     return bool(pd.isna(value))
@@ -44,7 +44,7 @@ _NUMBER_DECORATION = re.compile(r"^[$€£¥]|[$€£¥%]$")
 _GROUPED_DIGITS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d*)?$")
 
 
-def _plain_number_text(value) -> str:
+def plain_number_text(value) -> str:
     """'$1,234.50' -> '1234.50', ' 12 % ' -> '12': how spreadsheets format numbers as text."""
     text = _NUMBER_DECORATION.sub("", str(value).strip()).strip()
     negative = text.startswith("-")
@@ -64,11 +64,11 @@ def numeric_values(column: pd.Series, remedy: str) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         values = column.to_numpy(dtype=float, na_value=np.nan)
     else:
-        present = column[~column.map(_is_missing)]
+        present = column[~column.map(is_missing)]
         converted = pd.to_numeric(present, errors="coerce")
         failed = converted.isna()
         if failed.any():
-            converted[failed] = pd.to_numeric(present[failed].map(_plain_number_text), errors="coerce")
+            converted[failed] = pd.to_numeric(present[failed].map(plain_number_text), errors="coerce")
         not_numbers = present[converted.isna()]
         if len(not_numbers):
             raise ValueError(
@@ -85,12 +85,12 @@ def is_numeric_text(column: pd.Series) -> bool:
         numeric_values(column, "")
     except (ValueError, TypeError):
         return False
-    return not column.map(_is_missing).all()
+    return not column.map(is_missing).all()
 
 
 def _category_labels(column: pd.Series) -> np.ndarray:
     def label(value) -> str:
-        if _is_missing(value):
+        if is_missing(value):
             return MISSING_LEVEL
         # A code column read as floats because of gaps ("20.0") must match the same code sent as 20.
         if isinstance(value, float) and value.is_integer():
