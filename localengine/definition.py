@@ -20,9 +20,11 @@ from .kinds import STEP_KINDS
 from .paths import PathError, parse_path
 from .spec import CachePolicy, Gate, StepSpec
 
+# ISO-8601 durations, and the short forms the service documents ("30d", "5y", "T16m", "30dT5h":
+# page "Turn on step caching"): the leading P may be left out and units are case-insensitive.
 _DURATION = re.compile(
-    r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?")
+    r"P?(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?", re.IGNORECASE)
 _DAYS_PER_UNIT = {"years": 365, "months": 30, "weeks": 7, "days": 1}
 
 
@@ -45,10 +47,11 @@ def load_definition(definition: Mapping[str, Any] | str) -> dict[str, Any]:
 
 
 def parse_duration(text: str) -> timedelta:
-    """An ISO-8601 duration such as ``P30D`` or ``PT1H30M`` (a month counts 30 days, a year 365)."""
+    """An ISO-8601 duration such as ``P30D`` or ``PT1H30M``, or a short form such as ``30d`` or
+    ``T16m`` (a month counts 30 days, a year 365)."""
     match = _DURATION.fullmatch(text or "")
-    if not match or not any(match.groupdict().values()) or text.endswith("T"):
-        raise DefinitionError(f"ExpireAfter {text!r} is not an ISO-8601 duration like P30D or PT1H")
+    if not match or not any(match.groupdict().values()) or text.upper().endswith("T"):
+        raise DefinitionError(f"ExpireAfter {text!r} is not a duration like P30D, PT1H, 30d or T16m")
     parts = {name: float(value) for name, value in match.groupdict().items() if value}
     days = sum(parts.get(unit, 0) * factor for unit, factor in _DAYS_PER_UNIT.items())
     return timedelta(days=days, hours=parts.get("hours", 0), minutes=parts.get("minutes", 0),

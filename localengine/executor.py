@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .caching import StepCache
+from .caching import CacheEntry, StepCache
 from .container import JobControl
 from .context import ExecutionInfo, RunContext
 from .definition import PipelineGraph, load_definition, parse_definition
@@ -72,7 +72,8 @@ class _Execution:
         self._on_event = on_event
         self._results = {name: StepResult(name, spec.type) for name, spec in graph.steps.items()}
         self._properties: dict[str, dict[str, Any]] = {}
-        self._cache = StepCache(context.work_dir / "cache", context.s3)
+        self._cache = StepCache(context.work_dir / "cache")
+        self._reused: dict[str, CacheEntry] = {}
         self._resolver = Resolver(parameters=parameters, execution_variables=context.execution.variables(),
                                   step_properties=self._properties, steps=graph.steps, s3=context.s3)
         self._failed: StepResult | None = None
@@ -138,10 +139,10 @@ class _Execution:
             self._run_step(spec, result)
             result.status = "Succeeded"
         except StepFailed as failure:
-            result.status, result.failure_reason = "Failed", failure.reason
+            result.status, result.failure_reason = "Failed", self._explained(failure.reason)
             result.log_path = result.log_path or failure.log_path
         except EngineError as error:
-            result.status, result.failure_reason = "Failed", str(error)
+            result.status, result.failure_reason = "Failed", self._explained(str(error))
         except Exception as error:  # a bug must fail the step, not hang the run
             result.status = "Failed"
             result.failure_reason = f"internal error: {error!r}\n{traceback.format_exc()}"
@@ -155,11 +156,28 @@ class _Execution:
         entry = self._cache.lookup(spec, cache_key) if cache_key else None
         if entry:
             result.cache_hit, result.properties, result.log_path = True, entry.properties, entry.log_path
+            self._reused[spec.name] = entry
             return
         output = kind.run(spec, arguments, self._context)
         result.properties, result.log_path, result.detail = output.properties, output.log_path, output.detail
         if cache_key:
-            self._cache.store(spec, cache_key, output, self._context.execution.execution_id)
+            self._cache.store(spec, cache_key, arguments, output, self._context.execution.execution_id)
+
+    def _explained(self, reason: str) -> str:
+        """A failure caused by a cache hit whose outputs were deleted since says so in its first line.
+
+        The service hands out a hit without checking the earlier run's outputs, and so does the
+        engine; what follows must not be a mystery.
+        """
+        for name, entry in list(self._reused.items()):
+            missing = [uri for uri in entry.published_uris if uri in reason and not self._context.s3.exists(uri)]
+            if missing:
+                first, _, rest = reason.partition("\n")
+                return (f"{first} ({missing[0]} was published by step {name} in execution "
+                        f"{entry.execution_id} and deleted since; this run reused that step from the step "
+                        f"cache, as SageMaker would; delete {entry.path.parent} to make it run again)"
+                        + (f"\n{rest}" if rest else ""))
+        return reason
 
     def _record(self, result: StepResult) -> None:
         self._results[result.name] = result

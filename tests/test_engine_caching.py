@@ -25,7 +25,8 @@ COUNTING_SCRIPT = """
 
 def cached_step(env, expire_after="P30D", sleep=0.0, **kwargs):
     code = env.script("count.py", COUNTING_SCRIPT)
-    return processing_step("Prepare", code, outputs={"data": f"{BUCKET}/prepared"},
+    kwargs.setdefault("outputs", {"data": f"{BUCKET}/prepared"})
+    return processing_step("Prepare", code,
                            environment={"RUNS_FILE": str(env.tmp / "runs"), "SLEEP": str(sleep)},
                            CacheConfig={"Enabled": True, "ExpireAfter": expire_after}, **kwargs)
 
@@ -109,22 +110,53 @@ def test_an_interrupted_step_is_killed_and_never_cached(tmp_path):
     assert not rerun.steps["Prepare"].cache_hit and runs(env) == 2
 
 
-def test_an_entry_whose_outputs_were_deleted_is_not_used(tmp_path):
+def test_a_hit_whose_outputs_were_deleted_is_used_and_the_failure_that_follows_says_why(tmp_path):
+    # The service hands out a cache hit without checking the earlier run's outputs; so does the engine.
+    env = Env(tmp_path)
+    reader = processing_step("Read", env.script("read.py", "print('read')"),
+                             inputs={"data": get("Steps.Prepare.ProcessingOutputConfig.Outputs['data'].S3Output.S3Uri")})
+    env.run([cached_step(env), reader])
+    (env.s3.path_for(f"{BUCKET}/prepared/part.csv")).unlink()
+    again = env.run([cached_step(env), reader])
+    assert again.steps["Prepare"].cache_hit and runs(env) == 1
+    assert again.failed_step == "Read"
+    first_line = again.failure_reason.splitlines()[0]
+    assert f"{BUCKET}/prepared was published by step Prepare in execution" in first_line
+    assert "reused that step from the step cache, as SageMaker would" in first_line
+    assert str(env.work_dir / "cache" / "Prepare") in first_line
+
+
+def test_only_the_documented_key_attributes_decide_a_hit(tmp_path):
+    # "Default cache key attributes by pipeline step type": for Processing, AppSpecification,
+    # Environment and ProcessingInputs. Instance type, outputs, role and stopping condition are not.
     env = Env(tmp_path)
     env.run([cached_step(env)])
-    (env.s3.path_for(f"{BUCKET}/prepared/part.csv")).unlink()
-    assert not env.run([cached_step(env)]).steps["Prepare"].cache_hit
+    other_resources = cached_step(env, outputs={"data": f"{BUCKET}/elsewhere"})
+    other_resources["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceType"] = "ml.m5.4xlarge"
+    other_resources["Arguments"]["RoleArn"] = "arn:aws:iam::123456789012:role/other"
+    other_resources["Arguments"]["StoppingCondition"] = {"MaxRuntimeInSeconds": 60}
+    reused = env.run([other_resources])
+    assert runs(env) == 1 and reused.steps["Prepare"].cache_hit
+    # ...and the hit hands out the earlier run's properties, outputs included, as the service does.
+    outputs = reused.steps["Prepare"].properties["ProcessingOutputConfig"]["Outputs"]
+    assert outputs[0]["S3Output"]["S3Uri"] == f"{BUCKET}/prepared"
+    other_environment = cached_step(env)
+    other_environment["Arguments"]["Environment"]["EXTRA"] = "1"
+    assert not env.run([other_environment]).steps["Prepare"].cache_hit and runs(env) == 2
 
 
 @pytest.mark.parametrize("text, seconds", [
     ("P30D", 30 * 86400), ("PT1H", 3600), ("PT1H30M", 5400), ("P1W", 7 * 86400), ("PT0.5S", 0.5),
     ("P1Y2M3DT4H5M6S", (365 + 60 + 3) * 86400 + 4 * 3600 + 5 * 60 + 6),
+    # the service's documented short forms (page "Turn on step caching")
+    ("30d", 30 * 86400), ("5y", 5 * 365 * 86400), ("T16m", 16 * 60), ("30dT5h", 30 * 86400 + 5 * 3600),
+    ("30DT5h", 30 * 86400 + 5 * 3600),
 ])
 def test_iso_durations(text, seconds):
     assert parse_duration(text).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("text", ["30D", "P", "PT", "P1H", "1 day"])
+@pytest.mark.parametrize("text", ["", "P", "PT", "T", "P1H", "1 day", "30", "d30"])
 def test_malformed_durations_are_rejected(text):
-    with pytest.raises(DefinitionError, match="ISO-8601"):
+    with pytest.raises(DefinitionError, match="is not a duration"):
         parse_duration(text)
