@@ -4,6 +4,7 @@
     python pipeline.py definition [--output FILE]   print or write the definition JSON
     python pipeline.py validate                     check it against the SageMaker API offline
     python pipeline.py diff                         compare with the deployed definition
+    python pipeline.py plan [--local]               which steps the next execution takes from the cache
     python pipeline.py upsert                       upload code, create or update the pipeline
     python pipeline.py start [--param N=V] [--wait] start an execution on AWS
     python pipeline.py run [--param N=V]            run the whole pipeline on this machine
@@ -95,6 +96,26 @@ def cmd_diff(args) -> int:
     if not diff:
         print(f"pipeline {built.settings.pipeline_name}: deployed definition is identical")
     return 1 if diff else 0
+
+
+def cmd_plan(args) -> int:
+    from localengine.planning import format_plan
+
+    from pipelines.plan import cloud_plan, local_plan
+
+    built = _build(args)
+    overrides = _checked_overrides(built.document, args.param)
+    if args.local:
+        plans = local_plan(built, Path(args.local_dir), overrides)
+    else:
+        from pipelines.deploy import AwsClients
+
+        plans = cloud_plan(built, AwsClients.for_settings(built.settings), overrides)
+    if args.json:
+        print(json.dumps([plan.as_dict() for plan in plans], indent=2))
+    else:
+        print("\n".join(format_plan(plans)))
+    return 0
 
 
 def cmd_upsert(args) -> int:
@@ -320,6 +341,13 @@ def _parser() -> argparse.ArgumentParser:
     validate = command("validate", cmd_validate, "check the definition against the SageMaker API shapes (offline)")
     validate.add_argument("--file", help="validate this definition JSON file instead of building one")
     command("diff", cmd_diff, "show how the local definition differs from the deployed one (exit 1 if it does)")
+    plan = command("plan", cmd_plan, "predict which steps the next execution takes from the step cache, and why "
+                   "the others run (against the deployed pipeline's executions, or --local runs)")
+    plan.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                      help="a parameter override the execution would be started with (repeatable)")
+    plan.add_argument("--local", action="store_true", help="predict the next local `run` instead")
+    plan.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR), help="the local run directory (with --local)")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     command("upsert", cmd_upsert, "upload code bundles, then create or update the pipeline; prints its ARN")
     start = command("start", cmd_start, "start an execution on SageMaker; prints its ARN")
     start.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",

@@ -132,10 +132,10 @@ class _Planner:
     def _plan_step(self, name: str) -> StepPlan:
         spec = self._graph.steps[name]
         plan = StepPlan(name, spec.type, "not cached")
-        plan.assumes = sorted({a for d in spec.depends_on for a in self._plans[d].assumes})
         if not cacheable(spec.type):
             plan.reasons = [f"a {spec.type} step is never cached"]
             return plan
+        plan.assumes = sorted({a for d in spec.depends_on for a in self._plans[d].assumes})
         runs = self._history.runs(name)
         if spec.cache is None:
             plan.verdict, plan.reasons = "runs", ["caching is off for this step"]
@@ -236,7 +236,10 @@ def _kind_of_change(path: str) -> str:
 
 def _short(value: Any) -> str:
     text = "(absent)" if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= _VALUE_WIDTH else text[:_VALUE_WIDTH - 1] + "…"
+    if len(text) <= _VALUE_WIDTH:
+        return text
+    half = (_VALUE_WIDTH - 1) // 2  # the ends of a long URI are where two of them differ
+    return f"{text[:half]}…{text[-half:]}"
 
 
 def format_plan(plans: list[StepPlan]) -> list[str]:

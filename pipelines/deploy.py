@@ -55,7 +55,7 @@ def upload_code(built: BuiltDefinition, s3) -> list[str]:
     extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": built.settings.kms_key_id} \
         if built.settings.kms_key_id else {}
     for uri, content in sorted(built.code_objects().items()):
-        bucket, key = _split_s3_uri(uri)
+        bucket, key = split_s3_uri(uri)
         if _object_exists(s3, bucket, key):
             continue
         s3.put_object(Bucket=bucket, Key=key, Body=content, **extra)
@@ -142,6 +142,6 @@ def _object_exists(s3, bucket: str, key: str) -> bool:
         raise
 
 
-def _split_s3_uri(uri: str) -> tuple[str, str]:
+def split_s3_uri(uri: str) -> tuple[str, str]:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return bucket, key

@@ -11,8 +11,9 @@ import pytest
 
 from localengine import LocalS3
 from pipeline import main
-from pipelines.definition import build_definition
+from pipelines.definition import BuiltDefinition, build_definition
 from pipelines.local import local_registry, run_locally
+from pipelines.plan import local_plan
 from pipelines.settings import Settings
 from steps.code_bundle import SCRIPTS_DIR
 
@@ -61,8 +62,20 @@ def test_first_run_trains_evaluates_and_registers_a_model(first_run, local_dir):
     assert len(trials) == 3
 
 
+def predicted_hits(built, local_dir, parameters=None) -> dict[str, bool]:
+    """What `plan` says the next run takes from the cache, for each job step."""
+    return {plan.name: plan.verdict == "cached" for plan in local_plan(built, local_dir, parameters or {})
+            if plan.name in JOB_STEPS}
+
+
+def actual_hits(result) -> dict[str, bool]:
+    return {name: result.steps[name].cache_hit for name in JOB_STEPS}
+
+
 def test_unchanged_rerun_is_served_from_cache_for_every_job_step(first_run, local_dir):
+    predicted = predicted_hits(build_definition(SMALL_BUDGET), local_dir)
     again = run_locally(build_definition(SMALL_BUDGET), local_dir).result
+    assert predicted == actual_hits(again) == dict.fromkeys(JOB_STEPS, True)
     assert again.succeeded
     assert all(again.steps[name].cache_hit for name in JOB_STEPS)
     for name in JOB_STEPS:
@@ -75,10 +88,36 @@ def test_changing_one_script_reruns_only_that_step_and_what_depends_on_it(first_
     shutil.copytree(SCRIPTS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     with (scripts / "train_baseline.py").open("a") as handle:
         handle.write("\n# a change that moves the code bundle\n")
-    changed = run_locally(build_definition(SMALL_BUDGET, scripts), local_dir).result
+    built = build_definition(SMALL_BUDGET, scripts)
+    plans = {plan.name: plan for plan in local_plan(built, local_dir, {})}
+    predicted = predicted_hits(built, local_dir)
+    changed = run_locally(built, local_dir).result
     assert changed.succeeded
-    hits = {name: changed.steps[name].cache_hit for name in JOB_STEPS}
-    assert hits == {"Preprocess": True, "TuneXGBoost": True, "TrainBaseline": False, "Evaluate": False}
+    expected = {"Preprocess": True, "TuneXGBoost": True, "TrainBaseline": False, "Evaluate": False}
+    assert predicted == actual_hits(changed) == expected
+    (reason,) = plans["TrainBaseline"].reasons
+    assert reason.startswith("code changed: HyperParameters.sagemaker_submit_directory: ")
+    assert plans["Evaluate"].reasons[0].startswith("takes Steps.TrainBaseline.")
+
+
+def test_a_changed_parameter_default_is_predicted_as_the_service_keys_steps(first_run, local_dir):
+    # Instance types are not cache key attributes; ExcludeColumns reaches Preprocess's arguments.
+    built = build_definition(SMALL_BUDGET)
+    document = built.document
+    for parameter in document["Parameters"]:
+        if parameter["Name"] == "TrainingInstanceType":
+            parameter["DefaultValue"] = "ml.m5.2xlarge"
+    moved = BuiltDefinition(built.settings, json.dumps(document), built.bundles)
+    predicted = predicted_hits(moved, local_dir)
+    assert predicted == actual_hits(run_locally(moved, local_dir).result) == dict.fromkeys(JOB_STEPS, True)
+    for parameter in document["Parameters"]:
+        if parameter["Name"] == "ExcludeColumns":
+            parameter["DefaultValue"] = "Lot Frontage"
+    moved = BuiltDefinition(built.settings, json.dumps(document), built.bundles)
+    plans = {plan.name: plan for plan in local_plan(moved, local_dir, {})}
+    assert "argument changed: AppSpecification.ContainerArguments" in plans["Preprocess"].reasons[0]
+    assert predicted_hits(moved, local_dir) == actual_hits(run_locally(moved, local_dir).result) == dict.fromkeys(
+        JOB_STEPS, False)
 
 
 def test_a_gate_that_cannot_pass_ends_in_the_fail_step_with_readable_figures(first_run, local_dir, capsys):
