@@ -8,6 +8,7 @@
     python pipeline.py upsert                       upload code, create or update the pipeline
     python pipeline.py start [--param N=V] [--wait] start an execution on AWS
     python pipeline.py run [--param N=V]            run the whole pipeline on this machine
+    python pipeline.py trigger install|remove|show|template   the S3 trigger (EventBridge, no Lambda)
     python pipeline.py models                       list the local model registry
     python pipeline.py approve VERSION              approve a local version (the next run's champion)
     python pipeline.py parameters                   list the pipeline's parameters
@@ -154,9 +155,14 @@ def cmd_run(args) -> int:
         raise CliError(f"--data {args.data}: no such file or directory; give a CSV file or a directory of them")
     built = _build(args, cache_dir=Path(args.local_dir) / "definitions")
     _require_valid(built)
+    overrides = _checked_overrides(built.document, args.param)
+    data_at = None
+    if args.event:
+        data_at, event_parameters = _event_input(args)
+        overrides = {**overrides, **_checked_overrides(built.document, [f"{n}={v}" for n, v in event_parameters.items()])}
     run = run_locally(
-        built, Path(args.local_dir), _checked_overrides(built.document, args.param),
-        data=Path(args.data) if args.data else None, on_event=print_event,
+        built, Path(args.local_dir), overrides,
+        data=Path(args.data) if args.data else None, on_event=print_event, data_at=data_at,
     )
     result = run.result
     for line in [*format_summary(result).splitlines(), *data_report_lines(run.data_report)]:
@@ -169,6 +175,49 @@ def cmd_run(args) -> int:
             reason = f"{result.failed_step} failed: {(result.failure_reason or 'no reason given').splitlines()[0]}"
         raise CliError(run.as_user_sees_it(reason))
     return 0
+
+
+def cmd_trigger(args) -> int:
+    from pipelines import trigger
+    from pipelines.settings import Settings
+
+    if args.action == "template":
+        sys.stdout.write(trigger.cloudformation_template())
+        return 0
+    settings = Settings.resolve(_settings_flags(args))
+    spec = trigger.TriggerSpec(settings, args.prefix, args.suffix)
+    clients = trigger.TriggerClients.for_settings(settings)
+    if args.action == "show":
+        deployed = trigger.show(spec, clients)
+        if deployed is None:
+            raise CliError(f"no trigger named {spec.name}; create it with `pipeline.py trigger install`")
+        print(json.dumps(deployed, indent=2, default=str))
+        return 0
+    for line in (trigger.install if args.action == "install" else trigger.remove)(spec, clients):
+        print(line)
+    return 0
+
+
+def _event_input(args) -> tuple[str, dict[str, str]]:
+    """The parameters the S3 trigger's rule would pass for the event in --event, and where its object is."""
+    from urllib.parse import unquote_plus
+
+    from pipelines.trigger import parameters_from_event
+
+    event_file = Path(args.event)
+    try:
+        event = json.loads(event_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CliError(f"--event {event_file}: no such file") from None
+    except json.JSONDecodeError as error:
+        raise CliError(f"--event {event_file} is not JSON: {error}") from None
+    if not args.data:
+        raise CliError("--event needs --data FILE: the local file that stands for the object the event names")
+    if Path(args.data).is_dir():
+        raise CliError(f"--data {args.data} is a directory; an S3 event names one object: give a file")
+    parameters = parameters_from_event(event)
+    # S3 events carry the key URL-encoded; the object itself sits at the decoded key.
+    return f"s3://{parameters['InputDataBucket']}/{unquote_plus(parameters['InputDataKey'])}", parameters
 
 
 def cmd_models(args) -> int:
@@ -358,8 +407,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="override a pipeline parameter (repeatable)")
     run.add_argument("--data", help="a CSV file, or a directory of them, to run on instead of the bundled sample")
+    run.add_argument("--event", help="an EventBridge S3 'Object Created' event (JSON): run as the S3 trigger would, "
+                     "on --data staged where the event says the object landed")
     run.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR),
                      help="where local S3, job logs, the cache and the model registry live")
+    trigger = command("trigger", cmd_trigger, "the S3 trigger: an EventBridge rule that starts the pipeline when a "
+                      "file lands under a prefix of the bucket setting (install is idempotent)")
+    trigger.add_argument("action", choices=["install", "remove", "show", "template"],
+                         help="create or update it, delete what install created, print it as deployed, or print "
+                         "the same trigger as a CloudFormation template")
+    trigger.add_argument("--prefix", default="", help="key prefix of the files that start a run, e.g. incoming/")
+    trigger.add_argument("--suffix", default=".csv", help="key suffix of the files that start a run ('' for any)")
     models = command("models", cmd_models, "list model versions in the local model registry")
     models.add_argument("--group", help="model package group (default: the model-package-group setting)")
     models.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR), help="the local run directory")

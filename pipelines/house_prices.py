@@ -1,10 +1,10 @@
 """The house-price pipeline: parameters, then the named steps wired together.
 
-    Preprocess ──┬─> TrainBaseline ──┐
-                 └─> TuneXGBoost ────┤
-    FindChampion ────────────────────┴─> Evaluate ─> QualityGate ─┬─> RegisterModel
-                                   (choose on validation,          └─> QualityGateFailed
-                                    score on test beside the champion)
+    LocateInput ─> Preprocess ──┬─> TrainBaseline ──┐
+                                └─> TuneXGBoost ────┤
+    FindChampion ───────────────────────────────────┴─> Evaluate ─> QualityGate ─┬─> RegisterModel
+                                                  (choose on validation,          └─> QualityGateFailed
+                                                   score on test beside the champion)
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sagemaker.mlops.workflow.pipeline import Pipeline
 from pipelines.parameters import PipelineParameters
 from steps.context import StepContext
 from steps.find_champion import champion_report, champion_value, find_champion_step
+from steps.locate_input import input_location_report, input_uri, locate_input_step
 from steps.evaluate import chosen_model_uri, data_report_uri, evaluation_file_uri, evaluation_report, evaluation_step
 from steps.preprocess import preprocess_step
 from steps.quality_gate import quality_gate_step
@@ -27,8 +28,14 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
     settings = ctx.settings
     params = PipelineParameters.declare(settings)
 
-    preprocess = preprocess_step(
+    location = input_location_report()
+    locate_input = locate_input_step(
         ctx, input_bucket=params.input_bucket, input_key=params.input_key,
+        key_encoding=params.input_key_encoding, instance_type=params.processing_instance_type, report=location,
+    )
+    preprocess = preprocess_step(
+        ctx, input_uri=input_uri(locate_input, location), input_bucket=params.input_bucket,
+        input_key=params.input_key,
         target_column=params.target_column, id_columns=params.id_columns,
         exclude_columns=params.exclude_columns, instance_type=params.processing_instance_type,
     )
@@ -76,6 +83,6 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
     return Pipeline(
         name=settings.pipeline_name,
         parameters=params.all(),
-        steps=[preprocess, train_baseline, tune_xgboost, find_champion, evaluate, gate],
+        steps=[locate_input, preprocess, train_baseline, tune_xgboost, find_champion, evaluate, gate],
         sagemaker_session=ctx.session,
     )

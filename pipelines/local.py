@@ -45,12 +45,14 @@ def run_locally(
     parameters: Mapping[str, str] | None = None,
     data: Path | None = None,
     on_event: Callable | None = None,
+    data_at: str | None = None,
 ) -> LocalRun:
     """Stage code and data the way `upsert` would in S3, then execute the definition itself.
 
     The bundled sample sits at the default input location; `data` (a CSV file, or a directory of
     them as an S3 prefix would hold) is staged beside it and becomes the input unless
-    `InputDataKey` is given explicitly.
+    `InputDataKey` is given explicitly, or staged at the S3 URI `data_at` (where an event says a
+    file landed).
     """
     s3 = LocalS3(local_dir / "s3")
     for uri, content in built.code_objects().items():
@@ -60,7 +62,10 @@ def run_locally(
     bucket = built.settings.bucket
     parameters = dict(parameters or {})
     staged_input = None
-    if data is not None:
+    if data is not None and data_at is not None:
+        s3.put_file(data_at, data)
+        staged_input = (data_at, str(data))
+    elif data is not None:
         key = f"{LOCAL_INPUT_PREFIX}/{data.name}"
         if data.is_dir():
             key += "/"

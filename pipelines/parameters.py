@@ -14,12 +14,14 @@ from pipelines.settings import Settings
 
 SAMPLE_DATA_KEY = "data/ames_housing.csv"
 APPROVAL_STATUSES = ["PendingManualApproval", "Approved", "Rejected"]
+KEY_ENCODINGS = ["none", "url"]
 
 
 @dataclass(frozen=True)
 class PipelineParameters:
     input_bucket: ParameterString
     input_key: ParameterString
+    input_key_encoding: ParameterString
     target_column: ParameterString
     id_columns: ParameterString
     exclude_columns: ParameterString
@@ -38,6 +40,7 @@ class PipelineParameters:
         return cls(
             input_bucket=ParameterString("InputDataBucket", default_value=settings.bucket),
             input_key=ParameterString("InputDataKey", default_value=SAMPLE_DATA_KEY),
+            input_key_encoding=ParameterString("InputKeyEncoding", default_value="none", enum_values=KEY_ENCODINGS),
             target_column=ParameterString("TargetColumn", default_value="SalePrice"),
             id_columns=ParameterString("IdColumns", default_value=""),
             exclude_columns=ParameterString("ExcludeColumns", default_value=""),
@@ -58,6 +61,8 @@ class PipelineParameters:
 DESCRIPTIONS = {
     "InputDataBucket": "S3 bucket of the input data (an S3 trigger passes $.detail.bucket.name).",
     "InputDataKey": "Key of one CSV, or a prefix whose CSVs are all read (an S3 trigger passes $.detail.object.key).",
+    "InputKeyEncoding": "none: InputDataKey is the key as S3 names it; url: it is URL-encoded as S3 events "
+                        "carry it (the S3 trigger passes url), and LocateInput decodes it.",
     "TargetColumn": "Column to predict; must be numeric.",
     "IdColumns": "Comma-separated columns that identify rows and are not features; empty: id-like columns "
                  "(a different value in every row) are detected and left out.",

@@ -12,10 +12,9 @@ OUTPUTS = ("train", "validation", "test", "features", "report")
 
 
 def preprocess_step(
-    ctx: StepContext, *, input_bucket, input_key, target_column, id_columns, exclude_columns, instance_type
+    ctx: StepContext, *, input_uri, input_bucket, input_key, target_column, id_columns, exclude_columns,
+    instance_type,
 ) -> ProcessingStep:
-    # Bucket and key arrive separately so an S3 event can pass each as a whole JSON path.
-    input_uri = Join(on="", values=["s3://", input_bucket, "/", input_key])
     # Keyed by everything that shapes the output, so a cached result never points at files that a
     # later run with other inputs overwrote; "name=value" segments stay non-empty when a value is.
     output_root = Join(on="/", values=[
