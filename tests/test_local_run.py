@@ -258,3 +258,29 @@ def test_run_rejects_a_missing_data_file_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "absent.csv: no such file" in err
     assert not (tmp_path / "work").exists()
+
+
+def test_an_s3_event_runs_on_exactly_the_object_it_names_even_with_a_space_in_its_key(local_dir, tmp_path, capsys):
+    import pandas as pd
+
+    event_file = Path(__file__).resolve().parent.parent / "examples" / "s3-object-created-event.json"
+    event = json.loads(event_file.read_text())
+    assert event["detail"]["object"]["key"] == "incoming/new+sales+2026.csv"  # URL-encoded, as S3 sends it
+    landed = tmp_path / "new sales 2026.csv"
+    pd.read_csv(Path(__file__).resolve().parent.parent / "data" / "ames_housing.csv").iloc[:1700].to_csv(
+        landed, index=False)
+    code = main(["run", "--local-dir", str(local_dir), *SMALL_BUDGET_FLAGS, "--event", str(event_file),
+                 "--data", str(landed)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"Data: read 1,700 rows from {landed} (utf-8, comma-separated); used 1,700" in out
+    s3 = LocalS3(local_dir / "s3")
+    (location,) = [p for p in s3.path_for("s3://house-price-pipeline-artifacts/HousePricePipeline/input").rglob(
+        "location.json") if "incoming" in p.as_posix()]
+    assert json.loads(location.read_text())["uri"] == "s3://house-price-pipeline-artifacts/incoming/new sales 2026.csv"
+
+
+def test_run_event_needs_the_file_that_stands_for_the_object(tmp_path, capsys):
+    event_file = Path(__file__).resolve().parent.parent / "examples" / "s3-object-created-event.json"
+    assert main(["run", "--local-dir", str(tmp_path), "--event", str(event_file)]) == 1
+    assert "--event needs --data FILE" in capsys.readouterr().err
