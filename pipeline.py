@@ -7,12 +7,13 @@
     python pipeline.py plan [--local]               which steps the next execution takes from the cache
     python pipeline.py upsert                       upload code, create or update the pipeline
     python pipeline.py start [--param N=V] [--wait] start an execution on AWS
+    python pipeline.py status [EXECUTION] [--json]  recent executions, or one execution's steps
     python pipeline.py run [--param N=V]            run the whole pipeline on this machine
     python pipeline.py trigger install|remove|show|template   the S3 trigger (EventBridge, no Lambda)
     python pipeline.py models                       list the local model registry
     python pipeline.py approve VERSION              approve a local version (the next run's champion)
     python pipeline.py parameters                   list the pipeline's parameters
-    python pipeline.py iam-policy execution|deployer|trust   least-privilege IAM policies
+    python pipeline.py iam-policy execution|deployer|planner|trust|github-*-trust   least-privilege IAM
 
 Settings (region, bucket, role, names, tags, encryption, network) come from flags or environment
 variables; `python pipeline.py COMMAND --help` lists them.
@@ -24,6 +25,7 @@ import argparse
 import contextlib
 import json
 import logging
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -67,14 +69,16 @@ def cmd_definition(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from pipelines import api
     from pipelines.validate import validate_definition
 
     if args.file:
         source, document = args.file, _read_definition(Path(args.file))
+        problems = validate_definition(document)
     else:
         built = _build(args)
         source, document = f"pipeline {built.settings.pipeline_name}", built.document
-    problems = validate_definition(document)
+        problems = api.validate(built)
     for problem in problems:
         print(f"✘ {problem}")
     if problems:
@@ -102,16 +106,11 @@ def cmd_diff(args) -> int:
 def cmd_plan(args) -> int:
     from localengine.planning import format_plan
 
-    from pipelines.plan import cloud_plan, local_plan
+    from pipelines import api
 
     built = _build(args)
-    overrides = _checked_overrides(built.document, args.param)
-    if args.local:
-        plans = local_plan(built, Path(args.local_dir), overrides)
-    else:
-        from pipelines.deploy import AwsClients
-
-        plans = cloud_plan(built, AwsClients.for_settings(built.settings), overrides)
+    plans = api.plan(built, dict(_split_assignments(args.param)),
+                     local_dir=Path(args.local_dir) if args.local else None)
     if args.json:
         print(json.dumps([plan.as_dict() for plan in plans], indent=2))
     else:
@@ -120,30 +119,58 @@ def cmd_plan(args) -> int:
 
 
 def cmd_upsert(args) -> int:
-    from pipelines.deploy import AwsClients, upsert
+    from pipelines import api
 
     built = _build(args)
     _require_valid(built)
-    print(upsert(built, AwsClients.for_settings(built.settings)))
+    print(api.upsert(built))
     return 0
 
 
 def cmd_start(args) -> int:
-    from pipelines.deploy import AwsClients, require_real_role, start_execution, wait_for_execution
+    from pipelines import api
+    from pipelines.deploy import require_real_role
 
     built = _build(args)
     require_real_role(built.settings)
-    overrides = _checked_overrides(built.document, args.param)
-    sagemaker = AwsClients.for_settings(built.settings).sagemaker
-    execution_arn = start_execution(sagemaker, built.settings, overrides)
+    aws = api.clients(built.settings)
+    execution_arn = api.start(built, dict(_split_assignments(args.param)), aws=aws)
     print(execution_arn)
     if not args.wait:
         return 0
-    execution = wait_for_execution(sagemaker, execution_arn, _print_step, poll_seconds=args.poll_seconds)
+    execution = api.wait(built.settings, execution_arn, _print_step, poll_seconds=args.poll_seconds, aws=aws)
     status = execution["PipelineExecutionStatus"]
     reason = f": {execution['FailureReason']}" if execution.get("FailureReason") else ""
     print(f"execution {status}{reason}")
     return 0 if status == "Succeeded" else 1
+
+
+def cmd_status(args) -> int:
+    from pipelines import api
+    from pipelines.settings import Settings
+    from pipelines.status import format_executions, format_steps
+
+    settings = Settings.resolve(_settings_flags(args))
+    execution_arn = args.execution
+    if execution_arn and not execution_arn.startswith("arn:"):
+        execution_arn = _execution_arn(settings, execution_arn)
+    rows = api.status(settings, execution_arn, limit=args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print("\n".join(format_steps(rows) if execution_arn else format_executions(rows)))
+    return 0
+
+
+def _execution_arn(settings, execution_id: str) -> str:
+    """An execution id as `status` lists it, made whole from the newest executions' ARNs."""
+    from pipelines import api
+
+    for row in api.status(settings, limit=100):
+        if row["execution"] == execution_id:
+            return row["arn"]
+    raise CliError(f"no recent execution {execution_id} of pipeline {settings.pipeline_name}; "
+                   "`pipeline.py status` lists them")
 
 
 def cmd_run(args) -> int:
@@ -252,9 +279,13 @@ def cmd_iam_policy(args) -> int:
 
     settings = Settings.resolve(_settings_flags(args))
     if args.principal != "trust" and not settings.has_real_role:
-        raise CliError("the policies name the execution role: set --role-arn or PIPELINE_ROLE_ARN")
+        raise CliError("the policies name the execution role and its account: set --role-arn or PIPELINE_ROLE_ARN")
+    if args.principal.startswith("github") and not re.fullmatch(r"[\w.-]+/[\w.-]+", args.github_repository or ""):
+        raise CliError("the GitHub trust policies are scoped to one repository: give --github-repository OWNER/NAME")
     documents = {"execution": iam.execution_role_policy, "deployer": iam.deployer_policy,
-                 "trust": lambda _: iam.trust_policy()}
+                 "planner": iam.planner_policy, "trust": lambda _: iam.trust_policy(),
+                 "github-deploy-trust": lambda s: iam.github_trust_policy(s, args.github_repository, branch=args.branch),
+                 "github-plan-trust": lambda s: iam.github_trust_policy(s, args.github_repository, branch=None)}
     with _sdk_quiet():
         document = documents[args.principal](settings)
     print(json.dumps(document, indent=2))
@@ -403,6 +434,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="override a pipeline parameter (repeatable)")
     start.add_argument("--wait", action="store_true", help="follow the execution; exit 1 unless it succeeds")
     start.add_argument("--poll-seconds", type=float, default=30.0, help="status poll interval with --wait")
+    status = command("status", cmd_status, "the deployed pipeline's recent executions (status, start, duration, "
+                     "who started them), or one execution's steps (status, duration, cache hit, failure)")
+    status.add_argument("execution", nargs="?", help="an execution id or ARN: show its steps")
+    status.add_argument("--limit", type=int, default=10, help="how many recent executions to list")
+    status.add_argument("--json", action="store_true", help="print JSON for scripts")
     run = command("run", cmd_run, "run the whole pipeline on this machine (no AWS, no Docker)")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="override a pipeline parameter (repeatable)")
@@ -429,8 +465,13 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR), help="the local run directory")
     command("parameters", cmd_parameters, "list the pipeline parameters with their defaults and meaning")
     iam_policy = command("iam-policy", cmd_iam_policy, "print a least-privilege IAM policy scoped by the settings")
-    iam_policy.add_argument("principal", choices=["execution", "deployer", "trust"],
-                            help="the execution role's policy, the deployer's (CI) policy, or the role's trust policy")
+    iam_policy.add_argument("principal", choices=["execution", "deployer", "planner", "trust", "github-deploy-trust",
+                                                  "github-plan-trust"],
+                            help="the execution role's policy, the deployer's (CI on main), the planner's (CI on pull "
+                            "requests, read-only), the execution role's trust policy, or the CI roles' trust in "
+                            "GitHub's OIDC provider")
+    iam_policy.add_argument("--github-repository", metavar="OWNER/NAME", help="the repository CI runs in")
+    iam_policy.add_argument("--branch", default="main", help="the branch whose runs may deploy (github-deploy-trust)")
     return parser
 
 

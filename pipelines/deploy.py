@@ -18,7 +18,17 @@ from botocore.exceptions import ClientError
 
 from pipelines.definition import BuiltDefinition
 from pipelines.parameters import describe_parameters
+
+PURPOSE = ("Tabular regression: a CSV in S3 to a tuned, quality-gated model version in the Model Registry "
+           "(LocateInput, Preprocess, TrainBaseline, TuneXGBoost, FindChampion, Evaluate, QualityGate, "
+           "RegisterModel). Parameters:")
+
+
+def pipeline_description() -> str:
+    """What Studio shows for the pipeline: its purpose, then each parameter's meaning."""
+    return f"{PURPOSE}\n{describe_parameters()}"
 from pipelines.settings import Settings
+from pipelines.status import STARTED_BY_API
 
 RETRYING = Config(retries={"mode": "adaptive", "max_attempts": 10})
 TERMINAL_STATUSES = {"Succeeded", "Failed", "Stopped"}
@@ -70,15 +80,18 @@ def upsert(built: BuiltDefinition, clients: AwsClients) -> str:
     upload_code(built, clients.s3)
     request = {
         "PipelineName": settings.pipeline_name,
+        "PipelineDisplayName": settings.pipeline_name,
         "PipelineDefinition": built.json,
-        "PipelineDescription": describe_parameters()[:3072],
+        "PipelineDescription": pipeline_description()[:3072],
         "RoleArn": settings.role_arn,
     }
+    tags = [{"Key": key, "Value": value} for key, value in settings.tag_map.items()]
     if deployed_definition(clients.sagemaker, settings.pipeline_name) is None:
-        tags = [{"Key": key, "Value": value} for key, value in settings.tag_map.items()]
         response = clients.sagemaker.create_pipeline(**request, **({"Tags": tags} if tags else {}))
     else:
         response = clients.sagemaker.update_pipeline(**request)
+        if tags:  # UpdatePipeline takes no tags; a project's tags must reach a pipeline created before it
+            clients.sagemaker.add_tags(ResourceArn=response["PipelineArn"], Tags=tags)
     return response["PipelineArn"]
 
 
@@ -104,6 +117,7 @@ def start_execution(sagemaker, settings: Settings, parameters: Mapping[str, obje
     require_real_role(settings)
     response = sagemaker.start_pipeline_execution(
         PipelineName=settings.pipeline_name,
+        PipelineExecutionDescription=STARTED_BY_API,
         PipelineParameters=[{"Name": name, "Value": str(value)} for name, value in parameters.items()],
     )
     return response["PipelineExecutionArn"]

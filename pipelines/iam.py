@@ -1,7 +1,10 @@
 """Least-privilege IAM policies for the pipeline, scoped by the settings.
 
-Two principals: the execution role the pipeline and its jobs run as, and the deployer (CI) that
-uploads code, upserts the pipeline and starts executions. Resources are narrowed to this
+Principals: the execution role the pipeline and its jobs run as; the deployer (CI on the main
+branch) that uploads code, upserts the pipeline and starts executions; the planner (CI on pull
+requests) that only reads what `diff` and `plan` need. CI reaches AWS through GitHub's OIDC
+provider: `github_trust_policy` lets one repository's main branch (or its pull requests) assume a
+role, with no stored keys. Resources are narrowed to this
 pipeline's bucket prefix, model package group, log groups and container repositories; `*` stays
 only where the service accepts nothing narrower (ECR's token, CloudWatch metrics, VPC network
 interfaces, a KMS key named by its alias — then narrowed by a condition).
@@ -84,15 +87,53 @@ def execution_role_policy(settings: Settings) -> dict:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def deployer_policy(settings: Settings) -> dict:
+def _pipeline_arns(settings: Settings) -> list[str]:
     # SageMaker writes pipeline names in lower case in ARNs; both spellings keep the policy exact.
-    pipelines = sorted({_sagemaker_arn(settings, f"pipeline/{name}")
-                        for name in (settings.pipeline_name, settings.pipeline_name.lower())})
+    return sorted({_sagemaker_arn(settings, f"pipeline/{name}")
+                   for name in (settings.pipeline_name, settings.pipeline_name.lower())})
+
+
+def planner_policy(settings: Settings) -> dict:
+    """Read-only: what `validate`, `diff` and `plan` ask of AWS on a pull request."""
+    pipelines = _pipeline_arns(settings)
+    return {"Version": "2012-10-17", "Statement": [
+        _statement("ReadPipelineAndExecutions", [
+            "sagemaker:DescribePipeline", "sagemaker:ListPipelineExecutions",
+            "sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps",
+        ], [*pipelines, *(f"{arn}/execution/*" for arn in pipelines)]),
+        _statement("DescribeStepJobs", [
+            "sagemaker:DescribeProcessingJob", "sagemaker:DescribeTrainingJob",
+            "sagemaker:DescribeHyperParameterTuningJob",
+        ], [_sagemaker_arn(settings, kind) for kind in
+            ("processing-job/*", "training-job/*", "hyper-parameter-tuning-job/*")]),
+        # plan reads what reused steps wrote (a champion lookup's answer) under the pipeline's prefix.
+        _statement("ReadStepOutputs", ["s3:GetObject"], [f"arn:aws:s3:::{settings.bucket}/{settings.pipeline_name}/*"]),
+    ]}
+
+
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+
+
+def github_trust_policy(settings: Settings, repository: str, *, branch: str | None = "main") -> dict:
+    """Trust for GitHub Actions of one repository: its `branch` (deploy), or its pull requests (branch None)."""
+    subject = f"repo:{repository}:ref:refs/heads/{branch}" if branch else f"repo:{repository}:pull_request"
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Federated": f"arn:aws:iam::{_account(settings)}:oidc-provider/{GITHUB_OIDC_HOST}"},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
+                                       f"{GITHUB_OIDC_HOST}:sub": subject}},
+    }]}
+
+
+def deployer_policy(settings: Settings) -> dict:
+    pipelines = _pipeline_arns(settings)
     statements = [
         _statement("UpsertAndStartPipeline", [
             "sagemaker:CreatePipeline", "sagemaker:UpdatePipeline", "sagemaker:DescribePipeline",
             "sagemaker:StartPipelineExecution", "sagemaker:DescribePipelineExecution",
-            "sagemaker:ListPipelineExecutionSteps", "sagemaker:AddTags",
+            "sagemaker:ListPipelineExecutions", "sagemaker:ListPipelineExecutionSteps",
+            "sagemaker:ListPipelineParametersForExecution", "sagemaker:AddTags", "sagemaker:ListTags",
         ], [*pipelines, *(f"{arn}/execution/*" for arn in pipelines)]),
         _statement("UploadCodeBundles", ["s3:PutObject", "s3:GetObject"],
                    [f"arn:aws:s3:::{settings.bucket}/{settings.pipeline_name}/code/*"]),

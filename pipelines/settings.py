@@ -68,6 +68,14 @@ class Settings:
     security_group_ids: str = _setting(
         "PIPELINE_SECURITY_GROUP_IDS", "", "comma-separated security group ids for every job"
     )
+    # SageMaker Projects sets these in its CodeBuild environment and in Studio; the tags they become
+    # are how Studio lists the pipeline, its jobs and its model versions under the project.
+    project_name: str = _setting(
+        "SAGEMAKER_PROJECT_NAME", "", "SageMaker project the pipeline belongs to (tag sagemaker:project-name)"
+    )
+    project_id: str = _setting(
+        "SAGEMAKER_PROJECT_ID", "", "id of that SageMaker project (tag sagemaker:project-id)"
+    )
 
     def __post_init__(self):
         self._check(_BUCKET.match(self.bucket), "bucket", "must be a valid S3 bucket name")
@@ -81,6 +89,8 @@ class Settings:
         self._check(isinstance(self.tuning_max_parallel_jobs, int) and 1 <= self.tuning_max_parallel_jobs <= 100,
                     "tuning_max_parallel_jobs", "must be a whole number from 1 to 100")
         self._check(all(key for key, _ in self._tag_pairs()), "tags", "must be comma-separated Key=Value pairs")
+        self._check(bool(self.project_name) == bool(self.project_id), "project_name",
+                    "and the project id must be given together (SageMaker Projects sets both)")
 
     def _check(self, ok, name: str, problem: str) -> None:
         if not ok:
@@ -92,7 +102,9 @@ class Settings:
 
     @property
     def tag_map(self) -> dict[str, str]:
-        return dict(self._tag_pairs())
+        project = {"sagemaker:project-name": self.project_name,
+                   "sagemaker:project-id": self.project_id} if self.project_name else {}
+        return {**dict(self._tag_pairs()), **project}
 
     def _tag_pairs(self) -> list[tuple[str, str]]:
         """(key, value) per tag; a pair without `=` or with an empty key yields an empty key."""

@@ -40,6 +40,7 @@ def steps(built):
 
 def test_definition_has_every_step_type_of_the_dag(steps):
     assert {name: step["Type"] for name, step in steps.items()} == {
+        "LocateInput": "Processing",
         "Preprocess": "Processing",
         "TrainBaseline": "Training",
         "TuneXGBoost": "Tuning",
@@ -53,7 +54,7 @@ def test_definition_has_every_step_type_of_the_dag(steps):
 
 def test_every_job_step_caches_with_the_configured_expiry_and_retries_transient_errors(steps):
     jobs = [step for step in steps.values() if step["Type"] in JOB_TYPES and step["Name"] != "FindChampion"]
-    assert len(jobs) == 4
+    assert len(jobs) == 5
     for step in jobs:
         assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P7D"}, step["Name"]
         retried = {kind for policy in step["RetryPolicies"] for kind in policy["ExceptionType"]}
@@ -141,16 +142,21 @@ def test_register_step_uses_the_chosen_candidate_the_approval_parameter_and_the_
                         "SuspectedLeakage": "data.suspected_leakage"}
 
 
-def test_parameters_are_declared_with_defaults_and_input_location_is_bucket_plus_key(built, steps):
+def test_parameters_are_declared_with_defaults_and_input_location_is_bucket_plus_decoded_key(built, steps):
     parameters = {p["Name"]: p for p in built.document["Parameters"]}
     assert parameters["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
     assert parameters["TargetColumn"]["DefaultValue"] == "SalePrice"
     assert parameters["MaxRmse"]["Type"] == "Float"
     assert all("DefaultValue" in p for p in parameters.values())
+    assert parameters["InputKeyEncoding"]["DefaultValue"] == "none"
+    assert parameters["InputKeyEncoding"]["EnumValues"] == ["none", "url"]
+    # LocateInput decodes a key an S3 event passed URL-encoded; Preprocess reads where it says.
+    assert steps["LocateInput"]["Arguments"]["AppSpecification"]["ContainerArguments"] == [
+        "--bucket", {"Get": "Parameters.InputDataBucket"}, "--key", {"Get": "Parameters.InputDataKey"},
+        "--key-encoding", {"Get": "Parameters.InputKeyEncoding"}]
     data_input = next(i for i in steps["Preprocess"]["Arguments"]["ProcessingInputs"] if i["InputName"] == "data")
-    assert data_input["S3Input"]["S3Uri"]["Std:Join"]["Values"] == [
-        "s3://", {"Get": "Parameters.InputDataBucket"}, "/", {"Get": "Parameters.InputDataKey"}
-    ]
+    assert data_input["S3Input"]["S3Uri"] == {"Std:JsonGet": {
+        "PropertyFile": {"Get": "Steps.LocateInput.PropertyFiles.InputLocation"}, "Path": "uri"}}
 
 
 def test_framework_images_match_the_local_library_pins(steps):
@@ -233,7 +239,7 @@ def test_changing_one_script_changes_only_the_steps_that_run_it(tmp_path):
 
 def test_changing_a_shared_module_changes_every_step_that_imports_it(tmp_path):
     assert changed_steps(tmp_path, "features.py") == {
-        "Preprocess", "TrainBaseline", "TuneXGBoost", "FindChampion", "Evaluate", "RegisterModel"
+        "LocateInput", "Preprocess", "TrainBaseline", "TuneXGBoost", "FindChampion", "Evaluate", "RegisterModel"
     }
 
 

@@ -36,7 +36,7 @@ def first_run(local_dir):
 def test_first_run_trains_evaluates_and_registers_a_model(first_run, local_dir):
     assert first_run.succeeded, first_run.failure_reason
     statuses = {name: step.status for name, step in first_run.steps.items()}
-    assert statuses == {**{name: "Succeeded" for name in JOB_STEPS}, "FindChampion": "Succeeded",
+    assert statuses == {**{name: "Succeeded" for name in JOB_STEPS}, "FindChampion": "Succeeded", "LocateInput": "Succeeded",
                         "QualityGate": "Succeeded", "RegisterModel": "Succeeded", "QualityGateFailed": "Skipped"}
     assert not any(first_run.steps[name].cache_hit for name in JOB_STEPS)
     (package,) = local_registry(local_dir).list_packages("HousePriceModels")
@@ -260,7 +260,8 @@ def test_run_rejects_a_missing_data_file_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "work").exists()
 
 
-def test_an_s3_event_runs_on_exactly_the_object_it_names_even_with_a_space_in_its_key(local_dir, tmp_path, capsys):
+def test_an_s3_event_runs_on_exactly_the_object_it_names_even_with_a_space_in_its_key(tmp_path, capsys):
+    local_dir = tmp_path / "local"  # no champion from other tests: this is about which object is read
     import pandas as pd
 
     event_file = Path(__file__).resolve().parent.parent / "examples" / "s3-object-created-event.json"

@@ -55,7 +55,7 @@ def test_definition_command_writes_the_json(tmp_path, capsys, monkeypatch):
     assert main(["definition", "-o", str(target), "--tags", "team=ml"]) == 0
     assert "wrote" in capsys.readouterr().out
     document = json.loads(target.read_text())
-    preprocess = document["Steps"][0]["Arguments"]
+    preprocess = next(step for step in document["Steps"] if step["Name"] == "Preprocess")["Arguments"]
     assert preprocess["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]["Std:Join"]["Values"][0][
         "Std:Join"]["Values"][0].startswith("s3://house-price-pipeline-artifacts/FromEnvironment/preprocess/")
     for step in document["Steps"]:
@@ -66,7 +66,7 @@ def test_definition_command_writes_the_json(tmp_path, capsys, monkeypatch):
 def test_parameters_command_describes_every_declared_parameter(capsys):
     assert main(["parameters"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 11
+    assert len(lines) == 12
     assert any(line.startswith("MinR2 (Float, default 0.5): Quality gate") for line in lines)
 
 

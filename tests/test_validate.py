@@ -59,8 +59,9 @@ def test_broken_definitions_are_reported(document, mutate, expected):
 
 def test_cli_validate_exits_non_zero_with_a_readable_list(document, tmp_path, capsys):
     doc = copy.deepcopy(document)
-    doc["Steps"][1]["Arguments"]["ResourceConfig"]["Colour"] = "red"
-    doc["Steps"][0]["Arguments"].pop("RoleArn")
+    named = {step["Name"]: step for step in doc["Steps"]}
+    named["TrainBaseline"]["Arguments"]["ResourceConfig"]["Colour"] = "red"
+    named["Preprocess"]["Arguments"].pop("RoleArn")
     path = tmp_path / "definition.json"
     path.write_text(json.dumps(doc))
     assert main(["validate", "--file", str(path)]) == 1
