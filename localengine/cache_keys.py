@@ -13,6 +13,8 @@ import hashlib
 import json
 from typing import Any
 
+from .parameters import format_value
+
 # Per step type: the attribute paths (top level, or one level into a child) that form the key.
 CACHE_KEY_ATTRIBUTES: dict[str, tuple[tuple[str, ...], ...]] = {
     "Processing": (("AppSpecification",), ("Environment",), ("ProcessingInputs",)),
@@ -34,15 +36,29 @@ def cacheable(step_type: str) -> bool:
 
 
 def cache_key_material(step_type: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    """The documented key attributes of a resolved request, by dotted name (absent ones left out)."""
+    """The documented key attributes of a resolved request, by dotted name (absent ones left out).
+
+    Numbers count as their text: a parameter resolved into an argument, an environment variable or
+    a hyperparameter reaches the service as a string, and a Describe* call echoes it as one.
+    """
     material = {}
     for path in CACHE_KEY_ATTRIBUTES[step_type]:
         value: Any = arguments
         for name in path:
             value = value.get(name) if isinstance(value, dict) else None
         if value is not None:
-            material[".".join(path)] = value
+            material[".".join(path)] = _as_text(value)
     return material
+
+
+def _as_text(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_text(item) for item in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format_value(value)
+    return value
 
 
 def cache_key(step_name: str, step_type: str, arguments: dict[str, Any]) -> str:

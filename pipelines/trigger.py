@@ -111,11 +111,25 @@ class TriggerClients:
     events: Any
     iam: Any
     sts: Any
+    s3: Any
 
     @classmethod
     def for_settings(cls, settings: Settings) -> TriggerClients:
         session = boto3.Session(region_name=settings.region)
-        return cls(*(session.client(name, config=RETRYING) for name in ("events", "iam", "sts")))
+        return cls(*(session.client(name, config=RETRYING) for name in ("events", "iam", "sts", "s3")))
+
+
+def bucket_sends_events(s3, bucket: str) -> bool:
+    """Whether the bucket publishes its events to EventBridge (off by default; the one prerequisite)."""
+    return "EventBridgeConfiguration" in s3.get_bucket_notification_configuration(Bucket=bucket)
+
+
+def enable_bucket_events_hint(bucket: str) -> str:
+    return (f"⚠ bucket {bucket} does not send its events to EventBridge yet, so nothing will start the pipeline: "
+            f"turn it on in the S3 console (Properties > Event notifications > Amazon EventBridge) or with "
+            f"`aws s3api put-bucket-notification-configuration --bucket {bucket} --notification-configuration "
+            "'{\"EventBridgeConfiguration\": {}}'` (that command replaces the bucket's other notification "
+            "settings: merge them in if it has any)")
 
 
 def install(spec: TriggerSpec, clients: TriggerClients) -> list[str]:
@@ -128,6 +142,8 @@ def install(spec: TriggerSpec, clients: TriggerClients) -> list[str]:
     role_arn = clients.iam.get_role(RoleName=spec.name)["Role"]["Arn"]
     lines.append(_ensure_rule(spec, clients.events, tags))
     lines.append(_ensure_target(spec, clients.events, pipeline_arn, role_arn))
+    if not bucket_sends_events(clients.s3, spec.settings.bucket):
+        lines.append(enable_bucket_events_hint(spec.settings.bucket))
     return lines
 
 

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from cfnlint.api import lint_file
 from moto import mock_aws
 
 from pipeline import main
 from pipelines.deploy import DeployError
 from pipelines.settings import Settings
-from pipelines.trigger import EVENT_PARAMETERS, TriggerSpec, cloudformation_template, parameters_from_event
+from pipelines.trigger import (EVENT_PARAMETERS, TriggerSpec, bucket_sends_events, cloudformation_template,
+                               parameters_from_event)
 
 PROJECT = Path(__file__).resolve().parent.parent
 BUCKET = "landing-bucket-for-tests"
@@ -28,6 +30,7 @@ def aws(monkeypatch):
                         "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
         yield boto3.client("events"), boto3.client("iam")
 
 
@@ -35,7 +38,9 @@ def test_install_creates_rule_target_and_a_role_that_may_start_only_this_pipelin
     events, iam = aws
     assert main(["trigger", "install", "--prefix", "incoming/", *FLAGS]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in out] == ["created"] * 4
+    assert [line.split()[0] for line in out] == ["created"] * 4 + ["⚠"]
+    # moto keeps no EventBridge setting on a bucket, so install says how to turn it on.
+    assert out[-1].startswith(f"⚠ bucket {BUCKET} does not send its events to EventBridge yet")
 
     rule = events.describe_rule(Name="HousePricePipeline-s3-trigger")
     assert json.loads(rule["EventPattern"]) == {
@@ -64,10 +69,10 @@ def test_installing_twice_changes_nothing_and_a_new_prefix_updates_only_the_rule
     assert main(["trigger", "install", "--prefix", "incoming/", *FLAGS]) == 0
     capsys.readouterr()
     assert main(["trigger", "install", "--prefix", "incoming/", *FLAGS]) == 0
-    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["unchanged"] * 4
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["unchanged"] * 4 + ["⚠"]
     assert main(["trigger", "install", "--prefix", "daily/", "--suffix", ".csv.gz", *FLAGS]) == 0
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == [
-        "unchanged", "unchanged", "updated", "unchanged"]
+        "unchanged", "unchanged", "updated", "unchanged", "⚠"]
     pattern = json.loads(events.describe_rule(Name="HousePricePipeline-s3-trigger")["EventPattern"])
     assert pattern["detail"]["object"]["key"] == [{"wildcard": "daily/*.csv.gz"}]
     assert len(events.list_targets_by_rule(Rule="HousePricePipeline-s3-trigger")["Targets"]) == 1
@@ -118,3 +123,17 @@ def test_the_example_event_maps_to_the_parameters_the_rule_passes():
                                             "InputDataKey": "incoming/new+sales+2026.csv", "InputKeyEncoding": "url"}
     with pytest.raises(DeployError, match="not an S3 'Object Created' event"):
         parameters_from_event({**event, "detail-type": "Object Deleted"})
+
+
+@pytest.mark.parametrize("configuration, sends", [
+    ({}, False),
+    ({"QueueConfigurations": [{"QueueArn": "arn:aws:sqs:us-east-1:123456789012:q", "Events": ["s3:ObjectCreated:*"]}]},
+     False),
+    ({"EventBridgeConfiguration": {}}, True),
+])
+def test_the_bucket_prerequisite_is_read_from_its_notification_configuration(configuration, sends):
+    # moto does not keep EventBridgeConfiguration; the Stubber answers in S3's own response shape.
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(s3) as stubber:
+        stubber.add_response("get_bucket_notification_configuration", configuration, {"Bucket": BUCKET})
+        assert bucket_sends_events(s3, BUCKET) is sends
