@@ -13,6 +13,7 @@ from pipeline import main
 from pipelines.definition import build_definition
 from pipelines.deploy import upload_code, wait_for_execution
 from pipelines.settings import Settings
+from pipelines.status import STARTED_BY_API
 
 ROLE = "arn:aws:iam::123456789012:role/PipelineExecution"
 BUCKET = "pipeline-test-artifacts"
@@ -149,7 +150,8 @@ def test_start_wait_follows_the_steps_and_exits_non_zero_when_the_execution_fail
     arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/housepricepipeline/execution/abc"
     stub = Stubber(client)
     stub.add_response("start_pipeline_execution", {"PipelineExecutionArn": arn}, {
-        "PipelineName": "HousePricePipeline", "PipelineParameters": [{"Name": "MaxRmse", "Value": "1000"}]})
+        "PipelineName": "HousePricePipeline", "PipelineExecutionDescription": STARTED_BY_API,
+        "PipelineParameters": [{"Name": "MaxRmse", "Value": "1000"}]})
     stub.add_response("describe_pipeline_execution", {
         "PipelineExecutionStatus": "Failed", "FailureReason": "Step failure: QualityGateFailed"},
         {"PipelineExecutionArn": arn})
@@ -165,3 +167,17 @@ def test_start_wait_follows_the_steps_and_exits_non_zero_when_the_execution_fail
     assert out == [arn, "  Evaluate: Succeeded", "  QualityGateFailed: Failed (Quality gate failed: tuned RMSE)",
                    "execution Failed: Step failure: QualityGateFailed"]
     stub.assert_no_pending_responses()
+
+
+def test_upsert_brings_a_projects_tags_to_a_pipeline_created_before_it(aws, capsys, monkeypatch):
+    sagemaker, _ = aws
+    assert main(["upsert", *SETTINGS]) == 0
+    arn = capsys.readouterr().out.strip()
+    assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == []
+    monkeypatch.setenv("SAGEMAKER_PROJECT_NAME", "house-prices")
+    monkeypatch.setenv("SAGEMAKER_PROJECT_ID", "p-abc123def456")
+    assert main(["upsert", *SETTINGS]) == 0
+    tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+    assert tags == {"sagemaker:project-name": "house-prices", "sagemaker:project-id": "p-abc123def456"}
+    described = sagemaker.describe_pipeline(PipelineName="HousePricePipeline")
+    assert described["PipelineDisplayName"] == "HousePricePipeline"

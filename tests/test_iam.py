@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from pipeline import main
-from pipelines.iam import deployer_policy, execution_role_policy, trust_policy
+from pipelines.iam import deployer_policy, execution_role_policy, github_trust_policy, planner_policy, trust_policy
 from pipelines.settings import Settings
 
 ROLE = "arn:aws:iam::123456789012:role/HousePricePipeline"
@@ -31,7 +31,7 @@ def all_settings() -> Settings:
                     subnets="subnet-1", security_group_ids="sg-1")
 
 
-@pytest.mark.parametrize("make", [execution_role_policy, deployer_policy])
+@pytest.mark.parametrize("make", [execution_role_policy, deployer_policy, planner_policy])
 def test_policies_are_accepted_by_iam_and_attach_to_the_role(iam, make):
     iam.create_role(RoleName="HousePricePipeline", AssumeRolePolicyDocument=json.dumps(trust_policy()))
     policy = iam.create_policy(PolicyName=make.__name__, PolicyDocument=json.dumps(make(all_settings())))
@@ -40,7 +40,7 @@ def test_policies_are_accepted_by_iam_and_attach_to_the_role(iam, make):
     assert [p["PolicyName"] for p in attached] == [make.__name__]
 
 
-@pytest.mark.parametrize("make", [execution_role_policy, deployer_policy])
+@pytest.mark.parametrize("make", [execution_role_policy, deployer_policy, planner_policy])
 def test_only_unavoidable_statements_name_every_resource(make):
     for statement in make(all_settings())["Statement"]:
         if "*" in statement["Resource"]:
@@ -70,3 +70,31 @@ def test_cli_prints_the_policy_and_refuses_without_a_role(capsys):
     assert document["Statement"][0]["Sid"] == "UpsertAndStartPipeline"
     assert main(["iam-policy", "execution"]) == 1
     assert "PIPELINE_ROLE_ARN" in capsys.readouterr().err
+
+
+def test_the_planner_only_reads():
+    actions = {action for statement in planner_policy(all_settings())["Statement"] for action in statement["Action"]}
+    assert actions and all(action.split(":")[1].startswith(("Describe", "List", "Get")) for action in actions)
+
+
+@pytest.mark.parametrize("branch, subject", [
+    ("main", "repo:acme/prices:ref:refs/heads/main"),
+    (None, "repo:acme/prices:pull_request"),
+])
+def test_github_oidc_trust_is_scoped_to_one_repository_and_branch(iam, branch, subject):
+    document = github_trust_policy(all_settings(), "acme/prices", branch=branch)
+    iam.create_role(RoleName="ci", AssumeRolePolicyDocument=json.dumps(document))  # IAM accepts it
+    (statement,) = document["Statement"]
+    assert statement["Principal"] == {
+        "Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"}
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Condition"] == {"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                                                       "token.actions.githubusercontent.com:sub": subject}}
+
+
+def test_cli_github_trust_needs_the_repository(capsys):
+    assert main(["iam-policy", "github-deploy-trust", "--role-arn", ROLE]) == 1
+    assert "--github-repository OWNER/NAME" in capsys.readouterr().err
+    assert main(["iam-policy", "github-deploy-trust", "--role-arn", ROLE, "--github-repository", "acme/prices",
+                 "--branch", "release"]) == 0
+    assert "repo:acme/prices:ref:refs/heads/release" in capsys.readouterr().out

@@ -74,3 +74,17 @@ def test_a_bad_setting_is_one_line_and_a_non_zero_exit(capsys):
     assert main(["definition", "--bucket", "UPPER"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: setting bucket='UPPER'")
+
+
+def test_a_sagemaker_project_tags_the_pipelines_jobs(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("SAGEMAKER_PROJECT_NAME", "house-prices")
+    monkeypatch.setenv("SAGEMAKER_PROJECT_ID", "p-abc123def456")
+    target = tmp_path / "definition.json"
+    assert main(["definition", "-o", str(target)]) == 0
+    for step in json.loads(target.read_text())["Steps"]:
+        if step["Type"] in {"Processing", "Training", "Tuning"}:
+            assert {"Key": "sagemaker:project-name", "Value": "house-prices"} in step["Arguments"]["Tags"], step["Name"]
+            assert {"Key": "sagemaker:project-id", "Value": "p-abc123def456"} in step["Arguments"]["Tags"], step["Name"]
+    monkeypatch.delenv("SAGEMAKER_PROJECT_ID")
+    assert main(["definition"]) == 1
+    assert "must be given together" in capsys.readouterr().err
