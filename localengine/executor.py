@@ -48,7 +48,7 @@ def run_pipeline(definition: Mapping[str, Any] | str, *, s3: LocalS3, work_dir: 
     document = load_definition(definition)
     graph = parse_definition(document)
     values = resolve_parameters(document, parameters)
-    work_dir = Path(work_dir)
+    work_dir = Path(work_dir).resolve()  # jobs run in other directories
     cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     registry = LocalModelRegistry.for_work_dir(work_dir)
     with RegistryApi(registry) as registry_api:

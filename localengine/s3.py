@@ -36,7 +36,7 @@ class LocalS3:
     """
 
     def __init__(self, root: Path | str):
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # jobs run in other directories
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, uri: str) -> Path:

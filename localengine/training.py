@@ -94,8 +94,13 @@ def _run_in_sandbox(job: str, request: dict[str, Any], sandbox: Sandbox, context
     _write_config(request, sandbox, hyperparameters)
     algorithm = request.get("AlgorithmSpecification") or {}
     argv, cwd, user_args = _start_command(algorithm, hyperparameters, sandbox, context)
-    environment = {**context.job_environment(sandbox.base_environment()),
-                   **_training_environment(sandbox, job, channels, hyperparameters, user_args, cpus),
+    if algorithm.get("ContainerEntrypoint"):
+        # No training toolkit runs, so none of its SM_* variables are set: only what the platform sets.
+        contract = {"TRAINING_JOB_NAME": job, "TRAINING_JOB_ARN": arn(f"training-job/{job}"),
+                    "OMP_NUM_THREADS": str(cpus)}
+    else:
+        contract = _training_environment(sandbox, job, channels, hyperparameters, user_args, cpus)
+    environment = {**context.job_environment(sandbox.base_environment()), **contract,
                    **text_environment(request.get("Environment"))}
     run = ContainerRun(argv=argv, env=environment, cwd=cwd, log_path=log_path,
                        max_runtime_seconds=max_runtime(request),

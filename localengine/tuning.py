@@ -114,6 +114,10 @@ def _require_positive(parameter_range: dict[str, Any], low: float) -> None:
         raise EngineError(f"range {parameter_range['Name']}: Logarithmic scaling needs MinValue > 0")
 
 
+# A tuning job whose first training jobs all fail gives up rather than spending its whole budget.
+FAILED_TRIALS_BEFORE_GIVING_UP = 5
+
+
 def tuning_seed(config: dict[str, Any], arguments: dict[str, Any]) -> int:
     """``RandomSeed`` if the definition sets one, else a hash of the resolved arguments."""
     if config.get("RandomSeed") is not None:
@@ -132,7 +136,7 @@ def run_tuning(spec: StepSpec, arguments: dict[str, Any], context: RunContext) -
     trials = draw_trials(config, count, tuning_seed(config, arguments))
     search = _Search(spec, arguments, context, tuning_job, cpus=max(1, context.cpu_count // parallel))
     with ThreadPoolExecutor(parallel, thread_name_prefix=f"{spec.name}-trial") as pool:
-        summaries = list(pool.map(search.run_trial, range(len(trials)), trials))
+        summaries = [s for s in pool.map(search.run_trial, range(len(trials)), trials) if s is not None]
     ranked = _rank(summaries, config["HyperParameterTuningJobObjective"]["Type"])
     if not ranked:
         raise StepFailed(_no_result_reason(summaries, config), log_path=search.log_path)
@@ -163,11 +167,23 @@ class _Search:
                                  f"{self._objective['MetricName']}\n")
         self.model_uris: list[str] = []
         self._lock = threading.Lock()
+        self._finished: list[bool] = []  # whether each finished trial succeeded, in finishing order
 
-    def run_trial(self, index: int, tuned: dict[str, str]) -> dict[str, Any]:
+    def _given_up(self) -> bool:
+        """SageMaker stops a tuning job whose first training jobs all fail."""
+        with self._lock:
+            first = self._finished[:FAILED_TRIALS_BEFORE_GIVING_UP]
+            return len(first) == FAILED_TRIALS_BEFORE_GIVING_UP and not any(first)
+
+    def run_trial(self, index: int, tuned: dict[str, str]) -> dict[str, Any] | None:
+        if self._given_up():
+            return None
         job = f"{self._tuning_job}-{index + 1:03d}-{random_token(8)}"
         request = {key: value for key, value in self._definition.items() if key != "StaticHyperParameters"}
-        request["HyperParameters"] = {**(self._definition.get("StaticHyperParameters") or {}), **tuned}
+        # The service adds the objective's name to every trial's hyperparameters; script mode passes it on
+        # to the script as --_tuning_objective_metric.
+        request["HyperParameters"] = {**(self._definition.get("StaticHyperParameters") or {}), **tuned,
+                                      "_tuning_objective_metric": self._objective["MetricName"]}
         summary = {"TrainingJobName": job, "TrainingJobArn": arn(f"training-job/{job}"),
                    "TunedHyperParameters": tuned, "CreationTime": format_timestamp(now())}
         trial_log = self._context.log_path(self._spec.name, job)
@@ -183,6 +199,8 @@ class _Search:
                            TrainingEndTime=properties["TrainingEndTime"])
             with self._lock:
                 self.model_uris.append(properties["ModelArtifacts"]["S3ModelArtifacts"])
+        with self._lock:
+            self._finished.append(summary["TrainingJobStatus"] == "Completed")
         self._log(summary, trial_log)
         return summary
 
@@ -219,6 +237,11 @@ def _counters(summaries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 def _no_result_reason(summaries: list[dict[str, Any]], config: dict[str, Any]) -> str:
     failed = [s for s in summaries if s["TrainingJobStatus"] == "Failed"]
+    planned = int((config.get("ResourceLimits") or {}).get("MaxNumberOfTrainingJobs") or 1)
+    if len(failed) == len(summaries) and len(summaries) < planned:
+        return (f"the first {len(failed)} training jobs failed, so the tuning job stopped before starting the "
+                f"other {planned - len(summaries)} (as SageMaker stops one); the first failed with: "
+                f"{failed[0]['FailureReason']}")
     if len(failed) == len(summaries):
         return (f"all {len(summaries)} training jobs failed; the first failed with: "
                 f"{failed[0]['FailureReason']}")

@@ -124,3 +124,21 @@ def test_training_without_script_mode_is_unsupported(tmp_path):
     del step["Arguments"]["HyperParameters"]["sagemaker_program"]
     with pytest.raises(UnsupportedConstruct, match="Training step BuiltIn uses neither script mode"):
         Env(tmp_path).run([step])
+
+
+def test_a_container_entrypoint_job_gets_only_what_the_platform_sets(tmp_path):
+    # No training toolkit runs in such a container, so no SM_* variable exists there either.
+    env = Env(tmp_path)
+    script = env.s3.put_bytes(f"{BUCKET}/code/entry.py", b"""
+import json, os
+names = sorted(k for k in os.environ if k.startswith(("SM_", "TRAINING_JOB")) and k != "SM_OPT_ML")
+out = os.path.join(os.environ["SM_OPT_ML"], "model", "env.json")
+json.dump(names, open(out, "w"))
+""")
+    step = training_step("Train", f"{BUCKET}/code/unused.tar.gz")
+    algorithm = step["Arguments"]["AlgorithmSpecification"]
+    algorithm["ContainerEntrypoint"] = ["python3", str(env.s3.path_for(script))]
+    result = env.run([step])
+    assert result.status == "Succeeded", result.failure_reason
+    with tarfile.open(env.s3.path_for(result.steps["Train"].properties["ModelArtifacts"]["S3ModelArtifacts"])) as tar:
+        assert json.load(tar.extractfile("env.json")) == ["TRAINING_JOB_ARN", "TRAINING_JOB_NAME"]

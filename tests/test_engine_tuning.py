@@ -4,6 +4,7 @@ import json
 import math
 import os
 import statistics
+import tarfile
 
 from localengine import format_summary
 from localengine.results import readable_number
@@ -17,6 +18,7 @@ TRIAL_SCRIPT = """
     parser.add_argument("--depth", type=int)
     parser.add_argument("--booster")
     parser.add_argument("--fixed")
+    parser.add_argument("--_tuning_objective_metric")  # the service adds it to every trial
     args = parser.parse_args()
     start = time.time()
     if args.booster == "broken":
@@ -24,7 +26,8 @@ TRIAL_SCRIPT = """
     time.sleep(SLEEP)
     loss = (args.rate - 0.3) ** 2 + args.depth / 100
     with open(os.path.join(os.environ["SM_MODEL_DIR"], "trial.json"), "w") as f:
-        json.dump({"rate": args.rate, "depth": args.depth, "fixed": args.fixed}, f)
+        json.dump({"rate": args.rate, "depth": args.depth, "fixed": args.fixed,
+                   "objective": args._tuning_objective_metric}, f)
     with open(os.path.join(os.environ["LOG_DIR"], os.environ["TRAINING_JOB_NAME"]), "w") as f:
         json.dump({"start": start, "end": time.time(), "omp": os.environ["OMP_NUM_THREADS"],
                    "cpus": os.environ["SM_NUM_CPUS"]}, f)
@@ -83,6 +86,9 @@ def test_trials_best_job_and_top_model_reference(tmp_path):
     top_uri = result.steps["Top"].properties["PrimaryContainer"]["ModelDataUrl"]
     assert top_uri == f"{BUCKET}/tuning/{best['TrainingJobName']}/output/model.tar.gz"
     assert env.s3.exists(top_uri)
+    with tarfile.open(env.s3.path_for(top_uri)) as model:
+        trained_with = json.load(model.extractfile("trial.json"))
+    assert trained_with["fixed"] == "yes" and trained_with["objective"] == "valid:loss"
     assert len(properties["HyperParameterTuningJobName"]) <= 32
     assert all(s["TrainingJobName"].startswith(properties["HyperParameterTuningJobName"]) for s in summaries)
     for summary in summaries:
@@ -139,6 +145,17 @@ def test_failed_trials_are_recorded_and_only_all_failing_fails_the_step(tmp_path
     assert everything_broken.status == "Failed"
     assert "all 2 training jobs failed" in everything_broken.failure_reason
     assert "broken booster" in everything_broken.failure_reason
+
+
+def test_a_tuning_job_whose_first_five_trials_fail_gives_up_as_the_service_does(tmp_path):
+    env = Env(tmp_path)
+    result = env.run([tuning_step(env, jobs=9, parallel=1, categorical=("broken",))])
+    assert result.status == "Failed"
+    summaries = result.steps["Tune"].properties if result.steps["Tune"].properties else None
+    assert summaries is None  # a failed step exposes nothing
+    assert result.failure_reason.startswith("the first 5 training jobs failed, so the tuning job stopped before "
+                                            "starting the other 4 (as SageMaker stops one); the first failed with: ")
+    assert len(list((env.work_dir / "executions").glob("*/logs/Tune/*.log"))) == 5
 
 
 def test_grid_walks_the_categorical_combinations():
