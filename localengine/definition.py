@@ -94,8 +94,15 @@ def _collect_steps(entries: list[Any], raw_steps: dict[str, dict[str, Any]],
                 _collect_steps(arguments.get("ElseSteps") or [], raw_steps, gates, Gate(name, False))
 
 
+# The service's limit and pattern for a step name (PipelineExecutionStep.StepName).
+_STEP_NAME = re.compile(r"[A-Za-z0-9\-_]{1,64}")
+
+
 def _step_spec(raw: dict[str, Any], gates: tuple[Gate, ...]) -> StepSpec:
     name, step_type = raw["Name"], raw.get("Type")
+    if not _STEP_NAME.fullmatch(name):
+        raise DefinitionError(f"step name {name!r}: ValidationException: a step name is 1 to 64 letters, digits, "
+                              "hyphens or underscores (SageMaker refuses the definition)")
     arguments = dict(raw.get("Arguments") or {})
     branches: dict[str, tuple[str, ...]] = {}
     if step_type == "Condition":

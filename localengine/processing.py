@@ -6,7 +6,7 @@ from typing import Any
 
 from .container import ContainerRun, job_sandbox, read_message
 from .context import RunContext, StepOutput
-from .errors import UnsupportedConstruct
+from .errors import DefinitionError, UnsupportedConstruct
 from .expressions import format_timestamp
 from .jobs import (download_input, max_runtime, now, resource_config, run_job_process,
                    text_environment)
@@ -14,6 +14,7 @@ from .files import write_json
 from .names import arn
 from .spec import StepSpec
 
+PROCESSING_ROOT = "/opt/ml/processing/"
 PROCESSING_PROPERTIES = frozenset({
     "ProcessingJobName", "ProcessingJobArn", "ProcessingJobStatus", "ExitMessage",
     "ProcessingStartTime", "ProcessingEndTime", "CreationTime", "LastModifiedTime",
@@ -42,6 +43,20 @@ def check_processing(spec: StepSpec) -> None:
         if "S3Output" not in output:
             raise UnsupportedConstruct(f"processing output {output.get('OutputName')} of step "
                                        f"{spec.name} has no S3Output (FeatureStoreOutput)")
+    _check_local_paths(spec)
+
+
+def _check_local_paths(spec: StepSpec) -> None:
+    """CreateProcessingJob: a LocalPath "is an absolute path ... and must begin with /opt/ml/processing/"."""
+    arguments = spec.arguments
+    places = [(f"ProcessingInputs['{i.get('InputName')}'].S3Input.LocalPath", i["S3Input"].get("LocalPath"))
+              for i in arguments.get("ProcessingInputs") or []]
+    places += [(f"ProcessingOutputConfig.Outputs['{o.get('OutputName')}'].S3Output.LocalPath",
+                o["S3Output"].get("LocalPath")) for o in (arguments.get("ProcessingOutputConfig") or {}).get("Outputs") or []]
+    for where, path in places:
+        if isinstance(path, str) and not path.startswith(PROCESSING_ROOT):
+            raise DefinitionError(f"step {spec.name}: ValidationException: {where} {path!r} must be an absolute "
+                                  f"path that begins with {PROCESSING_ROOT} (SageMaker refuses the job)")
 
 
 def run_processing(spec: StepSpec, arguments: dict[str, Any], context: RunContext) -> StepOutput:

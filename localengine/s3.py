@@ -30,9 +30,9 @@ def join_s3_uri(prefix: str, relative: str) -> str:
 class LocalS3:
     """Maps ``s3://bucket/key`` to ``root/bucket/key``.
 
-    A key is either a file (an object) or a directory (a prefix holding objects), so
-    a prefix is matched at ``/`` boundaries only: ``s3://b/data`` covers ``data/x.csv``
-    and the object ``data`` itself, never ``data2/x.csv`` (real S3 would include it).
+    A prefix is a plain string prefix, as in S3: ``s3://b/data/x.csv`` covers the object
+    ``data/x.csv`` and also ``data/x.csv.old`` and ``data/x.csv-v2/part.csv``. (An object and a
+    prefix of the same name cannot both exist here, since one is a file and the other a folder.)
     """
 
     def __init__(self, root: Path | str):
@@ -48,9 +48,8 @@ class LocalS3:
         return self.root.joinpath(bucket, *parts)
 
     def exists(self, uri: str) -> bool:
-        """Whether ``uri`` is an object or a non-empty prefix."""
-        path = self.path_for(uri)
-        return path.is_file() or (path.is_dir() and any(path.rglob("*")))
+        """Whether any object's key starts with the key of ``uri``."""
+        return bool(self.list(uri))
 
     def put_bytes(self, uri: str, data: bytes) -> str:
         """Store ``data`` as the object ``uri``; returns ``uri``."""
@@ -76,31 +75,43 @@ class LocalS3:
         return path.read_bytes()
 
     def list(self, uri_prefix: str) -> list[str]:
-        """URIs of every object under ``uri_prefix`` (the object itself if it is one), sorted."""
-        path = self.path_for(uri_prefix)
-        if path.is_file():
-            return [uri_prefix]
-        if not path.is_dir():
-            return []
-        return [join_s3_uri(uri_prefix, file.relative_to(path).as_posix())
-                for file in sorted(p for p in path.rglob("*") if p.is_file())]
+        """URIs of every object whose key starts with the key of ``uri_prefix``, sorted (ListObjectsV2)."""
+        return [uri for uri, _ in self._matching(uri_prefix)]
 
     def download(self, uri_prefix: str, dest_dir: Path | str) -> list[Path]:
-        """Copy what ``uri_prefix`` holds into ``dest_dir`` the way a SageMaker input does.
+        """Copy every object under ``uri_prefix`` into ``dest_dir`` the way a SageMaker input does.
 
-        A prefix's objects keep their paths relative to it; a single object keeps its
-        file name. Raises ``EngineError`` when nothing is there.
+        Each object lands at its key relative to the prefix's last ``/`` (so one object keeps its
+        file name, and ``data/`` keeps the paths below it). Raises ``EngineError`` when nothing matches.
         """
-        source, dest_dir = self.path_for(uri_prefix), Path(dest_dir)
+        dest_dir = Path(dest_dir)
         dest_dir.mkdir(parents=True, exist_ok=True)
-        if source.is_file():
-            target = dest_dir / source.name
-            shutil.copyfile(source, target)
-            return [target]
-        if not self.exists(uri_prefix):
+        matching = self._matching(uri_prefix)
+        if not matching:
             raise EngineError(f"nothing in S3 at {uri_prefix}")
-        shutil.copytree(source, dest_dir, dirs_exist_ok=True)
-        return sorted(p for p in dest_dir.rglob("*") if p.is_file())
+        folder = split_s3_uri(uri_prefix)[1].rpartition("/")[0]
+        copied = []
+        for uri, source in matching:
+            relative = split_s3_uri(uri)[1][len(folder):].lstrip("/")
+            target = dest_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            copied.append(target)
+        return sorted(copied)
+
+    def _matching(self, uri_prefix: str) -> list[tuple[str, Path]]:
+        bucket, key = split_s3_uri(uri_prefix)
+        folder, _, start = key.rpartition("/")
+        base = self.path_for(f"s3://{bucket}/{folder}")
+        if not base.is_dir():
+            return []
+        found = []
+        for entry in sorted(base.iterdir()):
+            if not entry.name.startswith(start):
+                continue
+            files = [entry] if entry.is_file() else sorted(p for p in entry.rglob("*") if p.is_file())
+            found += [(f"s3://{bucket}/{path.relative_to(self.root / bucket).as_posix()}", path) for path in files]
+        return sorted(found)
 
     def publish(self, items: list[tuple[Path, str]]) -> list[str]:
         """Upload each local file or directory to its URI, all or nothing as far as possible.

@@ -90,6 +90,7 @@ def prepare(table: TableRead, *, target_column: str, id_columns: list[str] | Non
     report = {
         "input": where,
         "files": [source.facts() for source in table.files],
+        "files_left_out": table.left_out,
         "rows": {"read": len(table.frame), "used": len(cleaned),
                  "dropped": {reason: count for reason, count in rows.dropped.items() if count}},
         "splits": {name: len(frame) for name, frame in splits.items()},
@@ -99,10 +100,20 @@ def prepare(table: TableRead, *, target_column: str, id_columns: list[str] | Non
         "columns": {"numeric": numeric, "categorical": categorical, "left_out": left_out},
         "leakage": leaks,
         "warnings": warnings,
-        "notes": [*notes, *rows.notes],
+        "notes": [*_file_notes(table), *notes, *rows.notes],
     }
     report["summary"] = summary_lines(report)
     return splits, spec, report
+
+
+def _file_notes(table: TableRead) -> list[str]:
+    """Every object read (when there are several) and every object under the input left out, by name."""
+    shown = 20
+    read = [f"read {source.display} ({source.rows:,} rows)" for source in table.files] if len(table.files) > 1 else []
+    skipped = [f"left out {item['name']}: {item['reason']}" for item in table.left_out]
+    lines = read[:shown] + skipped[:shown]
+    hidden = max(0, len(read) - shown) + max(0, len(skipped) - shown)
+    return lines + ([f"... and {hidden:,} more files (all in the data report)"] if hidden else [])
 
 
 def summary_lines(report: dict) -> list[str]:

@@ -50,15 +50,17 @@ class TableRead:
     frame: pd.DataFrame
     files: list[InputFile]
     findings: list[str] = field(default_factory=list)  # repairs made while reading, one sentence each
+    # Objects the input's S3 prefix matched that were not read: {"name": ..., "reason": ...}
+    left_out: list[dict] = field(default_factory=list)
 
 
 def display_name(path: Path, directory: Path, input_uri: str) -> str:
-    """The user's name for a downloaded file: the input URI itself, or the URI plus the file's place under it."""
+    """The user's name for a downloaded file: an S3 input puts each object at its key relative to the
+    input's last slash, so that part of the URI plus the file's place is the object's URI."""
     relative = path.relative_to(directory).as_posix()
-    base = input_uri.rstrip("/")
     if not input_uri:
         return relative
-    return base if base.endswith("/" + relative) or base == relative else f"{base}/{relative}"
+    return input_uri[:input_uri.rfind("/") + 1] + relative
 
 
 def _is_data_file(path: Path) -> bool:
@@ -69,21 +71,34 @@ def _is_data_file(path: Path) -> bool:
     return name.endswith(DATA_FILE_SUFFIXES)
 
 
-def data_files(directory: Path, input_uri: str) -> list[InputFile]:
-    """The delimited files under directory, in path order; a single downloaded file is read whatever its name."""
+def data_files(directory: Path, input_uri: str) -> tuple[list[InputFile], list[dict]]:
+    """The delimited files to read under directory, in path order, and what was left out and why.
+
+    An S3 prefix is a plain string prefix, so the key `data/x.csv` also brings `data/x.csv.old` and
+    `data/x.csv-v2/part.csv` along: when the input names an object that exists, only that object is
+    read. A single downloaded file is read whatever its name.
+    """
     where = input_uri or str(directory)
     everything = sorted(path for path in directory.rglob("*") if path.is_file()) if directory.is_dir() else []
-    if len(everything) == 1:
-        chosen = everything
+    named = input_uri.rsplit("/", 1)[-1] if input_uri and not input_uri.endswith("/") else ""
+    exact = [path for path in everything if path.relative_to(directory).as_posix() == named]
+    if exact:
+        chosen, reason = exact, (f"its key only begins with the input key, which names the object {named}; "
+                                 "to read several files, end InputDataKey with /")
+    elif len(everything) == 1:
+        chosen, reason = everything, ""
     else:
         chosen = [path for path in everything if _is_data_file(path)]
+        reason = f"not a {', '.join(DATA_FILE_SUFFIXES)} file (optionally gzipped)"
     if not chosen:
         found = f" (found only {', '.join(p.name for p in everything[:3])})" if everything else ""
         raise ValueError(
             f"no CSV file at {where}{found}; set InputDataKey to a CSV file or to a prefix holding "
             f"*.csv files (optionally gzipped)"
         )
-    return [InputFile(path, display_name(path, directory, input_uri)) for path in chosen]
+    left_out = [{"name": display_name(path, directory, input_uri), "reason": reason}
+                for path in everything if path not in chosen]
+    return [InputFile(path, display_name(path, directory, input_uri)) for path in chosen], left_out
 
 
 def _decompress(raw: bytes, source: InputFile) -> bytes:
@@ -225,7 +240,7 @@ def read_file(source: InputFile, findings: list[str]) -> pd.DataFrame:
 
 def read_tables(directory: Path, input_uri: str = "") -> TableRead:
     """Every data file under directory as one frame; their header names must agree."""
-    files = data_files(directory, input_uri)
+    files, left_out = data_files(directory, input_uri)
     findings: list[str] = []
     frames = []
     for source in files:
@@ -240,4 +255,4 @@ def read_tables(directory: Path, input_uri: str = "") -> TableRead:
             )
         frames.append(frame)
     combined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    return TableRead(combined, files, findings)
+    return TableRead(combined, files, findings, left_out)

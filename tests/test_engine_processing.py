@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from localengine import EngineError
+from localengine import DefinitionError, EngineError
 from localengine.container import Sandbox
 
 from test_engine_support import BUCKET, Env, get, join, json_get, model_step, parameter, processing_step
@@ -135,3 +135,18 @@ def test_processes_left_behind_by_a_job_end_with_it(tmp_path):
     started = time.monotonic()
     result = env.run([processing_step("Spawn", code)])
     assert result.status == "Succeeded" and time.monotonic() - started < 10
+
+
+def test_service_validation_happens_before_anything_runs(tmp_path):
+    env = Env(tmp_path)
+    outside = processing_step("Prepare", env.script("p.py", "print('ran')"), inputs={"data": f"{BUCKET}/data"})
+    outside["Arguments"]["ProcessingInputs"][0]["S3Input"]["LocalPath"] = "/data/input"
+    with pytest.raises(DefinitionError, match=r"ValidationException: ProcessingInputs\['data'\].S3Input.LocalPath "
+                                              r"'/data/input' must be an absolute path that begins with "
+                                              r"/opt/ml/processing/"):
+        env.run([outside])
+    badly_named = processing_step("Prepare data", env.script("p.py", "print('ran')"))
+    with pytest.raises(DefinitionError, match="step name 'Prepare data': ValidationException: a step name is 1 to "
+                                              "64 letters, digits, hyphens or underscores"):
+        env.run([badly_named])
+    assert not (env.work_dir / "executions").exists()

@@ -90,6 +90,17 @@ def case_folder_of_files(s):
             "README.md": b"monthly exports"}, PREFIX_URI, []
 
 
+def case_neighbours_of_the_named_object(s):
+    # S3 prefixes are plain string prefixes: the key incoming/sales.csv brings these along too.
+    return {"sales.csv": as_csv(s).encode(), "sales.csv.old.csv": as_csv(s.iloc[:50]).encode(),
+            "sales.csv-v2/part.csv": as_csv(s.iloc[:70]).encode()}, INPUT_URI, []
+
+
+def case_prefix_without_slash(s):
+    return {"sales-2026/jan.csv": as_csv(s.iloc[:100]).encode(), "sales-2026/feb.csv": as_csv(s.iloc[100:]).encode(),
+            "sales-2026/notes.md": b"two months"}, "s3://team-bucket/incoming/sales", []
+
+
 def case_mixed_headers(s):
     return {"a.csv": as_csv(s.iloc[:150]).encode(),
             "b.csv": as_csv(s.iloc[150:].drop(columns=["Year Built"])).encode()}, PREFIX_URI, []
@@ -223,6 +234,10 @@ def case_no_features_left(s):
     return {"sales.csv": as_csv(s[["Order", "PID", "SalePrice"]]).encode()}, INPUT_URI, []
 
 
+NEIGHBOUR = ("its key only begins with the input key, which names the object sales.csv; to read several files, "
+             "end InputDataKey with /")
+
+
 def refused(text):
     return ("refused", text)
 
@@ -248,6 +263,16 @@ CASES = {
     "folder_of_files": (case_folder_of_files, accepted(
         lambda r: [f["name"] for f in r["files"]] == [PREFIX_URI + "2026-01.csv", PREFIX_URI + "2026-02/part.CSV"]
         and r["rows"]["read"] == 300)),
+    "neighbours_of_the_named_object": (case_neighbours_of_the_named_object, accepted(
+        lambda r: [f["name"] for f in r["files"]] == [INPUT_URI] and r["rows"]["read"] == 300
+        and r["files_left_out"] == [{"name": f"{INPUT_URI}-v2/part.csv", "reason": NEIGHBOUR},
+                                    {"name": f"{INPUT_URI}.old.csv", "reason": NEIGHBOUR}]
+        and f"left out {INPUT_URI}.old.csv: {NEIGHBOUR}" in r["notes"])),
+    "prefix_without_slash": (case_prefix_without_slash, accepted(
+        lambda r: [f["name"] for f in r["files"]] == [PREFIX_URI + "sales-2026/feb.csv", PREFIX_URI + "sales-2026/jan.csv"]
+        and r["notes"][:2] == [f"read {PREFIX_URI}sales-2026/feb.csv (200 rows)",
+                               f"read {PREFIX_URI}sales-2026/jan.csv (100 rows)"]
+        and r["files_left_out"][0]["name"] == PREFIX_URI + "sales-2026/notes.md")),
     "mixed_headers": (case_mixed_headers, refused(
         f"{PREFIX_URI}b.csv has other columns than {PREFIX_URI}a.csv (differing: 'Year Built'); give every file")),
     "ragged_row": (case_ragged_row, refused(
