@@ -176,7 +176,7 @@ def _execution_arn(settings, execution_id: str) -> str:
 def cmd_run(args) -> int:
     from localengine import format_summary, print_event
 
-    from pipelines.local import data_report_lines, run_locally
+    from pipelines.local import data_report_lines, image_environments, run_locally
 
     if args.data and not Path(args.data).exists():
         raise CliError(f"--data {args.data}: no such file or directory; give a CSV file or a directory of them")
@@ -190,6 +190,7 @@ def cmd_run(args) -> int:
     run = run_locally(
         built, Path(args.local_dir), overrides,
         data=Path(args.data) if args.data else None, on_event=print_event, data_at=data_at,
+        images=image_environments(lambda line: print(f"… {line}", flush=True)) if args.faithful else None,
     )
     result = run.result
     for line in [*format_summary(result).splitlines(), *data_report_lines(run.data_report)]:
@@ -447,6 +448,9 @@ def _parser() -> argparse.ArgumentParser:
                      "on --data staged where the event says the object landed")
     run.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR),
                      help="where local S3, job logs, the cache and the model registry live")
+    run.add_argument("--faithful", action="store_true",
+                     help="run each image's jobs in an environment pinned like that image, and training "
+                     "through the image's own toolkit (environments built once, in ~/.cache)")
     trigger = command("trigger", cmd_trigger, "the S3 trigger: an EventBridge rule that starts the pipeline when a "
                       "file lands under a prefix of the bucket setting (install is idempotent)")
     trigger.add_argument("action", choices=["install", "remove", "show", "template"],

@@ -51,17 +51,26 @@ class Sandbox:
             raise EngineError(f"container path {container_path!r} is outside {CONTAINER_OPT_ML}")
         return Path(self.remap(container_path))
 
-    def command(self, argv: list[Any]) -> list[str]:
+    def command(self, argv: list[Any], interpreter: str = sys.executable) -> list[str]:
         """The argv to run locally: values as text, paths remapped, a leading
-        ``python``/``python3`` replaced by this Python."""
+        ``python``/``python3`` replaced by ``interpreter`` (this Python unless the image has its own)."""
         argv = [self.remap(format_value(arg)) for arg in argv]
         if argv and _PYTHON_COMMAND.fullmatch(argv[0]):
-            argv[0] = sys.executable
+            argv[0] = interpreter
         return argv
 
     def base_environment(self) -> dict[str, str]:
         """This process's environment plus what every job gets."""
         return {**os.environ, "SM_OPT_ML": str(self.opt_ml), "PYTHONUNBUFFERED": "1"}
+
+    def container_environment(self, interpreter: Path) -> dict[str, str]:
+        """What a framework image's container starts with (its Dockerfiles' ENV), not the caller's
+        environment: the image's Python first on PATH, a home of its own, ``SM_OPT_ML`` for the paths."""
+        home = self.root / "home"
+        home.mkdir(exist_ok=True)
+        return {"PATH": f"{interpreter.parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOME": str(home), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "UTF-8",
+                "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "SM_OPT_ML": str(self.opt_ml)}
 
 
 @contextlib.contextmanager

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .container import JobControl
+from .container import JobControl, Sandbox
 from .expressions import format_timestamp
+from .images import ImageEnvironments, framework_image
 from .names import arn, job_name
 from .registry import LocalModelRegistry
 from .registry_api import RegistryApi
@@ -49,11 +51,25 @@ class RunContext:
     registry: LocalModelRegistry
     cpu_count: int
     registry_api: RegistryApi
+    images: ImageEnvironments | None = None  # faithful mode: each image's own environment
 
     def job_environment(self, base: dict[str, str]) -> dict[str, str]:
         """What a job process starts with: ``base`` without the caller's AWS credentials, with the
         SageMaker API pointed at the local registry."""
         return self.registry_api.job_environment(base)
+
+    def interpreter(self, image_uri: str) -> Path:
+        """The Python a job of this image runs: the image's environment in faithful mode, else this one."""
+        if self.images is None:
+            return Path(sys.executable)
+        return self.images.python(framework_image(image_uri))
+
+    def container_environment(self, sandbox: Sandbox, image_uri: str) -> dict[str, str]:
+        """A job's starting environment: this process's (fast mode) or the image's (faithful mode)."""
+        if self.images is None:
+            return self.job_environment(sandbox.base_environment())
+        return self.job_environment({**sandbox.container_environment(self.interpreter(image_uri)),
+                                     "PIP_CACHE_DIR": str(self.images.root / "pip-cache")})
 
     @property
     def execution_dir(self) -> Path:

@@ -17,6 +17,7 @@ from .context import ExecutionInfo, RunContext
 from .definition import PipelineGraph, load_definition, parse_definition
 from .errors import EngineError, StepFailed
 from .expressions import Resolver
+from .images import ImageEnvironments
 from .kinds import STEP_KINDS
 from .names import random_token
 from .parameters import resolve_parameters
@@ -32,7 +33,8 @@ EventHandler = Callable[[StepEvent], None]
 def run_pipeline(definition: Mapping[str, Any] | str, *, s3: LocalS3, work_dir: Path | str,
                  parameters: Mapping[str, Any] | None = None, on_event: EventHandler | None = None,
                  max_parallel_jobs: int | None = None,
-                 pipeline_name: str = "local-pipeline") -> ExecutionResult:
+                 pipeline_name: str = "local-pipeline",
+                 images: ImageEnvironments | None = None) -> ExecutionResult:
     """Execute a pipeline definition (the CreatePipeline document, as a dict or JSON text).
 
     The definition is checked completely before any step runs: ``UnsupportedConstruct``
@@ -41,7 +43,9 @@ def run_pipeline(definition: Mapping[str, Any] | str, *, s3: LocalS3, work_dir: 
     at most ``max_parallel_jobs`` job processes (default: the number of cores) run at
     once. The first failed step fails the run: steps already running finish, no new
     step starts. Logs, job sandboxes, the step cache and the model registry live
-    under ``work_dir``. ``on_event`` is called from this thread, in order.
+    under ``work_dir``. ``on_event`` is called from this thread, in order. ``images`` turns on
+    faithful mode: each framework image's jobs run in that image's environment, and script-mode
+    training through the image's own training toolkit.
     """
     if max_parallel_jobs is not None and max_parallel_jobs < 1:
         raise EngineError(f"max_parallel_jobs must be at least 1, got {max_parallel_jobs}")
@@ -55,7 +59,7 @@ def run_pipeline(definition: Mapping[str, Any] | str, *, s3: LocalS3, work_dir: 
         context = RunContext(
             execution=ExecutionInfo(pipeline_name, random_token(12), datetime.now(timezone.utc)),
             s3=s3, work_dir=work_dir, control=JobControl(max_parallel_jobs or cpu_count),
-            registry=registry, cpu_count=cpu_count, registry_api=registry_api)
+            registry=registry, cpu_count=cpu_count, registry_api=registry_api, images=images)
         return _Execution(graph, context, values, on_event if on_event is not None else _ignore_event).run()
 
 
@@ -72,7 +76,8 @@ class _Execution:
         self._on_event = on_event
         self._results = {name: StepResult(name, spec.type) for name, spec in graph.steps.items()}
         self._properties: dict[str, dict[str, Any]] = {}
-        self._cache = StepCache(context.work_dir / "cache")
+        # A faithful run never reuses a fast run's result (nor the reverse): each keeps its own cache.
+        self._cache = StepCache(context.work_dir / ("cache-faithful" if context.images else "cache"))
         self._reused: dict[str, CacheEntry] = {}
         self._resolver = Resolver(parameters=parameters, execution_variables=context.execution.variables(),
                                   step_properties=self._properties, steps=graph.steps, s3=context.s3)

@@ -78,8 +78,9 @@ def run_processing(spec: StepSpec, arguments: dict[str, Any], context: RunContex
         write_json(config_dir / "resourceconfig.json", resource_config(instance_type))
         app = arguments["AppSpecification"]
         run = ContainerRun(
-            argv=sandbox.command([*app["ContainerEntrypoint"], *(app.get("ContainerArguments") or [])]),
-            env={**context.job_environment(sandbox.base_environment()),
+            argv=sandbox.command([*app["ContainerEntrypoint"], *(app.get("ContainerArguments") or [])],
+                                 str(context.interpreter(app.get("ImageUri", "")))),
+            env={**context.container_environment(sandbox, app.get("ImageUri", "")),
                  **text_environment(arguments.get("Environment"))},
             cwd=sandbox.root, log_path=log_path, max_runtime_seconds=max_runtime(arguments))
         message_file = sandbox.opt_ml / "output" / "message"

@@ -81,18 +81,21 @@ class LocalS3:
     def download(self, uri_prefix: str, dest_dir: Path | str) -> list[Path]:
         """Copy every object under ``uri_prefix`` into ``dest_dir`` the way a SageMaker input does.
 
-        Each object lands at its key relative to the prefix's last ``/`` (so one object keeps its
-        file name, and ``data/`` keeps the paths below it). Raises ``EngineError`` when nothing matches.
+        Each object lands at its key with the prefix taken off (and a leading ``/``): ``s3://b/x/train``
+        puts ``x/train/part.csv`` at ``part.csv``; the object the prefix names exactly keeps its file
+        name, and a neighbour such as ``x/train.old`` lands at ``.old``. Raises ``EngineError`` when
+        nothing matches.
         """
         dest_dir = Path(dest_dir)
         dest_dir.mkdir(parents=True, exist_ok=True)
         matching = self._matching(uri_prefix)
         if not matching:
             raise EngineError(f"nothing in S3 at {uri_prefix}")
-        folder = split_s3_uri(uri_prefix)[1].rpartition("/")[0]
+        prefix = split_s3_uri(uri_prefix)[1]
         copied = []
         for uri, source in matching:
-            relative = split_s3_uri(uri)[1][len(folder):].lstrip("/")
+            key = split_s3_uri(uri)[1]
+            relative = key[len(prefix):].lstrip("/") or key.rsplit("/", 1)[-1]
             target = dest_dir / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)

@@ -20,6 +20,7 @@ from .expressions import format_timestamp
 from .jobs import (download_input, max_runtime, now, resource_config, run_job_process,
                    text_environment)
 from .files import write_json
+from .images import SHIMS, framework_image
 from .names import arn
 from .parameters import format_value
 from .s3 import join_s3_uri
@@ -91,8 +92,10 @@ def _run_in_sandbox(job: str, request: dict[str, Any], sandbox: Sandbox, context
     channels = _stage_channels(request, sandbox, context)
     # The API's hyperparameters are text; a parameter reference may have resolved to a number.
     hyperparameters = {name: format_value(value) for name, value in (request.get("HyperParameters") or {}).items()}
-    _write_config(request, sandbox, hyperparameters)
     algorithm = request.get("AlgorithmSpecification") or {}
+    if context.images is not None and not algorithm.get("ContainerEntrypoint"):
+        return _run_through_toolkit(job, request, sandbox, context, hyperparameters, log_path=log_path)
+    _write_config(request, sandbox, hyperparameters)
     argv, cwd, user_args = _start_command(algorithm, hyperparameters, sandbox, context)
     if algorithm.get("ContainerEntrypoint"):
         # No training toolkit runs, so none of its SM_* variables are set: only what the platform sets.
@@ -103,6 +106,32 @@ def _run_in_sandbox(job: str, request: dict[str, Any], sandbox: Sandbox, context
     environment = {**context.job_environment(sandbox.base_environment()), **contract,
                    **text_environment(request.get("Environment"))}
     run = ContainerRun(argv=argv, env=environment, cwd=cwd, log_path=log_path,
+                       max_runtime_seconds=max_runtime(request),
+                       metric_definitions=algorithm.get("MetricDefinitions") or [])
+    return run_job_process(run, context, sandbox.opt_ml / "output" / "failure")
+
+
+def _run_through_toolkit(job: str, request: dict[str, Any], sandbox: Sandbox, context: RunContext,
+                         hyperparameters: dict[str, str], *, log_path: Path) -> ContainerOutcome:
+    """Faithful mode: the image's own `train` entry point (its training toolkit) runs the job, with
+    `SAGEMAKER_BASE_DIR` standing in for /opt/ml, as the toolkits allow outside a container."""
+    algorithm = request["AlgorithmSpecification"]
+    image = framework_image(algorithm.get("TrainingImage", ""))
+    submit_directory = str(decode_hyperparameter(hyperparameters.get("sagemaker_submit_directory", "")))
+    tarball = context.s3.path_for(submit_directory) if submit_directory.startswith("s3://") else None
+    if tarball is None or not tarball.is_file():
+        raise EngineError(f"sagemaker_submit_directory {submit_directory} is not a sourcedir.tar.gz in S3")
+    # The toolkits download from S3 themselves; handed a local tarball, they extract it.
+    _write_config(request, sandbox, {**hyperparameters, "sagemaker_submit_directory": json.dumps(str(tarball))})
+    environment = {**context.container_environment(sandbox, algorithm["TrainingImage"]),
+                   "SAGEMAKER_BASE_DIR": str(sandbox.opt_ml), "SAGEMAKER_TRAINING_MODULE": image.training_module,
+                   "PYTHONPATH": str(SHIMS), "TRAINING_JOB_NAME": job, "TRAINING_JOB_ARN": arn(f"training-job/{job}"),
+                   # sagemaker-containers pip-installs the code bundle; each job into its own prefix, as
+                   # each container has its own file system.
+                   "PIP_PREFIX": str(sandbox.root / "pip-prefix"),
+                   **text_environment(request.get("Environment"))}
+    run = ContainerRun(argv=image.train_command(context.interpreter(algorithm["TrainingImage"])),
+                       env=environment, cwd=sandbox.root, log_path=log_path,
                        max_runtime_seconds=max_runtime(request),
                        metric_definitions=algorithm.get("MetricDefinitions") or [])
     return run_job_process(run, context, sandbox.opt_ml / "output" / "failure")

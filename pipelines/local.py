@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
 from localengine import ExecutionResult, LocalModelRegistry, LocalS3, run_pipeline
+from localengine.images import ImageEnvironments
 
 from pipelines.definition import BuiltDefinition
 
@@ -31,6 +33,13 @@ class LocalRun:
         return text.replace(staged.rstrip("/"), original.rstrip("/"))
 
 
+def image_environments(on_build: Callable[[str], None] | None = None) -> ImageEnvironments:
+    """Faithful mode's environments, one per framework image, shared by every local directory."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return ImageEnvironments(Path(os.environ.get("PIPELINE_IMAGE_ENVS") or cache / "house-price-pipeline" / "images"),
+                             on_build)
+
+
 def local_registry(local_dir: Path) -> LocalModelRegistry:
     return LocalModelRegistry.for_work_dir(_work_dir(local_dir))
 
@@ -46,6 +55,7 @@ def run_locally(
     data: Path | None = None,
     on_event: Callable | None = None,
     data_at: str | None = None,
+    images: ImageEnvironments | None = None,
 ) -> LocalRun:
     """Stage code and data the way `upsert` would in S3, then execute the definition itself.
 
@@ -76,7 +86,7 @@ def run_locally(
         parameters.setdefault("InputDataKey", key)
     result = run_pipeline(
         built.document, s3=s3, work_dir=_work_dir(local_dir), parameters=parameters, on_event=on_event,
-        pipeline_name=built.settings.pipeline_name,
+        pipeline_name=built.settings.pipeline_name, images=images,
     )
     return LocalRun(result, _data_report(result, s3), staged_input)
 

@@ -55,12 +55,17 @@ class TableRead:
 
 
 def display_name(path: Path, directory: Path, input_uri: str) -> str:
-    """The user's name for a downloaded file: an S3 input puts each object at its key relative to the
-    input's last slash, so that part of the URI plus the file's place is the object's URI."""
+    """The user's name for a downloaded file. An S3 input puts each object at its key with the input's
+    key taken off: under `incoming/` or `incoming`, `a.csv` is `incoming/a.csv`; next to the object
+    `sales.csv`, `.old` is `sales.csv.old`; the object named exactly keeps its file name."""
     relative = path.relative_to(directory).as_posix()
     if not input_uri:
         return relative
-    return input_uri[:input_uri.rfind("/") + 1] + relative
+    if input_uri.endswith("/"):
+        return input_uri + relative
+    if relative == input_uri.rsplit("/", 1)[-1]:
+        return input_uri
+    return f"{input_uri}/{relative}" if relative[0].isalnum() else input_uri + relative
 
 
 def _is_data_file(path: Path) -> bool:

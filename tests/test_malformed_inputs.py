@@ -92,13 +92,14 @@ def case_folder_of_files(s):
 
 def case_neighbours_of_the_named_object(s):
     # S3 prefixes are plain string prefixes: the key incoming/sales.csv brings these along too.
-    return {"sales.csv": as_csv(s).encode(), "sales.csv.old.csv": as_csv(s.iloc[:50]).encode(),
-            "sales.csv-v2/part.csv": as_csv(s.iloc[:70]).encode()}, INPUT_URI, []
+    # Each object lands at its key with the input key taken off, as SageMaker downloads a prefix.
+    return {"sales.csv": as_csv(s).encode(), ".old.csv": as_csv(s.iloc[:50]).encode(),
+            "-v2/part.csv": as_csv(s.iloc[:70]).encode()}, INPUT_URI, []
 
 
 def case_prefix_without_slash(s):
-    return {"sales-2026/jan.csv": as_csv(s.iloc[:100]).encode(), "sales-2026/feb.csv": as_csv(s.iloc[100:]).encode(),
-            "sales-2026/notes.md": b"two months"}, "s3://team-bucket/incoming/sales", []
+    return {"-2026/jan.csv": as_csv(s.iloc[:100]).encode(), "-2026/feb.csv": as_csv(s.iloc[100:]).encode(),
+            "-2026/notes.md": b"two months"}, "s3://team-bucket/incoming/sales", []
 
 
 def case_mixed_headers(s):
