@@ -83,13 +83,14 @@ def wait(resolved: Settings, execution_arn: str, on_step: Callable[[dict], None]
 
 
 def status(resolved: Settings, execution_arn: str | None = None, *, limit: int = 10, aws=None) -> list[dict]:
-    """Recent executions (newest first), or, given one execution, each of its steps."""
+    """Recent executions (newest first), or, given one execution, each of its steps (a failed job step
+    with the tail of its job's log)."""
     from pipelines.status import execution_steps, recent_executions
 
-    sagemaker = (aws or clients(resolved)).sagemaker
+    aws = aws or clients(resolved)
     if execution_arn:
-        return execution_steps(sagemaker, execution_arn)
-    return recent_executions(sagemaker, resolved.pipeline_name, limit)
+        return execution_steps(aws.sagemaker, execution_arn, aws.logs)
+    return recent_executions(aws.sagemaker, resolved.pipeline_name, limit)
 
 
 def plan(built: BuiltDefinition, parameters: Mapping[str, Any] | None = None, *, local_dir: Path | None = None,

@@ -42,11 +42,12 @@ class DeployError(RuntimeError):
 class AwsClients:
     sagemaker: object
     s3: object
+    logs: object = None
 
     @classmethod
     def for_settings(cls, settings: Settings) -> AwsClients:
         session = boto3.Session(region_name=settings.region)
-        return cls(session.client("sagemaker", config=RETRYING), session.client("s3", config=RETRYING))
+        return cls(*(session.client(name, config=RETRYING) for name in ("sagemaker", "s3", "logs")))
 
 
 def require_real_role(settings: Settings) -> None:

@@ -47,7 +47,29 @@ def started_by(described: dict[str, Any], pipeline_name: str) -> str:
     return identity or "unknown"
 
 
-def execution_steps(sagemaker, execution_arn: str) -> list[dict[str, Any]]:
+LOG_TAIL_LINES = 10
+# Where SageMaker sends a job's container output: a log group per job kind, streams named after the job.
+_JOB_LOG_GROUPS = {"ProcessingJob": "/aws/sagemaker/ProcessingJobs", "TrainingJob": "/aws/sagemaker/TrainingJobs"}
+
+
+def job_log_tail(logs, metadata: dict[str, Any], lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last lines the failed step's job logged (CloudWatch Logs), or [] when there are none."""
+    for kind, group in _JOB_LOG_GROUPS.items():
+        job_arn = (metadata.get(kind) or {}).get("Arn")
+        if not job_arn:
+            continue
+        streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=job_arn.rsplit("/", 1)[-1])
+        tail: list[str] = []
+        for stream in streams["logStreams"][:1]:  # algo-1: the host whose output names the failure
+            events = logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"],
+                                         startFromHead=False, limit=lines)["events"]
+            tail = [event["message"].rstrip("\n") for event in events]
+        return tail
+    return []
+
+
+def execution_steps(sagemaker, execution_arn: str, logs=None) -> list[dict[str, Any]]:
+    """Each step of an execution; a failed job step also carries the tail of its job's log."""
     paginator = sagemaker.get_paginator("list_pipeline_execution_steps")
     steps = [step for page in paginator.paginate(PipelineExecutionArn=execution_arn, SortOrder="Ascending")
              for step in page["PipelineExecutionSteps"]]
@@ -59,6 +81,8 @@ def execution_steps(sagemaker, execution_arn: str) -> list[dict[str, Any]]:
         "cache_hit": "CacheHitResult" in step,
         "reused_from": (step.get("CacheHitResult") or {}).get("SourcePipelineExecutionArn"),
         "failure_reason": step.get("FailureReason"),
+        "log_tail": job_log_tail(logs, step.get("Metadata") or {})
+        if logs is not None and step.get("StepStatus") == "Failed" else [],
     } for step in steps]
 
 
@@ -81,6 +105,7 @@ def format_steps(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(f"{row['step']:<18} {row['status']:<10} {_duration(row['duration_seconds']):>9}{cache}")
         if row["failure_reason"]:
             lines.append(f"{'':<18} ✘ {row['failure_reason']}")
+        lines += [f"{'':<18} │ {line}" for line in row.get("log_tail") or []]
     return lines or ["no steps started yet"]
 
 

@@ -5,11 +5,13 @@ against the service's own shapes."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
 from botocore.stub import Stubber
+from moto import mock_aws
 
 from pipeline import main
 from pipelines import api
@@ -87,23 +89,34 @@ def test_json_for_scripts(stubbed):
     json.dumps(rows)  # what --json prints must be JSON
 
 
-def test_one_execution_step_by_step_with_cache_hits_and_the_failure(stubbed, monkeypatch, capsys):
+def test_one_execution_step_by_step_with_cache_hits_and_the_failure_and_its_log_tail(stubbed, monkeypatch, capsys):
     client, stubber = stubbed
     job = "arn:aws:sagemaker:us-east-1:123456789012:processing-job/pipelines-cccc2222dddd-preprocess-x1"
+    failed_job = "arn:aws:sagemaker:us-east-1:123456789012:training-job/pipelines-cccc2222dddd-trainbaseline-x2"
     stubber.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
         {"StepName": "Preprocess", "StartTime": T0, "EndTime": T0 + timedelta(seconds=2), "StepStatus": "Succeeded",
          "CacheHitResult": {"SourcePipelineExecutionArn": arn("eeee3333ffff")},
          "Metadata": {"ProcessingJob": {"Arn": job}}, "AttemptCount": 1},
         {"StepName": "TrainBaseline", "StartTime": T0, "EndTime": T0 + timedelta(seconds=190), "StepStatus": "Failed",
-         "FailureReason": "ClientError: TargetColumn 'price' is not a column", "AttemptCount": 1},
+         "FailureReason": "ClientError: TargetColumn 'price' is not a column", "AttemptCount": 1,
+         "Metadata": {"TrainingJob": {"Arn": failed_job}}},
         {"StepName": "TuneXGBoost", "StartTime": T0, "StepStatus": "Executing", "AttemptCount": 1},
     ]}, {"PipelineExecutionArn": arn("cccc2222dddd"), "SortOrder": "Ascending"})
-    monkeypatch.setattr(api, "clients", lambda settings: AwsClients(client, None))
-    assert main(["status", arn("cccc2222dddd"), "--region", "us-east-1"]) == 0
+    with mock_aws():  # CloudWatch Logs, where SageMaker writes each job's output
+        logs = boto3.client("logs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+        group, stream = "/aws/sagemaker/TrainingJobs", "pipelines-cccc2222dddd-trainbaseline-x2/algo-1-1764000000"
+        logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        now = int(time.time() * 1000)
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+            {"timestamp": now + i, "message": f"log line {i}"} for i in range(25)])
+        monkeypatch.setattr(api, "clients", lambda settings: AwsClients(client, None, logs))
+        assert main(["status", arn("cccc2222dddd"), "--region", "us-east-1"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "Preprocess         Succeeded      0m02s (cache hit)",
         "TrainBaseline      Failed         3m10s",
         "                   ✘ ClientError: TargetColumn 'price' is not a column",
+        *(f"                   │ log line {i}" for i in range(15, 25)),
         "TuneXGBoost        Executing    running",
     ]
 
