@@ -168,3 +168,19 @@ def test_summary_reports_metrics_and_registered_versions(tmp_path):
 def test_the_engine_imports_neither_the_sdk_nor_boto3():
     code = "import sys, localengine; print(sorted(m for m in sys.modules if m.split('.')[0] in ('sagemaker', 'boto3', 'botocore')))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_relative_directories_work_although_jobs_run_elsewhere(tmp_path, monkeypatch):
+    from localengine import LocalS3, run_pipeline
+    from test_engine_support import BUCKET, definition, processing_step
+
+    monkeypatch.chdir(tmp_path)
+    s3 = LocalS3("s3")
+    code = s3.put_bytes(f"{BUCKET}/code/write.py", b"""
+import os
+open(os.path.join(os.environ["SM_OPT_ML"], "processing", "out", "done.txt"), "w").write("done")
+""")
+    step = processing_step("Write", code, outputs={"out": f"{BUCKET}/out"})
+    result = run_pipeline(definition([step]), s3=s3, work_dir="work")
+    assert result.succeeded, result.failure_reason
+    assert (tmp_path / "s3" / "bkt" / "out" / "done.txt").read_text() == "done"
