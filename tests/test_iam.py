@@ -18,10 +18,7 @@ WILDCARD_ALLOWED = {"ListModelVersions", "EcrToken", "JobMetrics", "RunJobsInVpc
 
 
 @pytest.fixture
-def iam(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
+def iam(aws_test_credentials):
     with mock_aws():
         yield boto3.client("iam")
 

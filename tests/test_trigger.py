@@ -25,10 +25,7 @@ EXAMPLE_EVENT = PROJECT / "examples" / "s3-object-created-event.json"
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
+def aws(aws_test_credentials):
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         yield boto3.client("events"), boto3.client("iam")
