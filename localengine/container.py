@@ -111,13 +111,19 @@ class JobControl:
         if self._cancelled:
             raise Cancelled("the run was interrupted")
 
-    def start(self, argv: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    def start(self, argv: list[str], *, env: dict[str, str], cwd: Path,
+              cpu_set: frozenset[int] | None = None) -> subprocess.Popen:
         with self._lock:
             self._raise_if_cancelled()
             # A session of its own, so that a timeout or an interrupt kills the whole tree.
             process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True)
+            if cpu_set and hasattr(os, "sched_setaffinity"):
+                # Its share of the machine, as a tuning trial has an instance of its own; the
+                # processes it starts inherit the share.
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(process.pid, cpu_set)
             self._running.add(process)
             return process
 
@@ -141,6 +147,7 @@ class ContainerRun:
     log_path: Path
     max_runtime_seconds: float | None = None
     metric_definitions: list[dict[str, Any]] = field(default_factory=list)
+    cpu_set: frozenset[int] | None = None  # the cores it may use (a tuning trial's share)
 
 
 @dataclass
@@ -188,7 +195,7 @@ def run_container(run: ContainerRun, control: JobControl) -> ContainerOutcome:
         log_file.flush()
         watcher = _LogWatcher(log_file, run.metric_definitions)
         try:
-            process = control.start(run.argv, env=run.env, cwd=run.cwd)
+            process = control.start(run.argv, env=run.env, cwd=run.cwd, cpu_set=run.cpu_set)
         except OSError as error:
             raise EngineError(f"cannot start {run.argv[0]}: {error}") from None
         reader = threading.Thread(target=watcher.consume, args=(process.stdout,), daemon=True)

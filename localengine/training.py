@@ -66,13 +66,13 @@ def run_training(spec: StepSpec, arguments: dict[str, Any], context: RunContext)
 
 
 def run_training_job(job: str, request: dict[str, Any], context: RunContext, *,
-                     log_path: Path, cpus: int) -> dict[str, Any]:
+                     log_path: Path, cpus: int, cpu_set: frozenset[int] | None = None) -> dict[str, Any]:
     """Run one training job (a Training step or a tuning trial); returns its DescribeTrainingJob
     properties. Raises ``StepFailed`` with the job's failure reason."""
     started = now()
     output_prefix = join_s3_uri(request["OutputDataConfig"]["S3OutputPath"], f"{job}/output")
     with job_sandbox(context.sandbox_root(job)) as sandbox:
-        outcome = _run_in_sandbox(job, request, sandbox, context, log_path=log_path, cpus=cpus)
+        outcome = _run_in_sandbox(job, request, sandbox, context, log_path=log_path, cpus=cpus, cpu_set=cpu_set)
         _publish_artifacts(sandbox, output_prefix, context)
     finished = now()
     metrics = [{"MetricName": name, "Value": value, "Timestamp": format_timestamp(moment)}
@@ -88,13 +88,14 @@ def run_training_job(job: str, request: dict[str, Any], context: RunContext, *,
 
 
 def _run_in_sandbox(job: str, request: dict[str, Any], sandbox: Sandbox, context: RunContext, *,
-                    log_path: Path, cpus: int) -> ContainerOutcome:
+                    log_path: Path, cpus: int, cpu_set: frozenset[int] | None) -> ContainerOutcome:
     channels = _stage_channels(request, sandbox, context)
     # The API's hyperparameters are text; a parameter reference may have resolved to a number.
     hyperparameters = {name: format_value(value) for name, value in (request.get("HyperParameters") or {}).items()}
     algorithm = request.get("AlgorithmSpecification") or {}
     if context.images is not None and not algorithm.get("ContainerEntrypoint"):
-        return _run_through_toolkit(job, request, sandbox, context, hyperparameters, log_path=log_path)
+        return _run_through_toolkit(job, request, sandbox, context, hyperparameters, log_path=log_path,
+                                    cpu_set=cpu_set)
     _write_config(request, sandbox, hyperparameters)
     argv, cwd, user_args = _start_command(algorithm, hyperparameters, sandbox, context)
     if algorithm.get("ContainerEntrypoint"):
@@ -107,12 +108,13 @@ def _run_in_sandbox(job: str, request: dict[str, Any], sandbox: Sandbox, context
                    **text_environment(request.get("Environment"))}
     run = ContainerRun(argv=argv, env=environment, cwd=cwd, log_path=log_path,
                        max_runtime_seconds=max_runtime(request),
-                       metric_definitions=algorithm.get("MetricDefinitions") or [])
+                       metric_definitions=algorithm.get("MetricDefinitions") or [], cpu_set=cpu_set)
     return run_job_process(run, context, sandbox.opt_ml / "output" / "failure")
 
 
 def _run_through_toolkit(job: str, request: dict[str, Any], sandbox: Sandbox, context: RunContext,
-                         hyperparameters: dict[str, str], *, log_path: Path) -> ContainerOutcome:
+                         hyperparameters: dict[str, str], *, log_path: Path,
+                         cpu_set: frozenset[int] | None) -> ContainerOutcome:
     """Faithful mode: the image's own `train` entry point (its training toolkit) runs the job, with
     `SAGEMAKER_BASE_DIR` standing in for /opt/ml, as the toolkits allow outside a container."""
     algorithm = request["AlgorithmSpecification"]
@@ -133,7 +135,7 @@ def _run_through_toolkit(job: str, request: dict[str, Any], sandbox: Sandbox, co
     run = ContainerRun(argv=image.train_command(context.interpreter(algorithm["TrainingImage"])),
                        env=environment, cwd=sandbox.root, log_path=log_path,
                        max_runtime_seconds=max_runtime(request),
-                       metric_definitions=algorithm.get("MetricDefinitions") or [])
+                       metric_definitions=algorithm.get("MetricDefinitions") or [], cpu_set=cpu_set)
     return run_job_process(run, context, sandbox.opt_ml / "output" / "failure")
 
 

@@ -14,6 +14,8 @@ import hashlib
 import itertools
 import json
 import math
+import os
+import queue
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -167,7 +169,12 @@ class _Search:
                                  f"{self._objective['MetricName']}\n")
         self.model_uris: list[str] = []
         self._lock = threading.Lock()
-        self._finished: list[bool] = []  # whether each finished trial succeeded, in finishing order
+        self._finished: list[bool] = []
+        # Each running trial gets a share of the cores, as each has an instance of its own in the cloud.
+        self._shares: queue.Queue[frozenset[int]] = queue.Queue()
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        for start in range(0, len(cores) - cpus + 1, cpus):
+            self._shares.put(frozenset(cores[start:start + cpus]))  # whether each finished trial succeeded, in finishing order
 
     def _given_up(self) -> bool:
         """SageMaker stops a tuning job whose first training jobs all fail."""
@@ -188,7 +195,12 @@ class _Search:
                    "TunedHyperParameters": tuned, "CreationTime": format_timestamp(now())}
         trial_log = self._context.log_path(self._spec.name, job)
         try:
-            properties = run_training_job(job, request, self._context, log_path=trial_log, cpus=self._cpus)
+            share = self._shares.get_nowait()
+        except queue.Empty:
+            share = None
+        try:
+            properties = run_training_job(job, request, self._context, log_path=trial_log, cpus=self._cpus,
+                                          cpu_set=share)
         except Cancelled:
             raise
         except EngineError as error:
@@ -199,6 +211,9 @@ class _Search:
                            TrainingEndTime=properties["TrainingEndTime"])
             with self._lock:
                 self.model_uris.append(properties["ModelArtifacts"]["S3ModelArtifacts"])
+        finally:
+            if share is not None:
+                self._shares.put(share)
         with self._lock:
             self._finished.append(summary["TrainingJobStatus"] == "Completed")
         self._log(summary, trial_log)

@@ -51,8 +51,10 @@ def model_dir() -> Path:
 
 
 def available_cpus() -> int:
-    """SM_NUM_CPUS when the toolkit (or a local engine sharing one machine between jobs) sets it."""
-    return int(os.environ.get("SM_NUM_CPUS") or os.cpu_count() or 1)
+    """SM_NUM_CPUS as the toolkit sets it (every core of the instance), but never more cores than this
+    process may run on (a container's or a local engine's CPU share)."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(int(os.environ.get("SM_NUM_CPUS") or allowed), allowed)
 
 
 def _failure_file(kind: str) -> Path:

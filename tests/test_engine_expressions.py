@@ -165,7 +165,7 @@ def test_malformed_definitions_are_rejected_before_running(tmp_path, steps, mess
 
 
 def test_job_names_respect_the_length_limit(tmp_path):
-    long_name = "Step_" + "x" * 70
+    long_name = "Step_" + "x" * 59  # the longest step name the service accepts (64)
     result = Env(tmp_path).run([model_step(long_name, "s3://bkt/m")])
     name = result.steps[long_name].properties["ModelName"]
     assert len(name) <= 63 and re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", name)

@@ -1,5 +1,6 @@
 """Tuning: random search over the ranges, trials as real training processes."""
 
+import itertools
 import json
 import math
 import os
@@ -30,7 +31,7 @@ TRIAL_SCRIPT = """
                    "objective": args._tuning_objective_metric}, f)
     with open(os.path.join(os.environ["LOG_DIR"], os.environ["TRAINING_JOB_NAME"]), "w") as f:
         json.dump({"start": start, "end": time.time(), "omp": os.environ["OMP_NUM_THREADS"],
-                   "cpus": os.environ["SM_NUM_CPUS"]}, f)
+                   "cpus": os.environ["SM_NUM_CPUS"], "cores": sorted(os.sched_getaffinity(0))}, f)
     print(f"loss={loss:.6f}")
 """
 
@@ -121,6 +122,11 @@ def test_parallel_trials_are_bounded_and_share_the_cores(tmp_path):
     cores = int(logs[0]["cpus"])
     assert all(log["omp"] == log["cpus"] == str(cores) for log in logs)
     assert cores == max(1, (os.cpu_count() or 1) // 2)
+    # Each trial runs on a share of the cores of its own, as it would on an instance of its own.
+    assert all(len(log["cores"]) == cores for log in logs)
+    for one, other in itertools.combinations(logs, 2):
+        if one["start"] < other["end"] and other["start"] < one["end"]:  # they ran at the same time
+            assert not set(one["cores"]) & set(other["cores"])
 
 
 def test_a_rerun_draws_the_same_values(tmp_path):
