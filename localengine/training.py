@@ -208,9 +208,16 @@ def decode_hyperparameter(value: Any) -> Any:
         return value
 
 
+# Hyperparameters the toolkits keep for themselves besides the `sagemaker_*` ones (params.py of
+# sagemaker-training 4.8.0 and sagemaker-containers 2.8.6.post2: SAGEMAKER_HYPERPARAMETERS).
+TOOLKIT_HYPERPARAMETERS = frozenset({"_tuning_objective_metric"})
+
+
 def user_hyperparameters(decoded: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameters a script sees: all but the toolkit's own ``sagemaker_*`` ones."""
-    return {key: value for key, value in decoded.items() if not key.startswith("sagemaker_")}
+    """The hyperparameters a script sees: all but the toolkit's own (``sagemaker_*``, the tuner's
+    ``_tuning_objective_metric``)."""
+    return {key: value for key, value in decoded.items()
+            if not key.startswith("sagemaker_") and key not in TOOLKIT_HYPERPARAMETERS}
 
 
 def to_cmd_args(hyperparameters: dict[str, Any]) -> list[str]:

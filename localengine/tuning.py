@@ -187,8 +187,8 @@ class _Search:
             return None
         job = f"{self._tuning_job}-{index + 1:03d}-{random_token(8)}"
         request = {key: value for key, value in self._definition.items() if key != "StaticHyperParameters"}
-        # The service adds the objective's name to every trial's hyperparameters; script mode passes it on
-        # to the script as --_tuning_objective_metric.
+        # The service adds the objective's name to every trial's hyperparameters (the toolkits keep it
+        # from the script).
         request["HyperParameters"] = {**(self._definition.get("StaticHyperParameters") or {}), **tuned,
                                       "_tuning_objective_metric": self._objective["MetricName"]}
         summary = {"TrainingJobName": job, "TrainingJobArn": arn(f"training-job/{job}"),

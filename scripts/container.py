@@ -131,9 +131,6 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                             help=f"directory of the {channel} channel")
     parser.add_argument("--model-dir", type=Path, default=model_dir(),
                         help="directory whose contents become model.tar.gz")
-    # A tuning job adds the objective's name to every trial's hyperparameters, and script mode passes
-    # every hyperparameter on as an option; the scripts report every metric anyway.
-    parser.add_argument("--_tuning_objective_metric", help=argparse.SUPPRESS)
 
 
 def read_training_inputs(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

@@ -19,8 +19,8 @@ TRIAL_SCRIPT = """
     parser.add_argument("--depth", type=int)
     parser.add_argument("--booster")
     parser.add_argument("--fixed")
-    parser.add_argument("--_tuning_objective_metric")  # the service adds it to every trial
-    args = parser.parse_args()
+    args = parser.parse_args()  # fails on an option it does not know, as --_tuning_objective_metric
+    config = json.load(open(os.path.join(os.environ["SM_INPUT_CONFIG_DIR"], "hyperparameters.json")))
     start = time.time()
     if args.booster == "broken":
         sys.exit("broken booster")
@@ -28,7 +28,7 @@ TRIAL_SCRIPT = """
     loss = (args.rate - 0.3) ** 2 + args.depth / 100
     with open(os.path.join(os.environ["SM_MODEL_DIR"], "trial.json"), "w") as f:
         json.dump({"rate": args.rate, "depth": args.depth, "fixed": args.fixed,
-                   "objective": args._tuning_objective_metric}, f)
+                   "objective": config["_tuning_objective_metric"]}, f)
     with open(os.path.join(os.environ["LOG_DIR"], os.environ["TRAINING_JOB_NAME"]), "w") as f:
         json.dump({"start": start, "end": time.time(), "omp": os.environ["OMP_NUM_THREADS"],
                    "cpus": os.environ["SM_NUM_CPUS"], "cores": sorted(os.sched_getaffinity(0))}, f)
