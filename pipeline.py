@@ -151,26 +151,13 @@ def cmd_status(args) -> int:
     from pipelines.status import format_executions, format_steps
 
     settings = Settings.resolve(_settings_flags(args))
-    execution_arn = args.execution
-    if execution_arn and not execution_arn.startswith("arn:"):
-        execution_arn = _execution_arn(settings, execution_arn)
+    execution_arn = api.execution_arn(settings, args.execution) if args.execution else None
     rows = api.status(settings, execution_arn, limit=args.limit)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         print("\n".join(format_steps(rows) if execution_arn else format_executions(rows)))
     return 0
-
-
-def _execution_arn(settings, execution_id: str) -> str:
-    """An execution id as `status` lists it, made whole from the newest executions' ARNs."""
-    from pipelines import api
-
-    for row in api.status(settings, limit=100):
-        if row["execution"] == execution_id:
-            return row["arn"]
-    raise CliError(f"no recent execution {execution_id} of pipeline {settings.pipeline_name}; "
-                   "`pipeline.py status` lists them")
 
 
 def cmd_run(args) -> int:
@@ -185,7 +172,11 @@ def cmd_run(args) -> int:
     overrides = _checked_overrides(built.document, args.param)
     data_at = None
     if args.event:
-        data_at, event_parameters = _event_input(args)
+        from pipelines.trigger import event_input
+
+        if not args.data or Path(args.data).is_dir():
+            raise CliError("--event needs --data FILE: the local file that stands for the object the event names")
+        data_at, event_parameters = event_input(Path(args.event))
         overrides = {**overrides, **_checked_overrides(built.document, [f"{n}={v}" for n, v in event_parameters.items()])}
     run = run_locally(
         built, Path(args.local_dir), overrides,
@@ -224,28 +215,6 @@ def cmd_trigger(args) -> int:
     for line in (trigger.install if args.action == "install" else trigger.remove)(spec, clients):
         print(line)
     return 0
-
-
-def _event_input(args) -> tuple[str, dict[str, str]]:
-    """The parameters the S3 trigger's rule would pass for the event in --event, and where its object is."""
-    from urllib.parse import unquote_plus
-
-    from pipelines.trigger import parameters_from_event
-
-    event_file = Path(args.event)
-    try:
-        event = json.loads(event_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CliError(f"--event {event_file}: no such file") from None
-    except json.JSONDecodeError as error:
-        raise CliError(f"--event {event_file} is not JSON: {error}") from None
-    if not args.data:
-        raise CliError("--event needs --data FILE: the local file that stands for the object the event names")
-    if Path(args.data).is_dir():
-        raise CliError(f"--data {args.data} is a directory; an S3 event names one object: give a file")
-    parameters = parameters_from_event(event)
-    # S3 events carry the key URL-encoded; the object itself sits at the decoded key.
-    return f"s3://{parameters['InputDataBucket']}/{unquote_plus(parameters['InputDataKey'])}", parameters
 
 
 def cmd_models(args) -> int:

@@ -93,6 +93,19 @@ def status(resolved: Settings, execution_arn: str | None = None, *, limit: int =
     return recent_executions(aws.sagemaker, resolved.pipeline_name, limit)
 
 
+def execution_arn(resolved: Settings, execution: str, aws=None) -> str:
+    """An execution's ARN from its ARN or its id (as `status` lists it, among the newest 100)."""
+    if execution.startswith("arn:"):
+        return execution
+    for row in status(resolved, limit=100, aws=aws):
+        if row["execution"] == execution:
+            return row["arn"]
+    from pipelines.deploy import DeployError
+
+    raise DeployError(f"no recent execution {execution} of pipeline {resolved.pipeline_name}; "
+                      "`pipeline.py status` lists them")
+
+
 def plan(built: BuiltDefinition, parameters: Mapping[str, Any] | None = None, *, local_dir: Path | None = None,
          aws=None) -> list:
     """Which steps the next execution takes from the step cache (`local_dir`: the next local run)."""

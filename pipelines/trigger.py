@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import unquote, unquote_plus
 
 import boto3
 import yaml
@@ -93,6 +95,19 @@ def parameters_from_event(event: Mapping[str, Any]) -> dict[str, str]:
             value = found
         values[name] = value
     return values
+
+
+def event_input(event_file: Path) -> tuple[str, dict[str, str]]:
+    """For `run --event`: where the event's object is (its key decoded, as S3 stores it) and the
+    parameters the rule would start the pipeline with."""
+    try:
+        event = json.loads(event_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DeployError(f"--event {event_file}: no such file") from None
+    except json.JSONDecodeError as error:
+        raise DeployError(f"--event {event_file} is not JSON: {error}") from None
+    parameters = parameters_from_event(event)
+    return f"s3://{parameters['InputDataBucket']}/{unquote_plus(parameters['InputDataKey'])}", parameters
 
 
 def trust_policy() -> dict[str, Any]:
@@ -249,11 +264,7 @@ def _described_rule(events, name: str) -> dict | None:
 
 def _policy(document: Any) -> Any:
     """IAM returns policy documents as (URL-encoded) JSON text or already parsed, depending on the client."""
-    if isinstance(document, str):
-        from urllib.parse import unquote
-
-        return json.loads(unquote(document))
-    return document
+    return json.loads(unquote(document)) if isinstance(document, str) else document
 
 
 def cloudformation_template() -> str:
