@@ -274,12 +274,13 @@ def cmd_parameters(args) -> int:
 # --- helpers ----------------------------------------------------------------------------------
 
 def _build(args, cache_dir: Path | None = None):
-    from pipelines.definition import build_definition, cached_build
+    """The definition, from the build cache when nothing it is made of changed (no SDK import then)."""
+    from pipelines.definition import USER_CACHE_DIR, cached_build
     from pipelines.settings import Settings
 
     settings = Settings.resolve(_settings_flags(args))
     with _sdk_quiet():
-        return cached_build(settings, cache_dir) if cache_dir else build_definition(settings)
+        return cached_build(settings, cache_dir or USER_CACHE_DIR / "definitions")
 
 
 @contextlib.contextmanager

@@ -20,6 +20,8 @@ from pipelines.settings import Settings
 from steps.code_bundle import SCRIPTS_DIR, CodeBundle
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# Per-user caches: built definitions (keyed by everything they are made of) and faithful mode's environments.
+USER_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "house-price-pipeline"
 DEFINITION_SOURCES = (PROJECT_DIR / "pipelines", PROJECT_DIR / "steps")
 SDK_DISTRIBUTIONS = ("sagemaker", "sagemaker-core", "sagemaker-mlops", "sagemaker-train", "sagemaker-serve")
 

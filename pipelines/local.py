@@ -11,7 +11,7 @@ from typing import Callable, Mapping
 from localengine import ExecutionResult, LocalModelRegistry, LocalS3, run_pipeline
 from localengine.images import ImageEnvironments
 
-from pipelines.definition import BuiltDefinition
+from pipelines.definition import USER_CACHE_DIR, BuiltDefinition
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = PROJECT_DIR / "data" / "ames_housing.csv"
@@ -35,9 +35,7 @@ class LocalRun:
 
 def image_environments(on_build: Callable[[str], None] | None = None) -> ImageEnvironments:
     """Faithful mode's environments, one per framework image, shared by every local directory."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return ImageEnvironments(Path(os.environ.get("PIPELINE_IMAGE_ENVS") or cache / "house-price-pipeline" / "images"),
-                             on_build)
+    return ImageEnvironments(Path(os.environ.get("PIPELINE_IMAGE_ENVS") or USER_CACHE_DIR / "images"), on_build)
 
 
 def local_registry(local_dir: Path) -> LocalModelRegistry:
