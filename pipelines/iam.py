@@ -66,7 +66,7 @@ def execution_role_policy(settings: Settings) -> dict:
         _statement("ListPipelineBucket", ["s3:ListBucket", "s3:GetBucketLocation"], [f"arn:aws:s3:::{bucket}"]),
         _statement("PullFrameworkImages",
                    ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                   image_repositories(settings)),
+                   image_repositories(settings.region)),
         # FindChampion lists the group's approved versions; ListModelPackages takes no resource ARN.
         _statement("ListModelVersions", ["sagemaker:ListModelPackages"], ["*"]),
         _statement("EcrToken", ["ecr:GetAuthorizationToken"], ["*"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
 import boto3
 from sagemaker.core import image_uris
@@ -17,7 +18,6 @@ from sagemaker.mlops.workflow.retry import (
 )
 from sagemaker.mlops.workflow.steps import CacheConfig
 
-from pipelines.settings import Settings
 from steps.code_bundle import SCRIPTS_DIR, CodeBundle
 
 # The framework containers the scripts target; local pins in setup.cfg match them.
@@ -32,11 +32,32 @@ def framework_image(framework: str, region: str) -> str:
     )
 
 
-def image_repositories(settings: Settings) -> list[str]:
+class StepSettings(Protocol):
+    """What the step factories read of the deployment settings (`pipelines.settings.Settings` has it);
+    steps import nothing from `pipelines`, which builds on them."""
+
+    region: str
+    bucket: str
+    role_arn: str
+    pipeline_name: str
+    model_package_group: str
+    cache_expire_after: str
+    kms_key_id: str
+    network_isolation: bool
+    subnets: str
+
+    @property
+    def tag_map(self) -> dict[str, str]: ...
+
+    @property
+    def vpc_config(self) -> dict[str, list[str]] | None: ...
+
+
+def image_repositories(region: str) -> list[str]:
     """ECR repository ARNs of the framework images the jobs pull."""
     arns = []
     for framework in FRAMEWORK_VERSIONS:
-        registry, _, repository = framework_image(framework, settings.region).partition("/")
+        registry, _, repository = framework_image(framework, region).partition("/")
         account, region = registry.split(".")[0], registry.split(".")[3]
         arns.append(f"arn:aws:ecr:{region}:{account}:repository/{repository.split(':')[0]}")
     return arns
@@ -44,7 +65,7 @@ def image_repositories(settings: Settings) -> list[str]:
 
 @dataclass(frozen=True)
 class StepContext:
-    settings: Settings
+    settings: StepSettings
     scripts_dir: Path = SCRIPTS_DIR
     bundles: dict[str, CodeBundle] = field(default_factory=dict)  # every bundle the steps reference
 
