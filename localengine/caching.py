@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +48,12 @@ class CacheEntry:
                    datetime.fromisoformat(record["created"]), record["execution_id"], path)
 
     def younger_than(self, spec: StepSpec) -> bool:
-        expire_after = spec.cache.expire_after if spec.cache else None
-        return expire_after is None or datetime.now(timezone.utc) - self.created <= expire_after
+        return still_fresh(self.created, spec.cache.expire_after if spec.cache else None)
+
+
+def still_fresh(created: datetime, expire_after: timedelta | None) -> bool:
+    """Whether a run made at ``created`` may still be reused under ``ExpireAfter`` (None: forever)."""
+    return expire_after is None or datetime.now(timezone.utc) - created <= expire_after
 
 
 class StepCache:

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .cache_keys import cacheable
 from .caching import CacheEntry, StepCache
 from .container import JobControl
 from .context import ExecutionInfo, RunContext
@@ -157,7 +158,7 @@ class _Execution:
     def _run_step(self, spec: StepSpec, result: StepResult) -> None:
         kind = STEP_KINDS[spec.type]
         arguments = self._resolver.resolve(spec.arguments)
-        cache_key = self._cache.key(spec, arguments) if kind.cacheable else None
+        cache_key = self._cache.key(spec, arguments) if cacheable(spec.type) else None
         entry = self._cache.lookup(spec, cache_key) if cache_key else None
         if entry:
             result.cache_hit, result.properties, result.log_path = True, entry.properties, entry.log_path

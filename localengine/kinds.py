@@ -23,13 +23,11 @@ StepRunner = Callable[[StepSpec, dict[str, Any], RunContext], StepOutput]
 class StepKind:
     """How to run one step type.
 
-    ``cacheable``: honours ``CacheConfig`` (SageMaker caches job steps only).
     ``exposes_arguments``: the request's own fields are properties too, as Describe* echoes them.
     """
 
     run: StepRunner
     extra_properties: frozenset[str] = frozenset()
-    cacheable: bool = False
     exposes_arguments: bool = True
     check: Callable[[StepSpec], None] = lambda spec: None
 
@@ -49,9 +47,9 @@ def _run_fail(spec: StepSpec, arguments: dict[str, Any], context: RunContext) ->
 
 
 STEP_KINDS: dict[str, StepKind] = {
-    "Processing": StepKind(run_processing, PROCESSING_PROPERTIES, cacheable=True, check=check_processing),
-    "Training": StepKind(run_training, TRAINING_PROPERTIES, cacheable=True, check=check_training),
-    "Tuning": StepKind(run_tuning, TUNING_PROPERTIES, cacheable=True, check=check_tuning),
+    "Processing": StepKind(run_processing, PROCESSING_PROPERTIES, check=check_processing),
+    "Training": StepKind(run_training, TRAINING_PROPERTIES, check=check_training),
+    "Tuning": StepKind(run_tuning, TUNING_PROPERTIES, check=check_tuning),
     "Model": StepKind(run_model, MODEL_PROPERTIES),
     "RegisterModel": StepKind(run_register_model, REGISTER_MODEL_PROPERTIES),
     "Condition": StepKind(_run_condition, frozenset({"Outcome"}), exposes_arguments=False),

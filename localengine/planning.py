@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from .cache_keys import cache_key_material, cacheable, changed_attributes
-from .caching import StepCache
+from .caching import StepCache, still_fresh
 from .definition import PipelineGraph, load_definition, parse_definition
 from .errors import EngineError
 from .expressions import Resolver, iter_references, referenced_step
@@ -152,7 +152,7 @@ class _Planner:
             return plan
         arguments = self._resolve(spec.arguments)
         material = cache_key_material(spec.type, arguments)
-        current = [run for run in runs if _younger_than(run, spec.cache.expire_after)]
+        current = [run for run in runs if still_fresh(run.created, spec.cache.expire_after)]
         for run in current:
             if _earlier_material(spec.type, run, material) == material:
                 plan.verdict, plan.reused = "cached", run
@@ -197,10 +197,6 @@ class _Planner:
             return self._resolver.resolve(arguments)
         except EngineError as error:
             raise EngineError(f"plan: {error}") from None
-
-
-def _younger_than(run: PreviousRun, expire_after: timedelta | None) -> bool:
-    return expire_after is None or datetime.now(timezone.utc) - run.created <= expire_after
 
 
 def _earlier_material(step_type: str, run: PreviousRun, material: dict[str, Any]) -> dict[str, Any]:
