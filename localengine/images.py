@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,23 +93,30 @@ class ImageEnvironments:
     def __init__(self, root: Path, on_build: Callable[[str], None] | None = None):
         self.root = Path(root).resolve()
         self._on_build = on_build or (lambda message: None)
+        self._ready: dict[FrameworkImage, Path] = {}  # each image's environment, once found or built
+        self._lock = threading.Lock()
 
     def python(self, image: FrameworkImage) -> Path:
         """The interpreter of the image's environment, building the environment if needed."""
-        interpreter = find_interpreter(image.python)
-        base = interpreter or Path(sys.executable)
-        venv = self.root / f"{image.repository}-{image.version}-{self._fingerprint(image, base)}"
-        self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(venv) + ".lock"):
-            if not (venv / "ready.json").is_file():
-                self._build(image, base, venv, exact_python=interpreter is not None)
-        return venv / "bin" / "python"
+        return self._environment(image) / "bin" / "python"
 
     def describe(self, image: FrameworkImage) -> dict:
-        """How the image's environment was built (Python, seconds), once it exists."""
-        for ready in sorted(self.root.glob(f"{image.repository}-{image.version}-*/ready.json")):
-            return json.loads(ready.read_text())
-        return {}
+        """How the image's environment was built (Python, seconds)."""
+        return json.loads((self._environment(image) / "ready.json").read_text())
+
+    def _environment(self, image: FrameworkImage) -> Path:
+        """Jobs start from many threads; the interpreter search and the build happen once per image."""
+        with self._lock:
+            if image not in self._ready:
+                interpreter = find_interpreter(image.python)
+                base = interpreter or Path(sys.executable)
+                venv = self.root / f"{image.repository}-{image.version}-{self._fingerprint(image, base)}"
+                self.root.mkdir(parents=True, exist_ok=True)
+                with FileLock(str(venv) + ".lock"):  # other processes may be building it too
+                    if not (venv / "ready.json").is_file():
+                        self._build(image, base, venv, exact_python=interpreter is not None)
+                self._ready[image] = venv
+            return self._ready[image]
 
     @staticmethod
     def _fingerprint(image: FrameworkImage, base: Path) -> str:
