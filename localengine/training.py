@@ -119,10 +119,7 @@ def _run_through_toolkit(job: str, request: dict[str, Any], sandbox: Sandbox, co
     `SAGEMAKER_BASE_DIR` standing in for /opt/ml, as the toolkits allow outside a container."""
     algorithm = request["AlgorithmSpecification"]
     image = framework_image(algorithm.get("TrainingImage", ""))
-    submit_directory = str(decode_hyperparameter(hyperparameters.get("sagemaker_submit_directory", "")))
-    tarball = context.s3.path_for(submit_directory) if submit_directory.startswith("s3://") else None
-    if tarball is None or not tarball.is_file():
-        raise EngineError(f"sagemaker_submit_directory {submit_directory} is not a sourcedir.tar.gz in S3")
+    tarball = _source_tarball(context, str(decode_hyperparameter(hyperparameters.get("sagemaker_submit_directory", ""))))
     # The toolkits download from S3 themselves; handed a local tarball, they extract it.
     _write_config(request, sandbox, {**hyperparameters, "sagemaker_submit_directory": json.dumps(str(tarball))})
     environment = {**context.container_environment(sandbox, algorithm["TrainingImage"]),
@@ -184,17 +181,18 @@ def _start_command(algorithm: dict[str, Any], hyperparameters: dict[str, str], s
         return argv, sandbox.root, []
     decoded = {key: decode_hyperparameter(value) for key, value in hyperparameters.items()}
     code_dir = sandbox.opt_ml / "code"
-    _unpack_source(context, str(decoded["sagemaker_submit_directory"]), code_dir)
+    with tarfile.open(_source_tarball(context, str(decoded["sagemaker_submit_directory"]))) as tar:
+        tar.extractall(code_dir, filter="data")
     user_args = to_cmd_args(user_hyperparameters(decoded))
     return sandbox.command(["python", str(decoded["sagemaker_program"]), *user_args]), code_dir, user_args
 
 
-def _unpack_source(context: RunContext, submit_directory: str, code_dir: Path) -> None:
+def _source_tarball(context: RunContext, submit_directory: str) -> Path:
+    """The local S3 file of the script-mode code bundle."""
     archive = context.s3.path_for(submit_directory) if submit_directory.startswith("s3://") else None
     if archive is None or not archive.is_file():
         raise EngineError(f"sagemaker_submit_directory {submit_directory} is not a sourcedir.tar.gz in S3")
-    with tarfile.open(archive) as tar:
-        tar.extractall(code_dir, filter="data")
+    return archive
 
 
 def decode_hyperparameter(value: Any) -> Any:
