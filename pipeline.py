@@ -163,13 +163,14 @@ def cmd_status(args) -> int:
 def cmd_run(args) -> int:
     from localengine import format_summary, print_event
 
+    from pipelines import api
     from pipelines.local import data_report_lines, image_environments, run_locally
 
     if args.data and not Path(args.data).exists():
         raise CliError(f"--data {args.data}: no such file or directory; give a CSV file or a directory of them")
     built = _build(args, cache_dir=Path(args.local_dir) / "definitions")
     _require_valid(built)
-    overrides = _checked_overrides(built.document, args.param)
+    overrides = api.check_parameters(built, dict(_split_assignments(args.param)))
     data_at = None
     if args.event:
         from pipelines.trigger import event_input
@@ -177,7 +178,7 @@ def cmd_run(args) -> int:
         if not args.data or Path(args.data).is_dir():
             raise CliError("--event needs --data FILE: the local file that stands for the object the event names")
         data_at, event_parameters = event_input(Path(args.event))
-        overrides = {**overrides, **_checked_overrides(built.document, [f"{n}={v}" for n, v in event_parameters.items()])}
+        overrides = api.check_parameters(built, {**overrides, **event_parameters})
     run = run_locally(
         built, Path(args.local_dir), overrides,
         data=Path(args.data) if args.data else None, on_event=print_event, data_at=data_at,
@@ -320,17 +321,6 @@ def _split_assignments(assignments: list[str]) -> list[tuple[str, str]]:
             raise CliError(f"--param {assignment!r} must look like Name=Value")
         pairs.append((name, value))
     return pairs
-
-
-def _checked_overrides(definition: dict, assignments: list[str]) -> dict[str, str]:
-    """The overrides as given, after checking names, types and values against the declared parameters."""
-    from localengine.parameters import resolve_parameters
-
-    from pipelines.parameters import check_parameter_values
-
-    overrides = dict(_split_assignments(assignments))
-    check_parameter_values(resolve_parameters(definition, overrides))
-    return overrides
 
 
 def _print_step(step: dict) -> None:
