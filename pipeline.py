@@ -11,9 +11,13 @@
     python pipeline.py run [--param N=V]            run the whole pipeline on this machine
     python pipeline.py trigger install|remove|show|template   the S3 trigger (EventBridge, no Lambda)
     python pipeline.py models                       list the local model registry
-    python pipeline.py approve VERSION              approve a local version (the next run's champion)
+    python pipeline.py approve|reject VERSION [--cloud]   set a version's approval (local registry, or the cloud's)
+    python pipeline.py serve [--version N]          serve a registered version on localhost (SageMaker's contract)
+    python pipeline.py predict --data FILE.csv      score a file with a registered version (Batch Transform's twin)
+    python pipeline.py deploy [--version N]         create or update the endpoint with the latest approved version
+    python pipeline.py transform --input S3 --output S3   score S3 with a Batch Transform job (approved versions)
     python pipeline.py parameters                   list the pipeline's parameters
-    python pipeline.py iam-policy execution|deployer|planner|trust|github-*-trust   least-privilege IAM
+    python pipeline.py iam-policy execution|deployer|planner|model-deployer|trust|github-*-trust   least-privilege IAM
 
 Settings (region, bucket, role, names, tags, encryption, network) come from flags or environment
 variables; `python pipeline.py COMMAND --help` lists them.
@@ -187,6 +191,8 @@ def cmd_run(args) -> int:
     result = run.result
     for line in [*format_summary(result).splitlines(), *data_report_lines(run.data_report)]:
         print(run.as_user_sees_it(line))
+    if run.evaluation_page is not None:
+        print(f"Evaluation report: {run.evaluation_page.resolve().as_uri()}")
     if not result.succeeded:
         # The one line to act on comes last, on stderr, after any log tail.
         if result.fail_message is not None:
@@ -234,13 +240,105 @@ def cmd_models(args) -> int:
 
 
 def cmd_approve(args) -> int:
-    from pipelines.local import local_registry
     from pipelines.settings import Settings
 
+    settings = Settings.resolve(_settings_flags(args))
+    group = args.group or settings.model_package_group
+    status = args.status or {"approve": "Approved", "reject": "Rejected"}[args.action]
+    if args.cloud:
+        from pipelines import hosting
+        from pipelines.deploy import AwsClients
+
+        sagemaker = AwsClients.for_settings(settings).sagemaker
+        package = hosting.find_version(sagemaker, group, args.version)
+        package = hosting.set_approval(sagemaker, package, status, args.description)
+        print(f"{package['ModelPackageArn']}: {package['ModelApprovalStatus']}")
+        return 0
+    from pipelines.local import local_registry
+
     registry = local_registry(Path(args.local_dir))
-    group = args.group or Settings.resolve(_settings_flags(args)).model_package_group
-    package = registry.update_approval(f"{group}/{args.version}", args.status)
-    print(registry.format_package(package))
+    print(registry.format_package(registry.update_approval(f"{group}/{args.version}", status)))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import tempfile
+
+    from localengine.serving import Model, create_app, run_server
+
+    version, settings = _chosen_version(args)
+    with tempfile.TemporaryDirectory(prefix="serve-") as scratch:
+        files = version.files(Path(scratch))
+
+        def ready(host, port):
+            print(f"serving {version.label} on http://{host}:{port} (POST /invocations, GET /ping; boto3 "
+                  f"invoke_endpoint(EndpointName={settings.endpoint_name!r}) with endpoint_url="
+                  f"'http://{host}:{port}'); Ctrl-C stops", flush=True)
+
+        run_server(lambda: create_app(Model(files).load_in_background(), settings.endpoint_name),
+                   args.host, args.port, ready, workers=args.workers)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import tempfile
+
+    from tqdm import tqdm
+
+    from localengine.serving import transform_file
+
+    source = Path(args.data)
+    if not source.is_file():
+        raise CliError(f"--data {args.data}: no such file; give a CSV file with a header row")
+    output = Path(args.output) if args.output else Path(f"{source.stem}-predictions.csv")
+    version, _ = _chosen_version(args)
+    with tempfile.TemporaryDirectory(prefix="predict-") as scratch, \
+            tqdm(total=source.stat().st_size, unit="B", unit_scale=True, desc=source.name,
+                 disable=None) as progress:
+        model = version.load(Path(scratch))
+        rows = transform_file(model, source, output, args.chunk_rows,
+                              lambda bytes_read: progress.update(bytes_read - progress.n))
+    print(f"scored {rows:,} rows of {source} with {version.label}: {output}")
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    from pipelines import hosting
+    from pipelines.deploy import AwsClients, require_real_role
+    from pipelines.settings import Settings
+
+    settings = Settings.resolve(_settings_flags(args))
+    require_real_role(settings)
+    sagemaker = AwsClients.for_settings(settings).sagemaker
+    package = hosting.find_version(sagemaker, settings.model_package_group, args.version, args.model_package)
+    kind = (f"{settings.endpoint_instance_count} x {settings.endpoint_instance_type}" if settings.endpoint_instance_type
+            else f"serverless, {settings.serverless_memory_mb:,} MB, {settings.serverless_max_concurrency} at once")
+    print(f"deploying {hosting.label(package)} to endpoint {settings.endpoint_name} ({kind})", flush=True)
+    deployment = hosting.deploy(
+        sagemaker, settings, package, wait=not args.no_wait, poll_seconds=args.poll_seconds,
+        on_status=lambda status, elapsed: print(f"  {elapsed:5.0f} s  {status}", flush=True))
+    print(f"endpoint {deployment.endpoint_name} {deployment.action} ({deployment.endpoint_config_name}): "
+          f"{deployment.status}")
+    return 0
+
+
+def cmd_transform(args) -> int:
+    from pipelines import hosting
+    from pipelines.deploy import AwsClients, require_real_role
+    from pipelines.settings import Settings
+
+    settings = Settings.resolve(_settings_flags(args))
+    require_real_role(settings)
+    sagemaker = AwsClients.for_settings(settings).sagemaker
+    package = hosting.find_version(sagemaker, settings.model_package_group, args.version, args.model_package)
+    name = hosting.start_transform(sagemaker, settings, package, args.input, args.output, args.instance_type)
+    print(f"transform job {name} scores {args.input} with {hosting.label(package)} into {args.output}", flush=True)
+    if not args.wait:
+        return 0
+    job = hosting.wait_for_transform(sagemaker, name, lambda status, elapsed: print(f"  {elapsed:5.0f} s  {status}"),
+                                     poll_seconds=args.poll_seconds)
+    if job["TransformJobStatus"] != "Completed":
+        raise CliError(f"transform job {name} {job['TransformJobStatus']}: {job.get('FailureReason', 'no reason given')}")
     return 0
 
 
@@ -254,7 +352,8 @@ def cmd_iam_policy(args) -> int:
     if args.principal.startswith("github") and not re.fullmatch(r"[\w.-]+/[\w.-]+", args.github_repository or ""):
         raise CliError("the GitHub trust policies are scoped to one repository: give --github-repository OWNER/NAME")
     documents = {"execution": iam.execution_role_policy, "deployer": iam.deployer_policy,
-                 "planner": iam.planner_policy, "trust": lambda _: iam.trust_policy(),
+                 "planner": iam.planner_policy, "model-deployer": iam.model_deployer_policy,
+                 "trust": lambda _: iam.trust_policy(),
                  "github-deploy-trust": lambda s: iam.github_trust_policy(s, args.github_repository, branch=args.branch),
                  "github-plan-trust": lambda s: iam.github_trust_policy(s, args.github_repository, branch=None)}
     with _sdk_quiet():
@@ -293,6 +392,20 @@ def _sdk_quiet():
         yield
     finally:
         logging.disable(logging.NOTSET)
+
+
+def _chosen_version(args):
+    """The version --version or --model-package names (local registry by default), and the settings."""
+    from pipelines import serving
+    from pipelines.settings import Settings
+
+    settings = Settings.resolve(_settings_flags(args))
+    if args.model_package:
+        from pipelines.deploy import AwsClients
+
+        clients = AwsClients.for_settings(settings)
+        return serving.cloud_version(clients.sagemaker, clients.s3, args.model_package), settings
+    return serving.local_version(Path(args.local_dir), settings.model_package_group, args.version), settings
 
 
 def _read_definition(path: Path) -> dict:
@@ -421,19 +534,60 @@ def _parser() -> argparse.ArgumentParser:
     models = command("models", cmd_models, "list model versions in the local model registry")
     models.add_argument("--group", help="model package group (default: the model-package-group setting)")
     models.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR), help="the local run directory")
-    approve = command("approve", cmd_approve,
-                      "set the approval status of a version in the local model registry (the next run's champion)")
-    approve.add_argument("version", type=int, help="the version number, as `models` lists it")
-    approve.add_argument("--status", default="Approved", choices=["Approved", "Rejected", "PendingManualApproval"])
-    approve.add_argument("--group", help="model package group (default: the model-package-group setting)")
-    approve.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR), help="the local run directory")
+    for action, meaning in (("approve", "Approved: the next run's champion, and deployable"),
+                            ("reject", "Rejected")):
+        approval = command(action, cmd_approve, f"set a version's approval status to {meaning} (the local registry, "
+                           "or with --cloud the Model Registry)")
+        approval.set_defaults(action=action)
+        approval.add_argument("version", type=int, help="the version number, as `models` (or Studio) lists it")
+        approval.add_argument("--status", choices=["Approved", "Rejected", "PendingManualApproval"],
+                              help="set this status instead")
+        approval.add_argument("--description", help="why (ApprovalDescription; with --cloud)")
+        approval.add_argument("--cloud", action="store_true", help="the Model Registry in AWS (settings: region, "
+                              "model-package-group) instead of the local one")
+        approval.add_argument("--group", help="model package group (default: the model-package-group setting)")
+        approval.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR), help="the local run directory")
+
+    def version_choice(sub, default_text: str):
+        choice = sub.add_mutually_exclusive_group()
+        choice.add_argument("--version", type=int, help=f"the version number ({default_text})")
+        choice.add_argument("--model-package", metavar="ARN", help="a version of the Model Registry in AWS, by ARN")
+
+    serve = command("serve", cmd_serve, "serve a registered version on this machine with SageMaker's serving "
+                    "contract (GET /ping, POST /invocations) and the Runtime API's route (invoke_endpoint)")
+    version_choice(serve, "default: the newest in the local registry")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 exposes it to the network)")
+    serve.add_argument("--port", type=int, default=8080, help="port (0: any free one; the container uses 8080)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes, each with the model loaded")
+    serve.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR), help="the local run directory")
+    predict = command("predict", cmd_predict, "score a CSV file (header row) with a registered version through "
+                      "the serving handlers, in chunks: the local twin of a Batch Transform")
+    version_choice(predict, "default: the newest in the local registry")
+    predict.add_argument("--data", required=True, help="the CSV file to score: the raw feature columns")
+    predict.add_argument("--output", "-o", help="where to write the predictions (default: FILE-predictions.csv "
+                         "here), one per input row, in order")
+    predict.add_argument("--chunk-rows", type=int, default=10_000, help="rows per request to the handlers")
+    predict.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR), help="the local run directory")
+    deploy = command("deploy", cmd_deploy, "create or update the SageMaker endpoint so it serves an Approved version "
+                     "(serverless unless --endpoint-instance-type; blue/green update of an existing endpoint)")
+    version_choice(deploy, "default: the group's newest Approved version")
+    deploy.add_argument("--no-wait", action="store_true", help="return once the change is requested")
+    deploy.add_argument("--poll-seconds", type=float, default=15.0, help="status poll interval while waiting")
+    transform = command("transform", cmd_transform, "score every CSV under an S3 prefix with a Batch Transform job "
+                        "of an Approved version (each file one request, header row included, at most 100 MB)")
+    version_choice(transform, "default: the group's newest Approved version")
+    transform.add_argument("--input", required=True, metavar="S3_URI", help="s3://bucket/prefix/ of the CSV files")
+    transform.add_argument("--output", required=True, metavar="S3_URI", help="s3://bucket/prefix/ for the predictions")
+    transform.add_argument("--instance-type", default="ml.m5.xlarge", help="instance type of the job")
+    transform.add_argument("--wait", action="store_true", help="follow the job; exit 1 unless it completes")
+    transform.add_argument("--poll-seconds", type=float, default=30.0, help="status poll interval with --wait")
     command("parameters", cmd_parameters, "list the pipeline parameters with their defaults and meaning")
     iam_policy = command("iam-policy", cmd_iam_policy, "print a least-privilege IAM policy scoped by the settings")
-    iam_policy.add_argument("principal", choices=["execution", "deployer", "planner", "trust", "github-deploy-trust",
-                                                  "github-plan-trust"],
+    iam_policy.add_argument("principal", choices=["execution", "deployer", "planner", "model-deployer", "trust",
+                                                  "github-deploy-trust", "github-plan-trust"],
                             help="the execution role's policy, the deployer's (CI on main), the planner's (CI on pull "
-                            "requests, read-only), the execution role's trust policy, or the CI roles' trust in "
-                            "GitHub's OIDC provider")
+                            "requests, read-only), the model deployer's (approve, deploy, transform), the execution "
+                            "role's trust policy, or the CI roles' trust in GitHub's OIDC provider")
     iam_policy.add_argument("--github-repository", metavar="OWNER/NAME", help="the repository CI runs in")
     iam_policy.add_argument("--branch", default="main", help="the branch whose runs may deploy (github-deploy-trust)")
     return parser

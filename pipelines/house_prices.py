@@ -15,7 +15,9 @@ from pipelines.parameters import PipelineParameters
 from steps.context import StepContext
 from steps.find_champion import champion_report, champion_value, find_champion_step
 from steps.locate_input import input_location_report, input_uri, locate_input_step
-from steps.evaluate import chosen_model_uri, data_report_uri, evaluation_file_uri, evaluation_report, evaluation_step
+from steps.evaluate import (
+    chosen_model_uri, data_report_uri, evaluation_file_uri, evaluation_page_uri, evaluation_report, evaluation_step,
+)
 from steps.preprocess import preprocess_step
 from steps.quality_gate import quality_gate_step
 from steps.register import register_model_step
@@ -69,9 +71,11 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
         splits=splits, champion_model=champion_value(find_champion, champion, "model_data_url"),
         champion_name=champion_value(find_champion, champion, "name"),
         instance_type=params.processing_instance_type, report=report,
+        min_r2=params.min_r2, max_rmse=params.max_rmse, champion_tolerance=params.champion_tolerance,
     )
     register = register_model_step(
         ctx, model_data=chosen_model_uri(evaluate), evaluation_uri=evaluation_file_uri(evaluate),
+        evaluation_page_uri=evaluation_page_uri(evaluate),
         data_report_uri=data_report_uri(preprocess), evaluation=evaluate, report=report,
         approval_status=params.approval_status,
     )

@@ -1,8 +1,9 @@
 """Least-privilege IAM policies for the pipeline, scoped by the settings.
 
-Principals: the execution role the pipeline and its jobs run as; the deployer (CI on the main
-branch) that uploads code, upserts the pipeline and starts executions; the planner (CI on pull
-requests) that only reads what `diff` and `plan` need. CI reaches AWS through GitHub's OIDC
+Principals: the execution role the pipeline and its jobs run as (and the models it serves); the
+deployer (CI on the main branch) that uploads code, upserts the pipeline and starts executions; the
+planner (CI on pull requests) that only reads what `diff` and `plan` need; the model deployer (a
+reviewer or release job) that approves versions, deploys the endpoint and runs Batch Transform. CI reaches AWS through GitHub's OIDC
 provider: `github_trust_policy` lets one repository's main branch (or its pull requests) assume a
 role, with no stored keys. Resources are narrowed to this
 pipeline's bucket prefix, model package group, log groups and container repositories; `*` stays
@@ -58,8 +59,7 @@ def execution_role_policy(settings: Settings) -> dict:
         _statement("RegisterModels", [
             "sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
             "sagemaker:CreateModelPackageGroup", "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags",
-        ], [_sagemaker_arn(settings, f"model-package-group/{group}"),
-            _sagemaker_arn(settings, f"model-package/{group}/*")]),
+        ], [*_named_arns(settings, "model-package-group", group), *_named_arns(settings, "model-package", f"{group}/*")]),
         _statement("ReadInputsAndCode", ["s3:GetObject"], [f"arn:aws:s3:::{bucket}/*"]),
         _statement("WriteJobOutputs", ["s3:PutObject", "s3:AbortMultipartUpload"],
                    [f"arn:aws:s3:::{bucket}/{prefix}/*"]),
@@ -142,6 +142,43 @@ def deployer_policy(settings: Settings) -> dict:
     ]
     if settings.kms_key_id:
         statements.append(_key_statement(settings, "EncryptCodeBundles", ["kms:Encrypt", "kms:GenerateDataKey"]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _named_arns(settings: Settings, kind: str, name: str) -> list[str]:
+    # SageMaker writes model, endpoint and job names in lower case in ARNs; both spellings keep it exact.
+    return sorted({_sagemaker_arn(settings, f"{kind}/{spelling}") for spelling in (name, name.lower())})
+
+
+def model_deployer_policy(settings: Settings) -> dict:
+    """What a reviewer or release job needs for `approve/reject --cloud`, `deploy`, `transform` and
+    `serve --model-package`: this group's versions, this endpoint, its models, configs and transform jobs."""
+    group, endpoint = settings.model_package_group, settings.endpoint_name
+    statements = [
+        _statement("ReviewVersions", ["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"],
+                   _named_arns(settings, "model-package", f"{group}/*")),
+        # ListModelPackages (the newest approved version) takes no resource ARN.
+        _statement("ListVersions", ["sagemaker:ListModelPackages"], ["*"]),
+        _statement("CreateModelsAndConfigs", [
+            "sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:CreateEndpointConfig",
+            "sagemaker:DescribeEndpointConfig", "sagemaker:AddTags",
+        ], [*_named_arns(settings, "model", f"{group[:50]}-v*"),
+            *_named_arns(settings, "endpoint-config", f"{endpoint[:52]}-*")]),
+        _statement("CreateAndUpdateEndpoint", [
+            "sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:AddTags",
+        ], _named_arns(settings, "endpoint", endpoint)),
+        _statement("RunBatchTransform", ["sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob",
+                                         "sagemaker:AddTags"],
+                   _named_arns(settings, "transform-job", f"{group[:40]}-v*")),
+        # serve --model-package reads the version's model data and serving code from the pipeline's prefix.
+        _statement("ReadModelFiles", ["s3:GetObject"],
+                   [f"arn:aws:s3:::{settings.bucket}/{settings.pipeline_name}/*"]),
+        _statement("PassExecutionRole", ["iam:PassRole"], [settings.role_arn],
+                   Condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+    ]
+    if settings.kms_key_id:
+        statements.append(_key_statement(settings, "EncryptEndpointsAndOutputs",
+                                         ["kms:CreateGrant", "kms:DescribeKey", "kms:Decrypt"]))
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -16,7 +16,8 @@ from pipelines.definition import USER_CACHE_DIR, BuiltDefinition
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = PROJECT_DIR / "data" / "ames_housing.csv"
 LOCAL_INPUT_PREFIX = "local-input"
-DATA_REPORT_STEP, DATA_REPORT_OUTPUT, DATA_REPORT_FILE = "Preprocess", "report", "data-report.json"
+DATA_REPORT = ("Preprocess", "report", "data-report.json")
+EVALUATION_PAGE = ("Evaluate", "evaluation", "report/index.html")
 
 
 @dataclass
@@ -24,6 +25,7 @@ class LocalRun:
     result: ExecutionResult
     data_report: dict | None
     staged_input: tuple[str, str] | None  # (local S3 URI, the user's path) of --data
+    evaluation_page: Path | None = None  # the evaluation report, as a file a browser opens
 
     def as_user_sees_it(self, text: str) -> str:
         """Messages name the staged copy of --data; the user knows it by its own path."""
@@ -86,18 +88,21 @@ def run_locally(
         built.document, s3=s3, work_dir=_work_dir(local_dir), parameters=parameters, on_event=on_event,
         pipeline_name=built.settings.pipeline_name, images=images,
     )
-    return LocalRun(result, _data_report(result, s3), staged_input)
+    data_report = _output_file(result, s3, *DATA_REPORT)
+    return LocalRun(result, json.loads(data_report.read_text()) if data_report else None, staged_input,
+                    _output_file(result, s3, *EVALUATION_PAGE))
 
 
-def _data_report(result: ExecutionResult, s3: LocalS3) -> dict | None:
-    step = result.steps.get(DATA_REPORT_STEP)
+def _output_file(result: ExecutionResult, s3: LocalS3, step_name: str, output_name: str, file: str) -> Path | None:
+    """Where a file a processing step wrote lies in local S3, if the step succeeded and wrote it."""
+    step = result.steps.get(step_name)
     if step is None or step.status != "Succeeded":
         return None
     outputs = (step.properties.get("ProcessingOutputConfig") or {}).get("Outputs") or []
     for output in outputs:
-        if output.get("OutputName") == DATA_REPORT_OUTPUT:
-            uri = f"{output['S3Output']['S3Uri'].rstrip('/')}/{DATA_REPORT_FILE}"
-            return json.loads(s3.read_bytes(uri)) if s3.exists(uri) else None
+        if output.get("OutputName") == output_name:
+            uri = f"{output['S3Output']['S3Uri'].rstrip('/')}/{file}"
+            return s3.path_for(uri) if s3.exists(uri) else None
     return None
 
 

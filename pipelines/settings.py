@@ -18,6 +18,7 @@ PLACEHOLDER_ROLE_ARN = "arn:aws:iam::000000000000:role/set-PIPELINE_ROLE_ARN"
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
+_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 class SettingsError(ValueError):
@@ -77,6 +78,23 @@ class Settings:
         "SAGEMAKER_PROJECT_ID", "", "id of that SageMaker project (tag sagemaker:project-id)"
     )
 
+    endpoint_name: str = _setting(
+        "ENDPOINT_NAME", "house-price-endpoint",
+        "SageMaker endpoint that `deploy` creates or updates (and the name `serve` answers to)",
+    )
+    endpoint_instance_type: str = _setting(
+        "ENDPOINT_INSTANCE_TYPE", "", "instance type of the endpoint; empty: serverless (pay per request)",
+    )
+    endpoint_instance_count: int = _setting(
+        "ENDPOINT_INSTANCE_COUNT", 1, "instances behind an instance-backed endpoint",
+    )
+    serverless_memory_mb: int = _setting(
+        "SERVERLESS_MEMORY_MB", 2048, "memory of a serverless endpoint: 1024 to 6144 MB in steps of 1024",
+    )
+    serverless_max_concurrency: int = _setting(
+        "SERVERLESS_MAX_CONCURRENCY", 5, "concurrent invocations a serverless endpoint serves (1 to 200)",
+    )
+
     def __post_init__(self):
         self._check(_BUCKET.match(self.bucket), "bucket", "must be a valid S3 bucket name")
         self._check(_PIPELINE_NAME.match(self.pipeline_name), "pipeline_name", "must be letters, digits and hyphens")
@@ -89,6 +107,14 @@ class Settings:
         self._check(isinstance(self.tuning_max_parallel_jobs, int) and 1 <= self.tuning_max_parallel_jobs <= 100,
                     "tuning_max_parallel_jobs", "must be a whole number from 1 to 100")
         self._check(all(key for key, _ in self._tag_pairs()), "tags", "must be comma-separated Key=Value pairs")
+        self._check(_ENDPOINT_NAME.match(self.endpoint_name), "endpoint_name",
+                    "must be letters, digits and hyphens, at most 63")
+        self._check(isinstance(self.endpoint_instance_count, int) and 1 <= self.endpoint_instance_count <= 100,
+                    "endpoint_instance_count", "must be a whole number from 1 to 100")
+        self._check(self.serverless_memory_mb in range(1024, 6145, 1024), "serverless_memory_mb",
+                    "must be 1024, 2048, 3072, 4096, 5120 or 6144")
+        self._check(isinstance(self.serverless_max_concurrency, int) and 1 <= self.serverless_max_concurrency <= 200,
+                    "serverless_max_concurrency", "must be a whole number from 1 to 200")
         self._check(bool(self.project_name) == bool(self.project_id), "project_name",
                     "and the project id must be given together (SageMaker Projects sets both)")
 

@@ -1,12 +1,13 @@
 """Processing job (XGBoost image): choose the better candidate on validation rows, score it on test rows.
 
 Both candidates (the tuned XGBoost model and the linear baseline) are scored through
-inference.py's model_fn/predict_fn, the serving path itself. The one with the lower
+inference.py's model_fn/predict, the serving path itself. The one with the lower
 validation RMSE, as its training job reported it (the saved models are refit on train +
 validation rows, so only the training jobs can score the validation rows fairly), is chosen
 (test rows play no part in choosing) and copied to the model output for registration. Writes evaluation.json in SageMaker's model-metrics format (the
 chosen model's test metrics, every candidate beside them, readable figures for messages and
-the data report's warnings) and predictions.csv, everything in the target's own units.
+the data report's warnings, the quality gate's conditions in words) and predictions.csv, everything
+in the target's own units, and the evaluation report (report/index.html and its plots) beside them.
 """
 
 import argparse
@@ -23,8 +24,9 @@ from container import (
     write_csv_atomic, write_json_atomic,
 )
 from data_checks import DATA_REPORT_FILE, format_number
-from features import FEATURE_SPEC_FILE, target_values
-from inference import BOOSTER_FILE, model_fn, predict_fn
+from evaluation_report import REPORT_DIR, REPORT_PAGE, gate_verdict, write_plots, write_report
+from features import FEATURE_SPEC_FILE, feature_names, target_values, transform_features
+from inference import BOOSTER_FILE, model_fn, predict
 from linear_model import LINEAR_MODEL_FILE
 from metrics import regression_metrics, rmse
 
@@ -137,7 +139,7 @@ def champion_section(champion_dir: Path | None, name: str, scratch: Path, target
         model = model_fn(extract_model(archive, scratch / "champion", (FEATURE_SPEC_FILE,)))
         if model.spec["target"] != target:
             raise ValueError(f"it predicts {model.spec['target']!r}, not {target!r}")
-        predictions = predict_fn(test, model)
+        predictions = predict(test, model)
     except ValueError as error:
         # A champion trained on other columns cannot score these rows: reported, not held against the new model.
         reason = " ".join(str(error).split())
@@ -187,6 +189,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--champion-name", default="none", help="how the champion is called in messages, e.g. v3")
     parser.add_argument("--model-output-dir", type=Path, default=opt_ml_root() / "processing" / "model",
                         help="where the chosen candidate's model.tar.gz is copied")
+    parser.add_argument("--min-r2", type=float, required=True, help="the gate's MinR2, stated in the report")
+    parser.add_argument("--max-rmse", type=float, required=True, help="the gate's MaxRmse (0 = off)")
+    parser.add_argument("--champion-tolerance", type=float, required=True, help="the gate's ChampionTolerance")
     parser.add_argument("--bootstrap-resamples", type=at_least_two, default=200)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -201,7 +206,7 @@ def main(argv=None) -> None:
         target = next(iter(models.values())).spec["target"]
         validation_rmse = {name: getattr(arguments, f"{name}_validation_rmse") for name in CANDIDATES}
         actual = target_values(test, target)
-        predictions = {name: predict_fn(test, model) for name, model in models.items()}
+        predictions = {name: predict(test, model) for name, model in models.items()}
         report = evaluation_report(actual, predictions, validation_rmse, read_data_report(arguments.data_report_dir),
                                    arguments.bootstrap_resamples, arguments.seed)
         report["champion"], champion_predictions = champion_section(
@@ -210,13 +215,20 @@ def main(argv=None) -> None:
         report["readable"]["champion"] = report["champion"]["verdict"]
         if champion_predictions is not None:
             predictions = {**predictions, "champion": champion_predictions}
+        report["gate"] = gate_verdict(report, arguments.min_r2, arguments.max_rmse, arguments.champion_tolerance)
+        report["report"] = f"{REPORT_DIR}/{REPORT_PAGE}"
+        tuned = models["xgboost"]
+        captions = write_plots(arguments.output_dir / REPORT_DIR, actual, predictions, report["chosen"]["candidate"],
+                               tuned.booster, transform_features(test, tuned.spec), feature_names(tuned.spec),
+                               tuned.spec["target_transform"], arguments.seed)
+        write_report(arguments.output_dir / REPORT_DIR, report, captions, f"Evaluation: predicting {target}")
         write_csv_atomic(arguments.output_dir / "predictions.csv", predictions_table(actual, predictions))
         write_json_atomic(arguments.output_dir / "evaluation.json", report)
         copy_file_atomic(archives[report["chosen"]["candidate"]], arguments.model_output_dir / MODEL_ARCHIVE)
         readable = report["readable"]
         print(f"chosen: {report['chosen']['candidate']} ({report['chosen']['reason']})")
         print(f"test: RMSE {readable['rmse']}, R² {readable['r2']}; baseline RMSE {readable['baseline_rmse']}; "
-              f"{readable['champion']}")
+              f"{readable['champion']}; quality gate {'passed' if report['gate']['passed'] else 'failed'}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from features import (
     FEATURE_SPEC_FILE, encode_target, target_values, transform_features, usable_target_transforms,
     with_target_transform,
 )
-from inference import ServingModel, predict_fn
+from inference import ServingModel, predict
 from linear_model import LINEAR_MODEL_FILE, linear_model_json
 from metrics import rmse, validation_metric_line
 from resampling import fold_indices, pooled_rows, uses_cross_validation
@@ -46,7 +46,7 @@ def cross_validated_alpha(train: pd.DataFrame, spec: dict, alphas) -> float:
 
 def validation_rmse(model: dict, spec: dict, validation: pd.DataFrame) -> float:
     """Computed through the serving handlers, as the endpoint would predict."""
-    return rmse(target_values(validation, spec["target"]), predict_fn(validation, ServingModel(None, spec, model)))
+    return rmse(target_values(validation, spec["target"]), predict(validation, ServingModel(None, spec, model)))
 
 
 def held_out_rmse(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, alphas) -> float:
@@ -59,7 +59,7 @@ def held_out_rmse(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, alp
     for fit_rows, held_out in fold_indices(len(rows)):
         fold_fit = rows.iloc[fit_rows]
         model = fit_linear_model(fold_fit, spec, cross_validated_alpha(fold_fit, spec, alphas))
-        predictions[held_out] = predict_fn(rows.iloc[held_out], ServingModel(None, spec, model))
+        predictions[held_out] = predict(rows.iloc[held_out], ServingModel(None, spec, model))
     return rmse(target_values(rows, spec["target"]), predictions)
 
 

@@ -26,7 +26,7 @@ from features import (
     FEATURE_SPEC_FILE, TARGET_TRANSFORMS, encode_target, target_values, transform_features,
     usable_target_transforms, with_target_transform,
 )
-from inference import BOOSTER_FILE, ServingModel, predict_fn
+from inference import BOOSTER_FILE, ServingModel, predict
 from metrics import rmse, validation_metric_line
 from resampling import FOLDS, fold_indices, pooled_rows, uses_cross_validation
 
@@ -77,7 +77,7 @@ def holdout_fit(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, param
                 arguments: argparse.Namespace) -> tuple[float, int]:
     """Validation RMSE (target units, through serving) of the early-stopped model, and its round count."""
     booster = fit_booster(train, validation, spec, parameters, arguments.num_round, arguments.early_stopping_rounds)
-    predictions = predict_fn(validation, ServingModel(booster, spec))
+    predictions = predict(validation, ServingModel(booster, spec))
     return rmse(target_values(validation, spec["target"]), predictions), booster.num_boosted_rounds()
 
 
@@ -89,7 +89,7 @@ def cross_validated_fit(rows: pd.DataFrame, spec: dict, parameters: dict,
         fold_fit, fold_held_out = rows.iloc[fit_rows], rows.iloc[held_out]
         booster = fit_booster(fold_fit, fold_held_out, spec, parameters, arguments.num_round,
                               arguments.early_stopping_rounds)
-        predictions[held_out] = predict_fn(fold_held_out, ServingModel(booster, spec))
+        predictions[held_out] = predict(fold_held_out, ServingModel(booster, spec))
         rounds.append(booster.num_boosted_rounds())
     return rmse(target_values(rows, spec["target"]), predictions), round(float(np.mean(rounds)))
 

@@ -10,6 +10,7 @@ from steps.context import StepContext
 from steps.processing import processing_input, processing_output, script_processing_step
 
 EVALUATION_FILE = "evaluation.json"
+REPORT_PAGE = "report/index.html"
 MODEL_ARCHIVE = "model.tar.gz"
 DATA_REPORT_FILE = "data-report.json"
 
@@ -21,7 +22,7 @@ def evaluation_report() -> PropertyFile:
 def evaluation_step(
     ctx: StepContext, *, baseline_model, baseline_job_name, baseline_validation_rmse, xgboost_model,
     xgboost_job_name, xgboost_validation_rmse, splits: dict, champion_model, champion_name, instance_type,
-    report: PropertyFile,
+    report: PropertyFile, min_r2, max_rmse, champion_tolerance,
 ) -> ProcessingStep:
     # Keyed by the two training jobs and the champion: the same models always map to the same report.
     output_root = Join(on="/", values=[ctx.output_uri("evaluation"), baseline_job_name, xgboost_job_name,
@@ -42,14 +43,19 @@ def evaluation_step(
             processing_output(name, Join(on="/", values=[output_root, name]), f"/opt/ml/processing/{name}")
             for name in ("evaluation", "model")
         ],
-        # Join makes text of the numbers: container arguments are strings.
+        # Join makes text of the numbers: container arguments are strings. The gate's thresholds are
+        # stated in the report (and so part of Evaluate's cache key).
         arguments=["--champion-name", champion_name,
-                   "--baseline-validation-rmse", Join(on="", values=[baseline_validation_rmse]),
-                   "--xgboost-validation-rmse", Join(on="", values=[xgboost_validation_rmse])],
+                   *(argument for flag, value in (
+                       ("--baseline-validation-rmse", baseline_validation_rmse),
+                       ("--xgboost-validation-rmse", xgboost_validation_rmse),
+                       ("--min-r2", min_r2), ("--max-rmse", max_rmse), ("--champion-tolerance", champion_tolerance))
+                     for argument in (flag, Join(on="", values=[value])))],
         description="Choose the candidate (tuned XGBoost or the baseline) with the lower validation RMSE (as "
         "their training jobs reported it); "
         "RMSE, MAE and R² (with bootstrap standard deviations) of every candidate, and of the approved "
-        "champion, on the same test rows, scored through the serving code.",
+        "champion, on the same test rows, scored through the serving code; the evaluation report (HTML and plots) "
+        "with the quality gate's conditions.",
         property_files=[report],
     )
 
@@ -60,6 +66,11 @@ def _output_file(step: ProcessingStep, output: str, name: str) -> Join:
 
 def evaluation_file_uri(step: ProcessingStep) -> Join:
     return _output_file(step, "evaluation", EVALUATION_FILE)
+
+
+def evaluation_page_uri(step: ProcessingStep) -> Join:
+    """The evaluation report's HTML page (its plots beside it)."""
+    return _output_file(step, "evaluation", REPORT_PAGE)
 
 
 def chosen_model_uri(step: ProcessingStep) -> Join:

@@ -13,7 +13,8 @@ INFERENCE_SCRIPT = "inference.py"
 
 
 def register_model_step(
-    ctx: StepContext, *, model_data, evaluation_uri, data_report_uri, evaluation, report, approval_status
+    ctx: StepContext, *, model_data, evaluation_uri, evaluation_page_uri, data_report_uri, evaluation, report,
+    approval_status,
 ) -> ModelStep:
     settings = ctx.settings
     inference_code = ctx.code(INFERENCE_SCRIPT)
@@ -47,6 +48,7 @@ def register_model_step(
             "Candidate": evaluated("chosen.candidate"),
             "DataWarnings": evaluated("data.warning_count"),
             "SuspectedLeakage": evaluated("data.suspected_leakage"),
+            "EvaluationReport": evaluation_page_uri,
         },
         description="Regression model (the better of tuned XGBoost and a Ridge baseline on validation rows); "
         "takes raw feature columns, returns predictions in the target's units.",

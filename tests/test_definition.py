@@ -137,9 +137,13 @@ def test_register_step_uses_the_chosen_candidate_the_approval_parameter_and_the_
     assert data_statistics["S3Uri"]["Std:Join"]["Values"] == [
         {"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['report'].S3Output.S3Uri"}, "data-report.json"
     ]
-    metadata = {key: value["Std:JsonGet"]["Path"] for key, value in args["CustomerMetadataProperties"].items()}
-    assert metadata == {"Candidate": "chosen.candidate", "DataWarnings": "data.warning_count",
-                        "SuspectedLeakage": "data.suspected_leakage"}
+    metadata = dict(args["CustomerMetadataProperties"])
+    assert metadata.pop("EvaluationReport")["Std:Join"]["Values"] == [
+        {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"}, "report/index.html"
+    ]
+    assert {key: value["Std:JsonGet"]["Path"] for key, value in metadata.items()} == {
+        "Candidate": "chosen.candidate", "DataWarnings": "data.warning_count",
+        "SuspectedLeakage": "data.suspected_leakage"}
 
 
 def test_parameters_are_declared_with_defaults_and_input_location_is_bucket_plus_decoded_key(built, steps):

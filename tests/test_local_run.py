@@ -6,6 +6,8 @@ import json
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pytest
 
@@ -48,8 +50,12 @@ def test_first_run_trains_evaluates_and_registers_a_model(first_run, local_dir):
     assert report["champion"] == {"found": "no", "compared": "no", "name": "none", "worse_by": 0.0,
                                   "verdict": "no approved champion"}
     assert report["regression_metrics"] == report["candidates"]["xgboost"]["regression_metrics"]
-    assert package["CustomerMetadataProperties"] == {"Candidate": "xgboost", "DataWarnings": "0",
-                                                      "SuspectedLeakage": "none"}
+    metadata = package["CustomerMetadataProperties"]
+    assert {key: metadata[key] for key in ("Candidate", "DataWarnings", "SuspectedLeakage")} == {
+        "Candidate": "xgboost", "DataWarnings": "0", "SuspectedLeakage": "none"}
+    # The reviewer's page is linked from the version and lies beside evaluation.json.
+    assert metadata["EvaluationReport"] == metrics_uri.replace("evaluation.json", report["report"])
+    assert "<img" in s3.path_for(metadata["EvaluationReport"]).read_text()
     data_report_uri = package["ModelMetrics"]["ModelDataQuality"]["Statistics"]["S3Uri"]
     assert json.loads(s3.path_for(data_report_uri).read_text())["rows"]["used"] == 2930
     # The registered model is the best trial's artefact, as Evaluate chose and copied it.
@@ -130,6 +136,11 @@ def test_a_gate_that_cannot_pass_ends_in_the_fail_step_with_readable_figures(fir
                         r"test R² 0\.9\d\d \(MinR2 0\.5\) and test RMSE \d\d,\d\d\d \(MaxRmse 1000\.0, 0 = off\); "
                         r"no approved champion \(ChampionTolerance 0\.0\); baseline RMSE \d\d,\d\d\d\.", last), last
     assert len(local_registry(local_dir).list_packages("HousePriceModels")) == versions_before
+    # The report Evaluate wrote for this run states the same verdict, on the MaxRmse line.
+    page = re.search(r"^Evaluation report: (file://\S+)$", captured.out, re.MULTILINE).group(1)
+    page_path = Path(url2pathname(urlparse(page).path))
+    evaluation = json.loads((page_path.parent.parent / "evaluation.json").read_text())
+    assert [check["passed"] for check in evaluation["gate"]["checks"]] == [True, False, True]
 
 
 def test_the_r2_gate_holds_back_a_model_on_any_scale(first_run, local_dir, capsys):

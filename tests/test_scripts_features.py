@@ -113,8 +113,8 @@ def test_json_requests_encode_like_the_same_rows_in_csv(spec):
         {"area": 150, "rooms": "NA", "zone": "B", "flag": True, "code": 20},
         {"area": None, "rooms": "4", "zone": None, "flag": False, "code": 60.0},
     ]
-    from_csv = transform_features(inference.input_fn(csv_body, "text/csv"), spec)
-    from_json = transform_features(inference.input_fn(json.dumps(records), "application/json"), spec)
+    from_csv = transform_features(inference.read_rows(csv_body, "text/csv"), spec)
+    from_json = transform_features(inference.read_rows(json.dumps(records), "application/json"), spec)
     assert np.array_equal(from_csv, from_json)
     assert from_json[:, feature_names(spec).index("code=20")].tolist() == [1.0, 0.0]
 

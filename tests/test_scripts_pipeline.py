@@ -11,6 +11,7 @@ import sys
 import tarfile
 from contextlib import redirect_stdout
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -105,10 +106,13 @@ def reported_rmse(log: str) -> float:
     return float(METRIC_PATTERN.search(log).group(1))
 
 
+GATE_ARGUMENTS = ["--min-r2", "0.5", "--max-rmse", "0.0", "--champion-tolerance", "0.0"]
+
+
 def validation_arguments(baseline_log: str, xgboost_log: str) -> list[str]:
-    """What the pipeline passes Evaluate: the validation RMSE each training job reported."""
+    """What the pipeline passes Evaluate: the validation RMSE each training job reported, the gate's thresholds."""
     return ["--baseline-validation-rmse", str(reported_rmse(baseline_log)),
-            "--xgboost-validation-rmse", str(reported_rmse(xgboost_log))]
+            "--xgboost-validation-rmse", str(reported_rmse(xgboost_log)), *GATE_ARGUMENTS]
 
 
 @pytest.fixture(scope="session")
@@ -361,7 +365,7 @@ def test_model_artifacts_hold_json_and_serving_code_but_no_pickle(pipeline):
 def test_evaluation_report_follows_the_model_metrics_format(pipeline):
     report = pipeline.evaluation
     assert set(report) == {"regression_metrics", "chosen", "candidates", "comparison", "readable", "data",
-                           "champion"}
+                           "champion", "gate", "report"}
     for metrics in [report["regression_metrics"], *(c["regression_metrics"] for c in report["candidates"].values())]:
         assert set(metrics) == {"rmse", "mae", "r2"}
         for entry in metrics.values():
@@ -377,6 +381,91 @@ def test_evaluation_report_follows_the_model_metrics_format(pipeline):
     assert readable["improvement_over_baseline"] == f"{1 - rmse_ratio:.1%}"
     assert report["data"] == {"warnings": [], "warning_count": "0", "suspected_leakage": "none"}
     assert report["champion"]["compared"] == "no" and readable["champion"] == "no approved champion"
+
+
+class ReportPage(HTMLParser):
+    """What a browser would load from the page, and the figures its tables show."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.images, self.links, self.cells, self.ids = [], [], {}, {}
+        self._cell, self._id = None, None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "img":
+            self.images.append(attributes)
+        for reference in ("href", "src"):
+            if reference in attributes:
+                self.links.append(attributes[reference])
+        if tag == "td" and "data-metric" in attributes:
+            self._cell = (attributes["data-candidate"], attributes["data-metric"])
+        self._id = attributes.get("id")
+
+    def handle_endtag(self, tag):
+        self._id = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self.cells[self._cell] = data
+            self._cell = None
+        if self._id is not None:
+            self.ids[self._id] = self.ids.get(self._id, "") + data
+
+
+def test_the_evaluation_report_shows_evaluation_json_and_plots_stored_beside_it(pipeline):
+    from PIL import Image
+
+    from data_checks import format_number
+    from evaluation_report import PLOT_SIZE
+
+    report = pipeline.evaluation
+    evaluation_dir = pipeline.evaluation_root / "processing" / "evaluation"
+    page_path = evaluation_dir / report["report"]
+    page = ReportPage(page_path.read_text(encoding="utf-8"))
+    # Self-contained: every file the page loads lies beside it, and it loads nothing from a network.
+    assert page.links and all(not re.match(r"[a-z]+:", link) and not link.startswith("/") for link in page.links)
+    assert {image["src"] for image in page.images} == {path.name for path in page_path.parent.glob("*.png")}
+    assert len(page.images) == 5
+    for image in page.images:
+        with Image.open(page_path.parent / image["src"]) as png:
+            assert png.format == "PNG"
+            assert png.size == (int(image["width"]), int(image["height"])) == PLOT_SIZE
+    # The numbers on the page are evaluation.json's.
+    shown = {**{(name, "validation_rmse"): format_number(c["validation_rmse"])
+                for name, c in report["candidates"].items()}}
+    for name, candidate in report["candidates"].items():
+        for metric, entry in candidate["regression_metrics"].items():
+            digits = (lambda value: f"{value:.3f}") if metric == "r2" else format_number
+            shown[(name, metric)] = digits(entry["value"])
+            shown[(name, f"{metric}_sd")] = digits(entry["standard_deviation"])
+    assert page.cells == shown
+    assert report["gate"]["passed"] is True
+    assert page.ids["verdict"] == "The chosen model (xgboost) passes the quality gate."
+
+
+def test_the_report_states_each_gate_condition_as_the_gate_decides_it():
+    import evaluation_report
+
+    report = {"regression_metrics": {"r2": {"value": 0.81}, "rmse": {"value": 30000.0}},
+              "champion": {"compared": "yes", "worse_by": 0.05}}
+    verdict = evaluation_report.gate_verdict(report, min_r2=0.8, max_rmse=25000, champion_tolerance=0.1)
+    assert [check["passed"] for check in verdict["checks"]] == [True, False, True] and not verdict["passed"]
+    assert [check["value"] for check in verdict["checks"]] == ["0.810", "30,000", "+5.0%"]
+    off = evaluation_report.gate_verdict({**report, "champion": {"compared": "no", "worse_by": 0.0}},
+                                         min_r2=0.9, max_rmse=0, champion_tolerance=0.0)
+    assert [check["passed"] for check in off["checks"]] == [False, True, True]
+
+
+def test_feature_gains_name_the_spec_columns_largest_first(pipeline):
+    import evaluation_report
+    from features import feature_names
+
+    model = inference.model_fn(pipeline.xgboost_root / "model")
+    gains = evaluation_report.feature_gain(model.booster, feature_names(model.spec))
+    assert gains and {name for name, _ in gains} <= set(feature_names(model.spec))
+    assert [value for _, value in gains] == sorted((value for _, value in gains), reverse=True)
 
 
 def test_the_candidate_with_the_lower_validation_rmse_is_chosen_and_copied(pipeline):
@@ -433,7 +522,9 @@ import inference
 assert inference.__file__.startswith(model_dir), inference.__file__
 model = inference.model_fn(model_dir)
 def serve(body, content_type, accept):
-    return inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), accept)
+    answer, media_type = inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), accept)
+    assert media_type == accept.split(";")[0], media_type
+    return answer
 from_csv = json.loads(serve(csv_body.encode(), "text/csv", "application/json"))["predictions"]
 from_json = [float(line) for line in serve(json_body, "application/json; charset=utf-8", "text/csv").splitlines()]
 print(json.dumps({"csv": from_csv, "json": from_json}))
@@ -464,17 +555,39 @@ def test_serving_from_the_artifact_alone_reproduces_the_evaluation_predictions(p
     assert np.allclose(served["json"], expected, rtol=1e-9, atol=0)
 
 
-def test_serving_rejects_requests_it_cannot_score(pipeline):
+def rejection(body, content_type, accept, model) -> tuple[int, str]:
+    """What the handlers answer a request they cannot score: the status and the text sent back."""
+    answer = inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), accept)
+    assert isinstance(answer, inference.RejectedRequest), answer
+    sent = {}
+    chunks = answer({}, lambda status, headers: sent.update(status=status, headers=dict(headers)))
+    assert sent["headers"]["Content-Type"].startswith("text/plain")
+    assert int(sent["status"].split()[0]) == answer.status
+    return answer.status, b"".join(chunks).decode()
+
+
+def test_serving_answers_requests_it_cannot_score_with_a_4xx_and_one_line(pipeline):
     model = inference.model_fn(pipeline.xgboost_root / "model")
-    rows = pipeline.split("test").head(3).drop(columns=["Gr Liv Area", "Neighborhood"])
+    rows = pipeline.split("test").head(3)
+    cases = [
+        (rows.drop(columns=["Gr Liv Area", "Neighborhood"]).to_csv(index=False), "text/csv", "text/csv",
+         400, "'Gr Liv Area', 'Neighborhood'"),
+        (rows.assign(**{"Gr Liv Area": "large"}).to_csv(index=False), "text/csv", "text/csv", 400, "Gr Liv Area"),
+        ("<rows/>", "application/xml", "text/csv", 415, "unsupported content type 'application/xml'"),
+        (json.dumps({"rows": []}), "application/json", "text/csv", 400, "list of records"),
+        ('[{"Lot Area": 1', "application/json", "text/csv", 400, "not valid JSON"),
+        ("", "text/csv", "text/csv", 400, "not valid CSV"),
+        (rows.to_csv(index=False), "text/csv", "application/x-protobuf", 406, "unsupported accept type"),
+    ]
+    for body, content_type, accept, status, message in cases:
+        answered_status, text = rejection(body, content_type, accept, model)
+        assert (answered_status, text.count("\n")) == (status, 1), (message, text)
+        assert message in text and "Traceback" not in text
+    # The same steps raise for callers that want exceptions (Evaluate, training).
+    with pytest.raises(inference.RejectedRequest, match="unsupported content type"):
+        inference.read_rows("<rows/>", "application/xml")
     with pytest.raises(ValueError, match="'Gr Liv Area', 'Neighborhood'"):
-        inference.predict_fn(inference.input_fn(rows.to_csv(index=False), "text/csv"), model)
-    with pytest.raises(ValueError, match="unsupported content type"):
-        inference.input_fn("<rows/>", "application/xml")
-    with pytest.raises(ValueError, match="list of records"):
-        inference.input_fn(json.dumps({"rows": []}), "application/json")
-    with pytest.raises(ValueError, match="unsupported accept type"):
-        inference.output_fn(np.array([1.0]), "application/x-protobuf")
+        inference.predict(rows.drop(columns=["Gr Liv Area", "Neighborhood"]), model)
 
 
 # --- images ------------------------------------------------------------------------------------
