@@ -250,6 +250,9 @@ def run_server(create: Callable[[], object], host: str, port: int, on_ready: Cal
         def load_config(self):
             for key, value in {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
                                "worker_class": "gthread", "loglevel": "warning", "accesslog": None,
+                               # Idle keep-alive connections held gunicorn 25.3's graceful stop for its
+                               # full 30 s; a request per connection costs little on localhost.
+                               "control_socket_disable": True, "keepalive": 0,
                                "when_ready": lambda arbiter: on_ready(*arbiter.LISTENERS[0].sock.getsockname()[:2])
                                }.items():
                 self.cfg.set(key, value)
