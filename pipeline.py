@@ -338,7 +338,8 @@ def cmd_transform(args) -> int:
     job = hosting.wait_for_transform(sagemaker, name, lambda status, elapsed: print(f"  {elapsed:5.0f} s  {status}"),
                                      poll_seconds=args.poll_seconds)
     if job["TransformJobStatus"] != "Completed":
-        raise CliError(f"transform job {name} {job['TransformJobStatus']}: {job.get('FailureReason', 'no reason given')}")
+        raise CliError(f"transform job {name} {job['TransformJobStatus']}: "
+                       f"{job.get('FailureReason', 'no reason given')}")
     return 0
 
 

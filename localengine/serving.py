@@ -66,6 +66,7 @@ def materialize(container: dict, destination: Path, fetch: Callable[[str, Path],
         raise EngineError("the model package's container names no ModelDataUrl, SAGEMAKER_PROGRAM and "
                           "SAGEMAKER_SUBMIT_DIRECTORY; serve a version this pipeline registered")
     files = ServingFiles(destination / "model", destination / "code", program)
+    destination.mkdir(parents=True, exist_ok=True)
     for uri, directory in ((container["ModelDataUrl"], files.model_dir), (submit_directory, files.code_dir)):
         archive = destination / "download.tar.gz"
         fetch(uri, archive)

@@ -77,11 +77,8 @@ def ensure_model(sagemaker, settings: Settings, package: dict) -> str:
                "EnableNetworkIsolation": settings.network_isolation, "Tags": _tags(settings)}
     if settings.vpc_config:
         request["VpcConfig"] = settings.vpc_config
-    try:
+    if _described(lambda: sagemaker.describe_model(ModelName=name)) is None:
         sagemaker.create_model(**request)
-    except ClientError as error:
-        if "already exists" not in error.response.get("Error", {}).get("Message", ""):
-            raise
     return name
 
 
@@ -126,12 +123,9 @@ def deploy(sagemaker, settings: Settings, package: dict, on_status: Callable[[st
     require_approved(package, "deploy it")
     model_name = ensure_model(sagemaker, settings, package)
     config = endpoint_config(settings, model_name)
-    try:
+    if _described(lambda: sagemaker.describe_endpoint_config(EndpointConfigName=config["EndpointConfigName"])) is None:
         sagemaker.create_endpoint_config(**config, Tags=_tags(settings))
-    except ClientError as error:
-        if "already exists" not in error.response.get("Error", {}).get("Message", ""):
-            raise
-    current = _endpoint(sagemaker, settings.endpoint_name)
+    current = _described(lambda: sagemaker.describe_endpoint(EndpointName=settings.endpoint_name))
     if current is None:
         sagemaker.create_endpoint(EndpointName=settings.endpoint_name,
                                   EndpointConfigName=config["EndpointConfigName"], Tags=_tags(settings))
@@ -150,9 +144,10 @@ def deploy(sagemaker, settings: Settings, package: dict, on_status: Callable[[st
     return Deployment(settings.endpoint_name, action, config["EndpointConfigName"], status)
 
 
-def _endpoint(sagemaker, name: str) -> dict | None:
+def _described(describe: Callable[[], dict]) -> dict | None:
+    """A Describe* call's answer, or None when the resource does not exist (SageMaker says ValidationException)."""
     try:
-        return sagemaker.describe_endpoint(EndpointName=name)
+        return describe()
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ValidationException":
             return None

@@ -48,7 +48,8 @@ def gate_verdict(report: dict, min_r2: float, max_rmse: float, champion_toleranc
          "threshold": format_number(max_rmse), "passed": max_rmse <= 0 or rmse <= max_rmse},
         {"criterion": "RMSE at most ChampionTolerance above the approved champion's",
          "value": f"{champion['worse_by']:+.1%}" if compared else "no champion compared",
-         "threshold": f"{champion_tolerance:.1%}", "passed": not compared or champion["worse_by"] <= champion_tolerance},
+         "threshold": f"{champion_tolerance:.1%}",
+         "passed": not compared or champion["worse_by"] <= champion_tolerance},
     ]
     return {"passed": all(check["passed"] for check in checks), "checks": checks}
 

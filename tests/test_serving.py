@@ -189,6 +189,38 @@ def test_serve_and_predict_name_a_missing_version_in_one_line(registered, tmp_pa
     assert "no model versions in group HousePriceModels" in capsys.readouterr().err
 
 
+def test_a_version_of_the_cloud_registry_is_served_from_s3(registered, tmp_path, aws_test_credentials):
+    """serve/predict --model-package: the version's model data and serving code come from S3 (moto here)."""
+    from moto import mock_aws
+
+    from localengine.serving import transform_file
+    from pipelines.serving import cloud_version
+
+    local_s3 = LocalS3(registered["local_dir"] / "s3")
+    container = dict(registered["package"]["InferenceSpecification"]["Containers"][0])
+    with mock_aws():
+        s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+        s3.create_bucket(Bucket="models-in-the-cloud")
+        moved = {}
+        for name, uri in (("model.tar.gz", container["ModelDataUrl"]),
+                          ("sourcedir.tar.gz", container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"])):
+            s3.upload_file(str(local_s3.path_for(uri)), "models-in-the-cloud", f"v1/{name}")
+            moved[uri] = f"s3://models-in-the-cloud/v1/{name}"
+        container["ModelDataUrl"] = moved[container["ModelDataUrl"]]
+        container["Environment"] = {**container["Environment"], "SAGEMAKER_SUBMIT_DIRECTORY": moved[
+            container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]]}
+        sagemaker.create_model_package_group(ModelPackageGroupName="HousePriceModels")
+        arn = sagemaker.create_model_package(
+            ModelPackageGroupName="HousePriceModels", ModelApprovalStatus="Approved",
+            InferenceSpecification={"Containers": [container], "SupportedContentTypes": ["text/csv"],
+                                    "SupportedResponseMIMETypes": ["text/csv"]})["ModelPackageArn"]
+        version = cloud_version(sagemaker, s3, arn)
+        model = version.load(tmp_path / "serving")
+    assert version.label == "HousePriceModels v1 (Approved)"
+    transform_file(model, registered["test_file"], tmp_path / "scored.csv", chunk_rows=1000)
+    assert np.allclose(pd.read_csv(tmp_path / "scored.csv")["prediction"], registered["expected"], rtol=1e-9, atol=0)
+
+
 def test_sigterm_stops_the_server_cleanly(registered):
     process = subprocess.Popen(
         [sys.executable, str(REPO / "pipeline.py"), "serve", "--local-dir", str(registered["local_dir"]),
