@@ -129,6 +129,7 @@ class Model:
     def answer(self, body: bytes | str, content_type: str | None, accept: str | None) -> Answer:
         """The Transformer's path (input_fn, predict_fn, output_fn) and what the container sends back."""
         from werkzeug.test import create_environ
+        from werkzeug.utils import get_content_type
         from werkzeug.wrappers import Response
 
         content_type = content_type or JSON
@@ -138,9 +139,10 @@ class Model:
             body = body.decode("utf-8")
         result = self.handlers.output_fn(self.handlers.predict_fn(self.handlers.input_fn(body, content_type),
                                                                   self.model), accept)
-        if isinstance(result, tuple):  # (body, content type), as sagemaker-containers' Transformer reads it
-            result = Response(result[0], mimetype=result[1])
-        elif isinstance(result, (str, bytes)):
+        if isinstance(result, tuple):  # (body, mimetype), as sagemaker-containers' Transformer reads it
+            body = result[0].encode("utf-8") if isinstance(result[0], str) else bytes(result[0])
+            return Answer(200, body, get_content_type(result[1], "utf-8"))
+        if isinstance(result, (str, bytes)):
             result = Response(result, mimetype="text/html")  # what Flask makes of a bare string
         # Anything else is a WSGI application (a Flask response is one): run it as Flask would.
         response = Response.from_app(result, create_environ(method="POST"))

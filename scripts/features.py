@@ -88,16 +88,17 @@ def is_numeric_text(column: pd.Series) -> bool:
     return not column.map(is_missing).all()
 
 
-def _category_labels(column: pd.Series) -> np.ndarray:
-    def label(value) -> str:
-        if is_missing(value):
-            return MISSING_LEVEL
-        # A code column read as floats because of gaps ("20.0") must match the same code sent as 20.
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value)
+def _category_label(value) -> str:
+    if is_missing(value):
+        return MISSING_LEVEL
+    # A code column read as floats because of gaps ("20.0") must match the same code sent as 20.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
-    return column.map(label).to_numpy(dtype=object)
+
+def _category_labels(column: pd.Series) -> np.ndarray:
+    return column.map(_category_label).to_numpy(dtype=object)
 
 
 def infer_feature_types(frame: pd.DataFrame, target: str, drop) -> tuple[list[str], list[str]]:
@@ -192,23 +193,104 @@ def feature_names(spec: dict) -> list[str]:
 
 
 def transform_features(frame: pd.DataFrame, spec: dict) -> np.ndarray:
-    """Raw columns to the float matrix the models use; extra columns (the target too) are ignored."""
+    """Raw columns to the float matrix the models use; extra columns (the target too) are ignored.
+
+    Whole blocks at a time rather than column by column: a request of one row costs pandas' fixed
+    overhead per call, so the calls per request are kept few (see benchmarks/serving.py).
+    """
     require_columns(
         frame, [*spec["numeric"], *spec["categorical"]],
         "supply every raw feature column the model was trained on",
     )
-    blocks = []
-    for name in spec["numeric"]:
-        values = numeric_values(frame[name], "send a number or leave the value empty")
-        imputed = np.where(np.isnan(values), spec["medians"][name], values)
-        blocks.append(((imputed - spec["means"][name]) / spec["stds"][name])[:, None])
-    for name in spec["categorical"]:
-        levels = np.array(spec["categories"][name], dtype=object)
-        labels = _category_labels(frame[name])
-        if OTHER_LEVEL in spec["categories"][name]:
-            labels = np.where(np.isin(labels, levels), labels, OTHER_LEVEL)
-        blocks.append((labels[:, None] == levels[None, :]).astype(float))
-    return np.hstack(blocks) if blocks else np.empty((len(frame), 0))
+    numeric = spec["numeric"]
+    values = _numeric_block(frame, numeric, "send a number or leave the value empty")
+    medians, means, stds = (np.array([spec[key][name] for name in numeric], dtype=float)
+                            for key in ("medians", "means", "stds"))
+    scaled = (np.where(np.isnan(values), medians, values) - means) / stds
+    return np.hstack([scaled, _one_hot(frame, spec)])
+
+
+# Below this many rows a Python pass over the values is cheaper than one more pandas call.
+SMALL_FRAME_ROWS = 64
+
+
+def _numeric_block(frame: pd.DataFrame, names: list[str], remedy: str) -> np.ndarray:
+    """numeric_values of each column, as a rows x columns matrix."""
+    dtypes = frame.dtypes.iloc[frame.columns.get_indexer(names)]
+    if all(pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) for dtype in dtypes):
+        values = frame[names].to_numpy(dtype=float, na_value=np.nan)
+    else:
+        values = _plain_floats(_object_cells(frame, names))
+        if values is None:  # a cell needs numeric_values' repairs ('$1,234') or its message
+            values = np.column_stack([numeric_values(frame[name], remedy) for name in names]) if names else \
+                np.empty((len(frame), 0))
+    values[np.isinf(values)] = np.nan
+    return values
+
+
+def _object_cells(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """The named columns as an object matrix; a frame of objects only (a request) without pandas' column
+    selection, which costs more than the rest of a one-row transform."""
+    if all(dtype == object for dtype in frame.dtypes):
+        return frame.to_numpy(dtype=object)[:, frame.columns.get_indexer(names)]
+    return frame[names].to_numpy(dtype=object)
+
+
+def _plain_floats(cells: np.ndarray) -> np.ndarray | None:
+    """The cells as floats when each is missing or a plain number (as numbers or as text), else None.
+
+    numpy's parser reads what pandas' does, except underscores ('1_000') and non-ASCII digits, which
+    pandas refuses: those go the slow way, so both ways agree."""
+    flat = cells.ravel()
+    try:  # one C-level join when every cell is text or missing (the CSV case)
+        text = "".join(np.where(pd.isna(flat), "", flat))
+    except TypeError:  # numbers among them (JSON)
+        text = "".join(cell for cell in flat if isinstance(cell, str))
+    if "_" in text or not text.isascii():
+        return None
+    try:
+        return cells.astype(float)
+    except (ValueError, TypeError):
+        return None
+
+
+def _one_hot(frame: pd.DataFrame, spec: dict) -> np.ndarray:
+    """One column per level of each categorical feature, 1.0 where the row has that level (an unseen
+    level counts as OTHER_LEVEL when the feature has one, else as none)."""
+    widths = [len(spec["categories"][name]) for name in spec["categorical"]]
+    encoded = np.zeros((len(frame), sum(widths)))
+    cells = _object_cells(frame, spec["categorical"])
+    rows = np.arange(len(frame))
+    offset = 0
+    for index, (name, width) in enumerate(zip(spec["categorical"], widths)):
+        position = {level: offset + i for i, level in enumerate(spec["categories"][name])}
+        unseen = position.get(OTHER_LEVEL, -1)
+        columns = _distinct_values_mapped(cells[:, index], lambda value: position.get(_category_label(value), unseen))
+        present = columns >= 0
+        encoded[rows[present], columns[present]] = 1.0
+        offset += width
+    return encoded
+
+
+def _distinct_values_mapped(values: np.ndarray, mapping) -> np.ndarray:
+    """mapping(value) for each value, computed once per distinct value (keyed by type too: True == 1)."""
+    if len(values) > SMALL_FRAME_ROWS and pd.api.types.infer_dtype(values, skipna=True) in (
+            "string", "floating", "integer", "mixed-integer-float", "empty"):
+        codes, distinct = pd.factorize(values, use_na_sentinel=False)
+        return np.array([mapping(value) for value in distinct], dtype=np.int64)[codes] if len(distinct) else \
+            np.empty(0, dtype=np.int64)
+    known: dict = {}
+
+    def mapped(value):
+        try:
+            key = (type(value), value)
+            if key not in known:
+                known[key] = mapping(value)
+            return known[key]
+        except TypeError:  # unhashable (a list in a JSON record): mapped as it is
+            return mapping(value)
+
+    return np.fromiter((mapped(value) for value in values), dtype=np.int64, count=len(values))
 
 
 def target_values(frame: pd.DataFrame, target: str) -> np.ndarray:

@@ -590,6 +590,40 @@ def test_serving_answers_requests_it_cannot_score_with_a_4xx_and_one_line(pipeli
         inference.predict(rows.drop(columns=["Gr Liv Area", "Neighborhood"]), model)
 
 
+def test_any_request_size_and_format_gets_the_same_predictions(pipeline):
+    """Small CSV bodies go through the csv module, large ones through pandas, JSON through records: the
+    frames and predictions agree with each other, row by row, and with Evaluate's typed reading."""
+    model = inference.model_fn(pipeline.xgboost_root / "model")
+    text = (pipeline.processing / "processing" / "test" / "test.csv").read_text()
+    assert len(text) > inference.SMALL_BODY_BYTES
+    header, *lines = text.splitlines()
+    large = inference.read_rows(text, "text/csv")
+    small = pd.concat([inference.read_rows("\n".join([header, *lines[start:start + 20]]) + "\n", "text/csv")
+                       for start in range(0, len(lines), 20)], ignore_index=True)
+    pd.testing.assert_frame_equal(small, large)
+    batch = inference.predict(large, model)
+    assert np.array_equal(batch, inference.predict(pipeline.split("test"), model))
+    one_by_one = [inference.predict(inference.read_rows(f"{header}\n{line}\n", "text/csv"), model)[0]
+                  for line in lines[:40]]
+    assert np.array_equal(one_by_one, batch[:40])
+    records = json.loads(pipeline.split("test").to_json(orient="records", double_precision=15))
+    assert np.allclose(inference.predict(inference.read_rows(json.dumps(records), "application/json"), model),
+                       batch, rtol=1e-9, atol=0)
+
+
+def test_numbers_in_requests_are_read_as_in_training(pipeline):
+    model = inference.model_fn(pipeline.xgboost_root / "model")
+    rows = pipeline.split("test").head(3).astype(str).replace("nan", "")
+    plain = inference.predict(inference.read_rows(rows.to_csv(index=False), "text/csv"), model)
+    formatted = rows.assign(**{"Lot Area": [f"{float(v):,.0f}" for v in rows["Lot Area"]]})
+    assert np.array_equal(inference.predict(inference.read_rows(formatted.to_csv(index=False), "text/csv"), model),
+                          plain)
+    # Python reads '1_000' and non-ASCII digits as numbers; pandas, which training reads with, does not.
+    for odd in ("1_000", "１０００"):
+        status, text = rejection(rows.assign(**{"Lot Area": odd}).to_csv(index=False), "text/csv", "text/csv", model)
+        assert status == 400 and "'Lot Area' must be numeric" in text
+
+
 # --- images ------------------------------------------------------------------------------------
 
 IMPORT_WITHOUT = """
