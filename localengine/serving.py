@@ -22,11 +22,12 @@ boto3's `invoke_endpoint` works against it by setting `endpoint_url`.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import io
+import itertools
 import json
 import os
+import socket
 import sys
 import tarfile
 import threading
@@ -35,7 +36,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from .errors import EngineError
 
@@ -243,11 +244,24 @@ def _model_error(original_status: int, original_message: str):
     )
 
 
+def require_free_address(host: str, port: int) -> None:
+    """One line instead of gunicorn's five retries and a stack of log lines when the port is taken."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise EngineError(f"cannot listen on {host}:{port}: {error.strerror}; choose another --port "
+                              "(0 picks a free one) or --host") from None
+
+
 def run_server(create: Callable[[], object], host: str, port: int, on_ready: Callable[[str, int], None],
                workers: int = 1, threads: int = 4) -> None:
     """Serve the app `create()` makes in each worker (its model loads there: threads do not survive a fork)
     with gunicorn, as the container does, until SIGINT or SIGTERM."""
     from gunicorn.app.base import BaseApplication
+
+    require_free_address(host, port)
 
     class Server(BaseApplication):
         def load_config(self):
@@ -270,33 +284,49 @@ class TransformError(EngineError):
     """The model refused part of a file; nothing was written."""
 
 
+def csv_records(lines: Iterable[str]) -> Iterator[str]:
+    """The records of CSV text as they are written, one string each (a quoted field may hold line breaks:
+    a record ends at a line break outside quotes; a doubled quote inside quotes counts twice)."""
+    pending, quoted = [], False
+    for line in lines:
+        pending.append(line)
+        if line.count('"') % 2:
+            quoted = not quoted
+        if not quoted:
+            yield "".join(pending)
+            pending = []
+    if pending:
+        yield "".join(pending)
+
+
 def transform_file(model: Model, source: Path, destination: Path, chunk_rows: int,
                    on_progress: Callable[[int], None] = lambda bytes_read: None) -> int:
     """Score a CSV file (header row) as Batch Transform would, one request of `chunk_rows` rows at a time
-    (each with the header), through the same handlers as the endpoint; writes one prediction per input
-    row, in order, under a `prediction` header. Returns the rows scored; `on_progress` hears how many bytes
-    of the file were read after each request. The output appears only when every row was scored."""
+    (each with the header, the rows as the file writes them), through the same handlers as the endpoint;
+    writes one prediction per row, in order, under a `prediction` header. Returns the rows scored;
+    `on_progress` hears how many bytes of the file were read after each request. The output appears
+    only when every row was scored."""
     staging = destination.with_name(f".{destination.name}.partial")
     rows = 0
     try:
         with open(source, "rb") as raw, open(staging, "w", encoding="utf-8", newline="") as out:
-            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            reader = csv.reader(text)
-            header = next(reader, None)
+            # Held here: a text wrapper that goes away closes the file under it, and progress reads from it.
+            text_file = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            records = (record for record in csv_records(text_file) if record.strip())
+            header = next(records, None)
             if header is None:
                 raise TransformError(f"{source} is empty; give a CSV file with a header row")
             out.write("prediction\n")
-            while True:
-                chunk = [row for _, row in zip(range(chunk_rows), reader)]
-                if not chunk:
-                    break
-                body = io.StringIO()
-                csv.writer(body, lineterminator="\n").writerows([header, *chunk])
-                answer = model.answer(body.getvalue(), CSV, CSV)
+            while chunk := list(itertools.islice(records, chunk_rows)):
+                answer = model.answer(header + "".join(chunk), CSV, CSV)
                 if answer.status != 200:
                     raise TransformError(f"{source} rows {rows + 1:,} to {rows + len(chunk):,}: "
                                          f"{answer.body.decode('utf-8', 'replace').strip()}")
-                out.write(answer.body.decode("utf-8"))
+                text = answer.body.decode("utf-8")
+                if text.count("\n") != len(chunk):
+                    raise TransformError(f"{source} rows {rows + 1:,} to {rows + len(chunk):,}: the model answered "
+                                         f"{text.count(chr(10)):,} predictions for {len(chunk):,} rows")
+                out.write(text)
                 rows += len(chunk)
                 on_progress(raw.tell())
         os.replace(staging, destination)

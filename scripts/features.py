@@ -193,47 +193,70 @@ def feature_names(spec: dict) -> list[str]:
 
 
 def transform_features(frame: pd.DataFrame, spec: dict) -> np.ndarray:
-    """Raw columns to the float matrix the models use; extra columns (the target too) are ignored.
-
-    Whole blocks at a time rather than column by column: a request of one row costs pandas' fixed
-    overhead per call, so the calls per request are kept few (see benchmarks/serving.py).
-    """
-    require_columns(
-        frame, [*spec["numeric"], *spec["categorical"]],
-        "supply every raw feature column the model was trained on",
-    )
-    numeric = spec["numeric"]
-    values = _numeric_block(frame, numeric, "send a number or leave the value empty")
-    medians, means, stds = (np.array([spec[key][name] for name in numeric], dtype=float)
-                            for key in ("medians", "means", "stds"))
-    scaled = (np.where(np.isnan(values), medians, values) - means) / stds
-    return np.hstack([scaled, _one_hot(frame, spec)])
+    """Raw columns to the float matrix the models use; extra columns (the target too) are ignored."""
+    return FeatureEncoder(spec)(frame)
 
 
 # Below this many rows a Python pass over the values is cheaper than one more pandas call.
 SMALL_FRAME_ROWS = 64
 
 
-def _numeric_block(frame: pd.DataFrame, names: list[str], remedy: str) -> np.ndarray:
-    """numeric_values of each column, as a rows x columns matrix."""
-    dtypes = frame.dtypes.iloc[frame.columns.get_indexer(names)]
-    if all(pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) for dtype in dtypes):
-        values = frame[names].to_numpy(dtype=float, na_value=np.nan)
-    else:
-        values = _plain_floats(_object_cells(frame, names))
-        if values is None:  # a cell needs numeric_values' repairs ('$1,234') or its message
-            values = np.column_stack([numeric_values(frame[name], remedy) for name in names]) if names else \
-                np.empty((len(frame), 0))
-    values[np.isinf(values)] = np.nan
-    return values
+class FeatureEncoder:
+    """A fitted spec prepared once (a model keeps one), turning raw columns into the model's matrix.
 
+    Whole blocks at a time rather than column by column: a request of one row pays pandas' fixed cost
+    per call, so the calls per request are few (benchmarks/serving.py measures it)."""
 
-def _object_cells(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
-    """The named columns as an object matrix; a frame of objects only (a request) without pandas' column
-    selection, which costs more than the rest of a one-row transform."""
-    if all(dtype == object for dtype in frame.dtypes):
-        return frame.to_numpy(dtype=object)[:, frame.columns.get_indexer(names)]
-    return frame[names].to_numpy(dtype=object)
+    def __init__(self, spec: dict):
+        self.numeric, self.categorical = list(spec["numeric"]), list(spec["categorical"])
+        self.columns = [*self.numeric, *self.categorical]
+        self.medians, self.means, self.stds = (np.array([spec[key][name] for name in self.numeric], dtype=float)
+                                               for key in ("medians", "means", "stds"))
+        self.positions, self.unseen, offset = [], [], 0
+        for name in self.categorical:
+            levels = spec["categories"][name]
+            position = {level: offset + i for i, level in enumerate(levels)}
+            self.positions.append(position)
+            self.unseen.append(position.get(OTHER_LEVEL, -1))
+            offset += len(levels)
+        self.width = offset
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        require_columns(frame, self.columns, "supply every raw feature column the model was trained on")
+        # A request is a frame of objects only: one matrix of it, no pandas column selection.
+        cells = frame.to_numpy(dtype=object)[:, frame.columns.get_indexer(self.columns)] \
+            if all(dtype == object for dtype in frame.dtypes) else None
+        values = self._numeric(frame, None if cells is None else cells[:, :len(self.numeric)])
+        scaled = (np.where(np.isnan(values), self.medians, values) - self.means) / self.stds
+        categorical = frame[self.categorical].to_numpy(dtype=object) if cells is None else \
+            cells[:, len(self.numeric):]
+        return np.hstack([scaled, self._one_hot(categorical)])
+
+    def _numeric(self, frame: pd.DataFrame, cells: np.ndarray | None) -> np.ndarray:
+        """numeric_values of each numeric column, as a rows x columns matrix."""
+        if cells is None and all(pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+                                 for dtype in frame.dtypes.iloc[frame.columns.get_indexer(self.numeric)]):
+            values = frame[self.numeric].to_numpy(dtype=float, na_value=np.nan)
+        else:
+            values = _plain_floats(frame[self.numeric].to_numpy(dtype=object) if cells is None else cells)
+            if values is None:  # a cell needs numeric_values' repairs ('$1,234') or its message
+                remedy = "send a number or leave the value empty"
+                values = np.column_stack([numeric_values(frame[name], remedy) for name in self.numeric]) \
+                    if self.numeric else np.empty((len(frame), 0))
+        values[np.isinf(values)] = np.nan
+        return values
+
+    def _one_hot(self, cells: np.ndarray) -> np.ndarray:
+        """One column per level of each categorical feature, 1.0 where the row has that level (an unseen
+        level counts as OTHER_LEVEL when the feature has one, else as none)."""
+        columns = np.empty(cells.shape, dtype=np.int64)
+        for index, (position, unseen) in enumerate(zip(self.positions, self.unseen)):
+            columns[:, index] = _distinct_values_mapped(
+                cells[:, index], lambda value: position.get(_category_label(value), unseen))
+        encoded = np.zeros((len(cells), self.width))
+        rows, which = np.nonzero(columns >= 0)
+        encoded[rows, columns[rows, which]] = 1.0
+        return encoded
 
 
 def _plain_floats(cells: np.ndarray) -> np.ndarray | None:
@@ -254,24 +277,6 @@ def _plain_floats(cells: np.ndarray) -> np.ndarray | None:
         return None
 
 
-def _one_hot(frame: pd.DataFrame, spec: dict) -> np.ndarray:
-    """One column per level of each categorical feature, 1.0 where the row has that level (an unseen
-    level counts as OTHER_LEVEL when the feature has one, else as none)."""
-    widths = [len(spec["categories"][name]) for name in spec["categorical"]]
-    encoded = np.zeros((len(frame), sum(widths)))
-    cells = _object_cells(frame, spec["categorical"])
-    rows = np.arange(len(frame))
-    offset = 0
-    for index, (name, width) in enumerate(zip(spec["categorical"], widths)):
-        position = {level: offset + i for i, level in enumerate(spec["categories"][name])}
-        unseen = position.get(OTHER_LEVEL, -1)
-        columns = _distinct_values_mapped(cells[:, index], lambda value: position.get(_category_label(value), unseen))
-        present = columns >= 0
-        encoded[rows[present], columns[present]] = 1.0
-        offset += width
-    return encoded
-
-
 def _distinct_values_mapped(values: np.ndarray, mapping) -> np.ndarray:
     """mapping(value) for each value, computed once per distinct value (keyed by type too: True == 1)."""
     if len(values) > SMALL_FRAME_ROWS and pd.api.types.infer_dtype(values, skipna=True) in (
@@ -290,7 +295,7 @@ def _distinct_values_mapped(values: np.ndarray, mapping) -> np.ndarray:
         except TypeError:  # unhashable (a list in a JSON record): mapped as it is
             return mapping(value)
 
-    return np.fromiter((mapped(value) for value in values), dtype=np.int64, count=len(values))
+    return np.array([mapped(value) for value in values], dtype=np.int64)
 
 
 def target_values(frame: pd.DataFrame, target: str) -> np.ndarray:

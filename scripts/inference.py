@@ -27,9 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
-from features import (
-    FEATURE_SPEC_FILE, MISSING_VALUE_MARKERS, decode_target, spec_from_json, transform_features,
-)
+from features import FEATURE_SPEC_FILE, MISSING_VALUE_MARKERS, FeatureEncoder, decode_target, spec_from_json
 from linear_model import LINEAR_MODEL_FILE, linear_model_from_json, predict_linear
 
 if TYPE_CHECKING:
@@ -46,6 +44,7 @@ class ServingModel(NamedTuple):
     booster: xgboost.Booster | None
     spec: dict
     linear: dict | None = None  # the linear baseline's coefficients, when that candidate was chosen
+    encoder: FeatureEncoder | None = None  # the spec prepared once, for a model that serves many requests
 
 
 class RejectedRequest(ValueError):
@@ -67,12 +66,13 @@ def model_fn(model_dir) -> ServingModel:
     model_dir = Path(model_dir)
     spec = spec_from_json((model_dir / FEATURE_SPEC_FILE).read_text())
     if (model_dir / LINEAR_MODEL_FILE).is_file():
-        return ServingModel(None, spec, linear_model_from_json((model_dir / LINEAR_MODEL_FILE).read_text(), spec))
+        linear = linear_model_from_json((model_dir / LINEAR_MODEL_FILE).read_text(), spec)
+        return ServingModel(None, spec, linear, FeatureEncoder(spec))
     import xgboost  # here, not at the top: the baseline imports this module in the scikit-learn image
 
     booster = xgboost.Booster()
     booster.load_model(str(model_dir / BOOSTER_FILE))
-    return ServingModel(booster, spec)
+    return ServingModel(booster, spec, None, FeatureEncoder(spec))
 
 
 def _media_type(content_type) -> str:
@@ -149,7 +149,8 @@ def predict(data: pd.DataFrame, model: ServingModel) -> np.ndarray:
     """Predictions in the target's own units (dollars for house prices)."""
     if model.linear is not None:
         return predict_linear(model.linear, model.spec, data)
-    return decode_target(model.booster.inplace_predict(transform_features(data, model.spec)), model.spec)
+    encoder = model.encoder or FeatureEncoder(model.spec)
+    return decode_target(model.booster.inplace_predict(encoder(data)), model.spec)
 
 
 def write_predictions(prediction, accept) -> tuple[str, str]:

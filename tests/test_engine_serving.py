@@ -122,3 +122,17 @@ def test_a_package_is_laid_out_as_the_container_lays_it_out(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["code", "model"]
     with pytest.raises(EngineError, match="SAGEMAKER_PROGRAM and SAGEMAKER_SUBMIT_DIRECTORY"):
         materialize({"ModelDataUrl": "s3://b/model.tar.gz"}, tmp_path / "other", lambda uri, file: None)
+
+
+def test_csv_records_split_where_a_csv_parser_would():
+    import csv
+    import io
+
+    from localengine.serving import csv_records
+
+    text = 'a,b\n1,"two\nlines"\n2,"he said ""hi"", twice"\n\n3,"""quoted\n"""\n4,last'
+    records = list(csv_records(io.StringIO(text, newline="")))
+    assert records == ['a,b\n', '1,"two\nlines"\n', '2,"he said ""hi"", twice"\n', "\n", '3,"""quoted\n"""\n',
+                       "4,last"]
+    assert [row for row in csv.reader(io.StringIO("".join(records))) if row] == \
+        [next(csv.reader(io.StringIO(record))) for record in records if record.strip()]

@@ -9,12 +9,16 @@ import pytest
 from moto import mock_aws
 
 from pipeline import main
-from pipelines.iam import deployer_policy, execution_role_policy, github_trust_policy, planner_policy, trust_policy
+from pipelines.iam import (
+    deployer_policy, execution_role_policy, github_trust_policy, model_deployer_policy, planner_policy, trust_policy,
+)
 from pipelines.settings import Settings
 
 ROLE = "arn:aws:iam::123456789012:role/HousePricePipeline"
 # Only these statements may name every resource: the services accept nothing narrower.
-WILDCARD_ALLOWED = {"ListModelVersions", "EcrToken", "JobMetrics", "RunJobsInVpc", "UseEncryptionKey", "EncryptCodeBundles"}
+WILDCARD_ALLOWED = {"ListModelVersions", "EcrToken", "JobMetrics", "RunJobsInVpc", "UseEncryptionKey", "EncryptCodeBundles",
+                    "ListVersions", "EncryptEndpointsAndOutputs"}
+ALIAS_CONDITIONED = {"UseEncryptionKey", "EncryptCodeBundles", "EncryptEndpointsAndOutputs"}
 
 
 @pytest.fixture
@@ -28,7 +32,7 @@ def all_settings() -> Settings:
                     subnets="subnet-1", security_group_ids="sg-1")
 
 
-@pytest.mark.parametrize("make", [execution_role_policy, deployer_policy, planner_policy])
+@pytest.mark.parametrize("make", [execution_role_policy, deployer_policy, planner_policy, model_deployer_policy])
 def test_policies_are_accepted_by_iam_and_attach_to_the_role(iam, make):
     iam.create_role(RoleName="HousePricePipeline", AssumeRolePolicyDocument=json.dumps(trust_policy()))
     policy = iam.create_policy(PolicyName=make.__name__, PolicyDocument=json.dumps(make(all_settings())))
@@ -37,12 +41,25 @@ def test_policies_are_accepted_by_iam_and_attach_to_the_role(iam, make):
     assert [p["PolicyName"] for p in attached] == [make.__name__]
 
 
-@pytest.mark.parametrize("make", [execution_role_policy, deployer_policy, planner_policy])
+@pytest.mark.parametrize("make", [execution_role_policy, deployer_policy, planner_policy, model_deployer_policy])
 def test_only_unavoidable_statements_name_every_resource(make):
     for statement in make(all_settings())["Statement"]:
         if "*" in statement["Resource"]:
             assert statement["Sid"] in WILDCARD_ALLOWED, statement
-            assert statement["Sid"] not in {"UseEncryptionKey", "EncryptCodeBundles"} or statement["Condition"]
+            assert statement["Sid"] not in ALIAS_CONDITIONED or statement["Condition"]
+
+
+def test_the_model_deployer_reaches_only_this_groups_versions_and_this_endpoint():
+    statements = {s["Sid"]: s for s in model_deployer_policy(all_settings())["Statement"]}
+    prefix = "arn:aws:sagemaker:us-east-1:123456789012:"
+    assert statements["CreateAndUpdateEndpoint"]["Resource"] == [f"{prefix}endpoint/house-price-endpoint"]
+    assert statements["ReviewVersions"]["Resource"] == [f"{prefix}model-package/HousePriceModels/*",
+                                                        f"{prefix}model-package/housepricemodels/*"]
+    assert set(statements["CreateModelsAndConfigs"]["Resource"]) == {
+        f"{prefix}model/HousePriceModels-v*", f"{prefix}model/housepricemodels-v*",
+        f"{prefix}endpoint-config/house-price-endpoint-*"}
+    assert statements["PassExecutionRole"]["Resource"] == [ROLE]
+    assert "sagemaker:DeleteEndpoint" not in {a for s in statements.values() for a in s["Action"]}
 
 
 def test_execution_role_writes_only_under_the_pipeline_prefix_and_passes_only_itself():

@@ -221,6 +221,14 @@ def test_a_version_of_the_cloud_registry_is_served_from_s3(registered, tmp_path,
     assert np.allclose(pd.read_csv(tmp_path / "scored.csv")["prediction"], registered["expected"], rtol=1e-9, atol=0)
 
 
+def test_a_taken_port_is_refused_in_one_line(registered, server, capsys):
+    port = server["url"].rsplit(":", 1)[1]
+    assert main(["serve", "--local-dir", str(registered["local_dir"]), "--port", port]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another --port "
+        "(0 picks a free one) or --host")
+
+
 def test_sigterm_stops_the_server_cleanly(registered):
     process = subprocess.Popen(
         [sys.executable, str(REPO / "pipeline.py"), "serve", "--local-dir", str(registered["local_dir"]),
