@@ -1,12 +1,13 @@
 """Processing job (scikit-learn image): read the user's table, check it, split it, fit the feature spec on train.
 
 Reads every delimited file under the input directory (see tabular_input.py), keeps rows with a
-usable target, decides which columns are features (data_checks.py), splits the rows with a seeded
-permutation and writes the raw cleaned rows of each split, the feature spec fitted on the training
+usable target, decides which columns are features (data_checks.py), splits the rows by a seeded hash
+of each row's identity and writes the raw cleaned rows of each split, the feature spec fitted on the training
 split only, and a data report saying what was done to the data and what looks wrong.
 """
 
 import argparse
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -25,27 +26,44 @@ MINIMUM_ROWS_PER_SPLIT = 5
 FEW_TEST_ROWS = 100
 
 
-def split_sizes(row_count: int, validation_fraction: float, test_fraction: float) -> dict[str, int]:
-    validation = round(row_count * validation_fraction)
-    test = round(row_count * test_fraction)
-    sizes = {"train": row_count - validation - test, "validation": validation, "test": test}
-    if min(sizes.values()) < MINIMUM_ROWS_PER_SPLIT:
+def row_identity(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The columns that identify each row, as canonical text: a number is written the same whether its
+    column was read as integers or floats (20 and 20.0 alike), a missing value as nothing."""
+    canonical = {}
+    for name in columns:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            text = column.astype(float).astype(str)
+        else:
+            text = column.astype(str)
+        canonical[name] = text.where(column.notna(), "")
+    return pd.DataFrame(canonical, index=frame.index)
+
+
+def split_fractions(frame: pd.DataFrame, identity_columns: list[str], seed: int) -> np.ndarray:
+    """Where each row falls in [0, 1): a seeded hash of its identity, so the same row always falls in the
+    same place, whatever else the table holds and in whatever order."""
+    key = hashlib.blake2b(f"split-seed-{seed}".encode(), digest_size=8).hexdigest()  # the 16 characters it takes
+    hashes = pd.util.hash_pandas_object(row_identity(frame, identity_columns), index=False, hash_key=key)
+    return hashes.to_numpy(dtype=np.uint64) / float(2 ** 64)
+
+
+def split_rows(frame: pd.DataFrame, identity_columns: list[str], validation_fraction: float,
+               test_fraction: float, seed: int, where: str) -> dict[str, pd.DataFrame]:
+    """Disjoint splits by each row's hashed identity (test below test_fraction, validation next, train
+    the rest): a row keeps its split when the table grows, and rows alike fall together. Each split
+    keeps the input's row order."""
+    fractions = split_fractions(frame, identity_columns, seed)
+    chosen = {"train": fractions >= test_fraction + validation_fraction,
+              "validation": (fractions >= test_fraction) & (fractions < test_fraction + validation_fraction),
+              "test": fractions < test_fraction}
+    splits = {name: frame[rows].reset_index(drop=True) for name, rows in chosen.items()}
+    if min(len(split) for split in splits.values()) < MINIMUM_ROWS_PER_SPLIT:
         raise ValueError(
-            f"too few rows: {row_count:,} row(s) with a usable target give split sizes "
-            f"{', '.join(f'{name} {size}' for name, size in sizes.items())}, and every split needs at least "
-            f"{MINIMUM_ROWS_PER_SPLIT}; supply more rows"
-        )
-    return sizes
-
-
-def split_rows(frame: pd.DataFrame, sizes: dict[str, int], seed: int) -> dict[str, pd.DataFrame]:
-    """Disjoint splits from one seeded permutation; each keeps the input's row order for readable diffs."""
-    permutation = np.random.default_rng(seed).permutation(len(frame))
-    test_rows = permutation[: sizes["test"]]
-    validation_rows = permutation[sizes["test"]: sizes["test"] + sizes["validation"]]
-    train_rows = permutation[sizes["test"] + sizes["validation"]:]
-    chosen = {"train": train_rows, "validation": validation_rows, "test": test_rows}
-    return {name: frame.iloc[np.sort(rows)].reset_index(drop=True) for name, rows in chosen.items()}
+            f"too few rows: {len(frame):,} row(s) with a usable target in {where} give split sizes "
+            f"{', '.join(f'{name} {len(split)}' for name, split in splits.items())}, and every split needs at "
+            f"least {MINIMUM_ROWS_PER_SPLIT}; supply more rows")
+    return splits
 
 
 def _where(table: TableRead, input_uri: str) -> str:
@@ -81,7 +99,9 @@ def prepare(table: TableRead, *, target_column: str, id_columns: list[str] | Non
         reasons = "; ".join(f"{name}: {reason}" for name, reason in list(left_out.items())[:5])
         raise ValueError(f"no feature columns are left in {where} besides TargetColumn {target!r} "
                          f"({reasons or 'the table has no other column'}); supply columns to learn from")
-    splits = split_rows(cleaned, split_sizes(len(cleaned), validation_fraction, test_fraction), seed)
+    # A row is what IdColumns name, else everything but the target (a corrected target moves no row).
+    identity = ids or [name for name in cleaned.columns if name != target]
+    splits = split_rows(cleaned, identity, validation_fraction, test_fraction, seed, where)
     spec = fit_feature_spec(splits["train"], target, numeric, categorical)
     leaks = suspected_leaks(splits["train"], splits["validation"], target, numeric, categorical)
     warnings = [*(leak["message"] for leak in leaks), *rows.warnings]

@@ -152,12 +152,51 @@ def test_splits_partition_the_rows_in_the_requested_proportions(pipeline):
     assert not source.duplicated().any(), "full-row comparison below needs distinct rows"
     splits = {name: pipeline.split(name).drop(columns=ID_COLUMNS) for name in preprocess.SPLITS}
     sizes = {name: len(frame) for name, frame in splits.items()}
-    assert sizes == {"train": 2050, "validation": 440, "test": 440}
+    # Hashed, so near the fractions rather than at them: within four binomial standard deviations.
+    for name, fraction in {"train": 0.7, "validation": 0.15, "test": 0.15}.items():
+        assert abs(sizes[name] - fraction * len(source)) < 4 * math.sqrt(len(source) * fraction * (1 - fraction))
     keys = {name: set(row_keys(frame)) for name, frame in splits.items()}
     assert not keys["train"] & keys["validation"]
     assert not keys["train"] & keys["test"]
     assert not keys["validation"] & keys["test"]
     assert keys["train"] | keys["validation"] | keys["test"] == set(row_keys(source))
+
+
+def hashed_splits(frame: pd.DataFrame, ids=None, seed: int = 42) -> dict[str, pd.DataFrame]:
+    from tabular_input import TableRead
+
+    splits, _, _ = preprocess.prepare(TableRead(frame.reset_index(drop=True), []), target_column=TARGET,
+                                      id_columns=ids, exclude_columns=[], validation_fraction=0.15,
+                                      test_fraction=0.15, seed=seed)
+    return splits
+
+
+def orders(splits: dict[str, pd.DataFrame]) -> dict[str, set]:
+    """Which rows each split holds, by Order (the sample's row number)."""
+    return {name: set(split["Order"]) for name, split in splits.items()}
+
+
+def test_a_row_keeps_its_split_when_the_table_grows_or_is_reordered():
+    table = read_raw_csv(DATA)
+    first = orders(hashed_splits(table.head(2000)))
+    grown = orders(hashed_splits(pd.concat([table.iloc[2000:], table.head(2000)]).sample(frac=1, random_state=3)))
+    for name in preprocess.SPLITS:
+        assert first[name] == grown[name] & set(table.head(2000)["Order"])
+    assert orders(hashed_splits(table, seed=7))["test"] != grown["test"]
+
+
+def test_id_columns_alone_identify_a_row_and_equal_rows_fall_together():
+    table = read_raw_csv(DATA)
+    by_id = orders(hashed_splits(table, ids=["PID"]))
+    assert orders(hashed_splits(table.assign(**{"Lot Area": table["Lot Area"] + 1}), ids=["PID"])) == by_id
+    # Without IdColumns a row is every column but the target: a copy with another target lands beside
+    # its original (no row is scored against its own copy), and a corrected target moves nothing.
+    features = table.drop(columns=ID_COLUMNS)
+    copies = features.head(300).assign(**{TARGET: features.head(300)[TARGET] + 1})
+    splits = hashed_splits(pd.concat([features, copies]))
+    keys = {name: set(row_keys(split.drop(columns=[TARGET]))) for name, split in splits.items()}
+    assert not keys["train"] & keys["validation"] and not keys["train"] & keys["test"]
+    assert not keys["validation"] & keys["test"]
 
 
 def test_splits_hold_raw_cleaned_rows_with_every_column(pipeline):
@@ -490,15 +529,13 @@ def test_choice_goes_to_the_baseline_when_it_validates_better():
     assert evaluate.choose_candidate({"xgboost": 5.0, "baseline": 5.0})[0] == "xgboost"
 
 
-def test_xgboost_beats_the_baseline_on_the_test_split(pipeline):
+def test_both_candidates_are_real_models_on_the_test_split(pipeline):
     candidates = pipeline.evaluation["candidates"]
     xgboost_metrics, baseline_metrics = (candidates[name]["regression_metrics"] for name in ("xgboost", "baseline"))
-    assert xgboost_metrics["rmse"]["value"] < baseline_metrics["rmse"]["value"]
-    assert xgboost_metrics["r2"]["value"] > 0.85
-    assert pipeline.evaluation["comparison"]["rmse_improvement_over_baseline"] > 0.1
-    # The baseline is a real yardstick, not a straw man: clipped to the training target range it
-    # stays within a few thousand dollars of XGBoost on typical errors.
-    assert baseline_metrics["r2"]["value"] > 0.8
+    # One untuned XGBoost fit and a cross-validated Ridge: either may win on a given split, but both
+    # explain most of the variance and neither is far behind the other (the baseline is no straw man).
+    assert xgboost_metrics["r2"]["value"] > 0.85 and baseline_metrics["r2"]["value"] > 0.85
+    assert 0.7 < xgboost_metrics["rmse"]["value"] / baseline_metrics["rmse"]["value"] < 1.3
     assert baseline_metrics["mae"]["value"] < 1.15 * xgboost_metrics["mae"]["value"]
 
 
@@ -716,9 +753,10 @@ def test_a_champion_is_scored_on_the_same_test_rows_or_reported_as_not_comparabl
     baseline_rmse = pipeline.evaluation["candidates"]["baseline"]["regression_metrics"]["rmse"]["value"]
     assert (section["compared"], section["name"]) == ("yes", "v7")
     assert section["rmse"] == pytest.approx(baseline_rmse)
-    assert section["worse_by"] == pytest.approx(chosen_rmse / baseline_rmse - 1) and section["worse_by"] < 0
+    worse_by = chosen_rmse / baseline_rmse - 1
+    assert section["worse_by"] == pytest.approx(worse_by) and worse_by != 0
     assert section["verdict"] == (f"champion v7 test RMSE {baseline_rmse:,.0f}, the new model "
-                                  f"{1 - chosen_rmse / baseline_rmse:.1%} better")
+                                  f"{abs(worse_by):.1%} {'worse' if worse_by > 0 else 'better'}")
     assert np.allclose(predictions, pipeline.predictions["baseline"])
 
     narrower = test.drop(columns=["Gr Liv Area"])
