@@ -138,7 +138,7 @@ def cmd_start(args) -> int:
     built = _build(args)
     require_real_role(built.settings)
     aws = api.clients(built.settings)
-    execution_arn = api.start(built, dict(_split_assignments(args.param)), aws=aws)
+    execution_arn = api.start(built, dict(_split_assignments(args.param)), aws=aws, client_token=args.client_token)
     print(execution_arn)
     if not args.wait:
         return 0
@@ -508,6 +508,8 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                        help="override a pipeline parameter (repeatable)")
     start.add_argument("--wait", action="store_true", help="follow the execution; exit 1 unless it succeeds")
+    start.add_argument("--client-token", metavar="TOKEN", help="an idempotency token (32-128 letters, digits, "
+                       "hyphens): a second start with the same token starts nothing; default: new each time")
     start.add_argument("--poll-seconds", type=float, default=30.0, help="status poll interval with --wait")
     status = command("status", cmd_status, "the deployed pipeline's recent executions (status, start, duration, "
                      "who started them), or one execution's steps (status, duration, cache hit, failure)")

@@ -66,12 +66,15 @@ def upsert(built: BuiltDefinition, aws=None) -> str:
     return upsert_pipeline(built, aws or clients(built.settings))
 
 
-def start(built: BuiltDefinition, parameters: Mapping[str, Any] | None = None, aws=None) -> str:
-    """Start an execution of the deployed pipeline with checked parameter overrides; returns its ARN."""
+def start(built: BuiltDefinition, parameters: Mapping[str, Any] | None = None, aws=None,
+          client_token: str | None = None) -> str:
+    """Start an execution of the deployed pipeline with checked parameter overrides; returns its ARN.
+    Each call starts one execution however often botocore retries it; a `client_token` used before
+    starts none (SageMaker's ClientRequestToken)."""
     from pipelines.deploy import start_execution
 
     overrides = check_parameters(built, parameters)
-    return start_execution((aws or clients(built.settings)).sagemaker, built.settings, overrides)
+    return start_execution((aws or clients(built.settings)).sagemaker, built.settings, overrides, client_token)
 
 
 def wait(resolved: Settings, execution_arn: str, on_step: Callable[[dict], None] = print,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -31,6 +33,7 @@ from pipelines.settings import Settings
 from pipelines.status import STARTED_BY_API
 
 RETRYING = Config(retries={"mode": "adaptive", "max_attempts": 10})
+CLIENT_TOKEN = re.compile(r"[A-Za-z0-9-]{32,128}")
 TERMINAL_STATUSES = {"Succeeded", "Failed", "Stopped"}
 
 
@@ -113,13 +116,24 @@ def definition_diff(deployed: str, local: str, pipeline_name: str) -> list[str]:
     return list(difflib.unified_diff(lines(deployed), lines(local), f"deployed:{pipeline_name}", "local"))
 
 
-def start_execution(sagemaker, settings: Settings, parameters: Mapping[str, object]) -> str:
-    """Start an execution with already-validated parameter overrides; returns its ARN."""
+def start_execution(sagemaker, settings: Settings, parameters: Mapping[str, object],
+                    client_token: str | None = None) -> str:
+    """Start an execution with already-validated parameter overrides; returns its ARN.
+
+    The request carries a ClientRequestToken, new for each call unless one is given: botocore resends
+    the same request when an attempt fails or times out, and SageMaker starts no second execution for a
+    token it has seen, so a retried call never starts the pipeline twice. A caller that may itself run
+    again (a CI job re-run) passes a token of its own, stable across its runs."""
     require_real_role(settings)
+    token = client_token or uuid.uuid4().hex
+    if not CLIENT_TOKEN.fullmatch(token):
+        raise DeployError(f"--client-token {token!r} must be 32 to 128 letters, digits or hyphens "
+                          "(SageMaker's ClientRequestToken)")
     response = sagemaker.start_pipeline_execution(
         PipelineName=settings.pipeline_name,
         PipelineExecutionDescription=STARTED_BY_API,
         PipelineParameters=[{"Name": name, "Value": str(value)} for name, value in parameters.items()],
+        ClientRequestToken=token,
     )
     return response["PipelineExecutionArn"]
 

@@ -42,12 +42,7 @@ def extract_model(archive: Path, destination: Path, required_files) -> Path:
         raise ValueError(f"model archive {archive} does not exist; provide the training job's model.tar.gz")
     try:
         with tarfile.open(archive) as bundle:
-            # The "data" filter refuses members that would land outside destination;
-            # Python builds older than 3.11.4 lack it and extract as before.
-            if hasattr(tarfile, "data_filter"):
-                bundle.extractall(destination, filter="data")
-            else:
-                bundle.extractall(destination)
+            bundle.extractall(destination, filter="data")  # refuses members that would land outside it
     except tarfile.TarError as error:
         raise ValueError(f"cannot extract {archive}: {error}; provide an intact model.tar.gz") from error
     absent = [name for name in required_files if not (destination / name).is_file()]

@@ -6,7 +6,8 @@ import json
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.exceptions import ConnectionClosedError
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from pipeline import main
@@ -139,6 +140,84 @@ def test_wait_reports_each_step_change_once_and_returns_the_final_state():
     stub.assert_no_pending_responses()
 
 
+def test_a_retried_start_starts_one_execution_and_another_start_another(aws):
+    """The first attempt's connection drops; botocore resends the same request, the same token with it."""
+    from pipelines import api
+    from pipelines.deploy import RETRYING, AwsClients
+
+    sagemaker, _ = aws
+    built = build_definition(Settings(role_arn=ROLE, bucket=BUCKET))
+    api.upsert(built, aws=AwsClients(sagemaker, boto3.client("s3")))
+    client = boto3.client("sagemaker", config=RETRYING)
+    tokens, drops = [], [ConnectionClosedError(endpoint_url="https://api.sagemaker.us-east-1.amazonaws.com")]
+
+    def flaky_network(request, **_):
+        tokens.append(json.loads(request.body)["ClientRequestToken"])
+        if drops:
+            raise drops.pop()
+
+    client.meta.events.register_first("before-send.sagemaker.StartPipelineExecution", flaky_network)
+    first = api.start(built, {}, aws=AwsClients(client, None))
+    assert len(tokens) == 2 and tokens[0] == tokens[1] and len(tokens[0]) == 32
+    executions = sagemaker.list_pipeline_executions(PipelineName="HousePricePipeline")["PipelineExecutionSummaries"]
+    assert [e["PipelineExecutionArn"] for e in executions] == [first]
+    api.start(built, {}, aws=AwsClients(client, None))
+    assert tokens[2] != tokens[0]
+    api.start(built, {}, aws=AwsClients(client, None), client_token="ci-run-1234-attempt-0000000000000000")
+    assert tokens[3] == "ci-run-1234-attempt-0000000000000000"
+
+
+class ServiceAnswer:
+    """A raw HTTP answer as the service sends it, for botocore to parse (and retry) as it would a real one."""
+
+    def __init__(self, body: dict):
+        self.body = json.dumps(body).encode()
+
+    def stream(self, **_):
+        yield self.body
+
+
+def test_throttling_while_waiting_is_ridden_out_by_the_shared_retry_configuration():
+    """Two throttled polls, then the answer: botocore's retries (RETRYING) absorb them and --wait goes on.
+    The service's answers are sent as raw HTTP (a Stubber would skip the retry logic under test)."""
+    from botocore.awsrequest import AWSResponse
+
+    from pipelines.deploy import RETRYING, wait_for_execution
+
+    client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x",
+                          config=RETRYING)
+    execution_arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/housepricepipeline/execution/abc"
+    answers = {
+        "DescribePipelineExecution": [
+            (400, {"__type": "ThrottlingException", "message": "Rate exceeded"}),
+            (400, {"__type": "ThrottlingException", "message": "Rate exceeded"}),
+            (200, {"PipelineExecutionArn": execution_arn, "PipelineExecutionStatus": "Succeeded"})],
+        "ListPipelineExecutionSteps": [
+            (200, {"PipelineExecutionSteps": [{"StepName": "Preprocess", "StepStatus": "Succeeded"}]})],
+    }
+    attempts = []
+
+    def service(request, event_name, **_):
+        operation = event_name.rsplit(".", 1)[-1]
+        attempts.append(operation)
+        status, body = answers[operation].pop(0)
+        return AWSResponse(request.url, status, {"x-amzn-RequestId": "r"}, ServiceAnswer(body))
+
+    client.meta.events.register_first("before-send.sagemaker", service)
+    seen = []
+    execution = wait_for_execution(client, execution_arn, seen.append, poll_seconds=0)
+    assert execution["PipelineExecutionStatus"] == "Succeeded"
+    assert attempts == ["DescribePipelineExecution"] * 3 + ["ListPipelineExecutionSteps"]
+    assert [step["StepName"] for step in seen] == ["Preprocess"]
+
+
+def test_a_malformed_client_token_is_refused_before_any_call(aws, capsys):
+    assert main(["start", *SETTINGS, "--client-token", "too-short"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: --client-token 'too-short' must be 32 to 128 letters, digits or hyphens (SageMaker's "
+        "ClientRequestToken)")
+
+
 def test_start_wait_follows_the_steps_and_exits_non_zero_when_the_execution_fails(monkeypatch, capsys):
     """The whole `start --wait` command, with the service's answers replayed (moto has no step listing)."""
     from pipelines import deploy
@@ -148,7 +227,7 @@ def test_start_wait_follows_the_steps_and_exits_non_zero_when_the_execution_fail
     stub = Stubber(client)
     stub.add_response("start_pipeline_execution", {"PipelineExecutionArn": arn}, {
         "PipelineName": "HousePricePipeline", "PipelineExecutionDescription": STARTED_BY_API,
-        "PipelineParameters": [{"Name": "MaxRmse", "Value": "1000"}]})
+        "PipelineParameters": [{"Name": "MaxRmse", "Value": "1000"}], "ClientRequestToken": ANY})
     stub.add_response("describe_pipeline_execution", {
         "PipelineExecutionStatus": "Failed", "FailureReason": "Step failure: QualityGateFailed"},
         {"PipelineExecutionArn": arn})
