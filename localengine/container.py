@@ -27,6 +27,10 @@ from .errors import Cancelled, EngineError
 from .parameters import format_value
 
 CONTAINER_OPT_ML = "/opt/ml"
+# What a fast-mode job takes from the caller's environment: how to find programs, libraries and packages,
+# and how to read text and time. Everything else (credentials, tokens, proxies, settings) stays behind.
+INTERPRETER_VARIABLES = ("PATH", "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH", "PYTHONPATH", "SYSTEMROOT", "TMPDIR",
+                         "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 LOG_TAIL_LINES = 20
 MESSAGE_LIMIT_BYTES = 1024  # what the service keeps of output/message and output/failure
 _OPT_ML_PATTERN = re.compile(r"(?<![\w./-])/opt/ml(?![\w.-])")
@@ -60,16 +64,22 @@ class Sandbox:
         return argv
 
     def base_environment(self) -> dict[str, str]:
-        """This process's environment plus what every job gets."""
-        return {**os.environ, "SM_OPT_ML": str(self.opt_ml), "PYTHONUNBUFFERED": "1"}
+        """A fast-mode job's start: of this process's environment only what the interpreter and its native
+        libraries need (no credentials, tokens or settings of the caller's), a home of its own (so no
+        ``~/.aws`` either), and what every job gets."""
+        passed = {name: os.environ[name] for name in INTERPRETER_VARIABLES if name in os.environ}
+        return {**passed, "HOME": str(self._home()), "SM_OPT_ML": str(self.opt_ml), "PYTHONUNBUFFERED": "1"}
+
+    def _home(self) -> Path:
+        home = self.root / "home"
+        home.mkdir(exist_ok=True)
+        return home
 
     def container_environment(self, interpreter: Path) -> dict[str, str]:
         """What a framework image's container starts with (its Dockerfiles' ENV), not the caller's
         environment: the image's Python first on PATH, a home of its own, ``SM_OPT_ML`` for the paths."""
-        home = self.root / "home"
-        home.mkdir(exist_ok=True)
         return {"PATH": f"{interpreter.parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "HOME": str(home), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "UTF-8",
+                "HOME": str(self._home()), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "UTF-8",
                 "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "SM_OPT_ML": str(self.opt_ml)}
 
 

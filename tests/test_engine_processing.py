@@ -56,6 +56,33 @@ def test_inputs_are_copied_outputs_published_and_opt_ml_remapped(tmp_path):
     assert not job_sandbox.exists()  # removed after success
 
 
+def test_a_fast_mode_job_sees_no_credentials_tokens_or_settings_of_the_caller(tmp_path, monkeypatch):
+    secrets = {"AWS_SECRET_ACCESS_KEY": "caller-secret-key-value", "AWS_SESSION_TOKEN": "caller-session-token",
+               "GITHUB_TOKEN": "ghp_caller_token_value", "PIPELINE_ROLE_ARN": "caller-role-setting",
+               "HTTPS_PROXY": "http://caller-proxy:3128"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "caller-home" / ".aws").mkdir(parents=True)
+    (tmp_path / "caller-home" / ".aws" / "credentials").write_text("[default]\naws_secret_access_key = caller\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "caller-home"))
+    env = Env(tmp_path)
+    code = env.script("environment.py", """
+        import json, os
+        print(json.dumps(dict(os.environ), sort_keys=True))
+        print("home has .aws:", os.path.exists(os.path.expanduser("~/.aws")))
+    """)
+    result = env.run([processing_step("Env", code, environment={"FROM_DEFINITION": "yes"})])
+    assert result.status == "Succeeded", result.failure_reason
+    log = result.steps["Env"].log_path.read_text()
+    seen = json.loads(next(line for line in log.splitlines() if line.startswith("{")))
+    assert not any(value in log for value in secrets.values())
+    assert seen["FROM_DEFINITION"] == "yes" and seen["AWS_SECRET_ACCESS_KEY"] == "local"
+    assert "home has .aws: False" in log and seen["HOME"] != str(tmp_path / "caller-home")
+    assert set(seen) - {"FROM_DEFINITION", "HOME", "PYTHONUNBUFFERED", "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ",
+                        "TMPDIR", "PYTHONPATH", "LD_LIBRARY_PATH"} <= {
+        name for name in seen if name.startswith(("SM_", "AWS_", "PROCESSING_"))}
+
+
 def test_output_reference_and_property_file_feed_later_steps(tmp_path):
     env = Env(tmp_path)
     code = env.script("evaluate.py", """
