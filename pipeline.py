@@ -83,12 +83,19 @@ def cmd_validate(args) -> int:
         built = _build(args)
         source, document = f"pipeline {built.settings.pipeline_name}", built.document
         problems = api.validate(built)
+    if args.policy:
+        from pipelines.policy import check_policy
+        from pipelines.settings import Settings
+
+        with _sdk_quiet():  # the IAM rules look up image repositories, which the SDK logs
+            problems = [*problems, *map(str, check_policy(document, Settings.resolve(_settings_flags(args))))]
     for problem in problems:
         print(f"✘ {problem}")
     if problems:
         print(f"{len(problems)} problem(s) in {source}", file=sys.stderr)
         return 1
-    print(f"✔ {source}: definition valid ({len(document['Steps'])} top-level steps)")
+    print(f"✔ {source}: definition valid ({len(document['Steps'])} top-level steps)"
+          + (", policy rules hold" if args.policy else ""))
     return 0
 
 
@@ -187,6 +194,7 @@ def cmd_run(args) -> int:
         built, Path(args.local_dir), overrides,
         data=Path(args.data) if args.data else None, on_event=print_event, data_at=data_at,
         images=image_environments(lambda line: print(f"… {line}", flush=True)) if args.faithful else None,
+        on_wait=lambda why: print(f"… {why}", file=sys.stderr, flush=True),
     )
     result = run.result
     for line in [*format_summary(result).splitlines(), *data_report_lines(run.data_report)]:
@@ -495,6 +503,8 @@ def _parser() -> argparse.ArgumentParser:
     definition.add_argument("--output", "-o", help="write to this file instead of standard output")
     validate = command("validate", cmd_validate, "check the definition against the SageMaker API shapes (offline)")
     validate.add_argument("--file", help="validate this definition JSON file instead of building one")
+    validate.add_argument("--policy", action="store_true", help="also check the policy rules (runtime limits, "
+                          "encryption, isolation, VPC, required tags, PassRole, instance types, role); upsert always does")
     command("diff", cmd_diff, "show how the local definition differs from the deployed one (exit 1 if it does)")
     plan = command("plan", cmd_plan, "predict which steps the next execution takes from the step cache, and why "
                    "the others run (against the deployed pipeline's executions, or --local runs)")

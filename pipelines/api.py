@@ -60,9 +60,15 @@ def upsert(built: BuiltDefinition, aws=None) -> str:
     """Refuses an invalid definition; uploads code, creates or updates the pipeline; returns its ARN."""
     from pipelines.deploy import DeployError, upsert as upsert_pipeline
 
+    from pipelines.policy import check_policy
+
     problems = validate(built)
     if problems:
         raise DeployError(f"definition is invalid ({len(problems)} problem(s)), first: {problems[0]}")
+    violations = check_policy(built.document, built.settings)
+    if violations:
+        raise DeployError(f"the policy rules do not hold ({len(violations)} violation(s)), first: {violations[0]}; "
+                          "run `pipeline.py validate --policy` for all")
     return upsert_pipeline(built, aws or clients(built.settings))
 
 

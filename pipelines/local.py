@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
+from filelock import FileLock, Timeout
+
 from localengine import ExecutionResult, LocalModelRegistry, LocalS3, run_pipeline
 from localengine.images import ImageEnvironments
 
@@ -16,6 +18,7 @@ from pipelines.definition import USER_CACHE_DIR, BuiltDefinition
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = PROJECT_DIR / "data" / "ames_housing.csv"
 LOCAL_INPUT_PREFIX = "local-input"
+RUN_LOCK = "run.lock"
 DATA_REPORT = ("Preprocess", "report", "data-report.json")
 EVALUATION_PAGE = ("Evaluate", "evaluation", "report/index.html")
 
@@ -56,6 +59,7 @@ def run_locally(
     on_event: Callable | None = None,
     data_at: str | None = None,
     images: ImageEnvironments | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> LocalRun:
     """Stage code and data the way `upsert` would in S3, then execute the definition itself.
 
@@ -63,7 +67,25 @@ def run_locally(
     them as an S3 prefix would hold) is staged beside it and becomes the input unless
     `InputDataKey` is given explicitly, or staged at the S3 URI `data_at` (where an event says a
     file landed).
+
+    One run at a time per local directory: a second waits for the first (`on_wait` hears why), so
+    staging, the step cache and the registry are never written by two runs at once.
     """
+    local_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(local_dir / RUN_LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if on_wait:
+            on_wait(f"another run is using {local_dir}; this one starts when it ends (Ctrl-C to give up)")
+        lock.acquire()
+    try:
+        return _run_locked(built, local_dir, parameters, data, on_event, data_at, images)
+    finally:
+        lock.release()
+
+
+def _run_locked(built, local_dir, parameters, data, on_event, data_at, images) -> LocalRun:
     s3 = LocalS3(local_dir / "s3")
     for uri, content in built.code_objects().items():
         s3.put_bytes(uri, content)

@@ -78,6 +78,13 @@ class Settings:
         "SAGEMAKER_PROJECT_ID", "", "id of that SageMaker project (tag sagemaker:project-id)"
     )
 
+    required_tags: str = _setting(
+        "PIPELINE_REQUIRED_TAGS", "", "comma-separated tag keys every job must carry (`validate --policy`, upsert)",
+    )
+    allowed_instance_types: str = _setting(
+        "PIPELINE_ALLOWED_INSTANCE_TYPES", "",
+        "comma-separated instance types jobs and the endpoint may use (`validate --policy`); empty: any",
+    )
     endpoint_name: str = _setting(
         "ENDPOINT_NAME", "house-price-endpoint",
         "SageMaker endpoint that `deploy` creates or updates (and the name `serve` answers to)",
@@ -136,6 +143,14 @@ class Settings:
         """(key, value) per tag; a pair without `=` or with an empty key yields an empty key."""
         pairs = [item.strip().partition("=") for item in self.tags.split(",") if item.strip()]
         return [(key.strip() if separator else "", value.strip()) for key, separator, value in pairs]
+
+    @property
+    def required_tag_keys(self) -> list[str]:
+        return _split(self.required_tags)
+
+    @property
+    def allowed_instance_type_list(self) -> list[str]:
+        return _split(self.allowed_instance_types)
 
     @property
     def vpc_config(self) -> dict[str, list[str]] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from sagemaker.core.parameter import CategoricalParameter, ContinuousParameter, IntegerParameter
 from sagemaker.mlops.workflow.steps import TuningStep
 from sagemaker.train.tuner import HyperparameterTuner
@@ -19,6 +21,25 @@ SEARCH_SPACE = {
     # Fitting the logarithm weighs relative errors; the gate scores RMSE in the target's units.
     "target_transform": CategoricalParameter(["log1p", "identity"]),
 }
+
+
+class TuningStepWithJobSettings(TuningStep):
+    """A TuningStep whose trials keep the job settings every other job has: the SDK's tuner (3.27) drops
+    the trainer's network isolation, inter-container encryption and volume key from the
+    TrainingJobDefinition (`validate --policy` caught it)."""
+
+    def __init__(self, *, isolation: dict, volume_kms_key_id: str | None, **kwargs):
+        super().__init__(**kwargs)
+        self._isolation, self._volume_kms_key_id = isolation, volume_kms_key_id
+
+    @property
+    def arguments(self):
+        request = copy.deepcopy(super().arguments)
+        definition = request["TrainingJobDefinition"]
+        definition.update(self._isolation)
+        if self._volume_kms_key_id:
+            definition["ResourceConfig"]["VolumeKmsKeyId"] = self._volume_kms_key_id
+        return request
 
 
 def xgboost_tuning_step(
@@ -42,7 +63,11 @@ def xgboost_tuning_step(
         base_tuning_job_name=f"{ctx.settings.pipeline_name[:20]}-xgb",
         random_seed=42,
     )
-    return TuningStep(
+    network = ctx.network
+    return TuningStepWithJobSettings(
+        isolation={"EnableNetworkIsolation": network["enable_network_isolation"],
+                   "EnableInterContainerTrafficEncryption": True} if network else {},
+        volume_kms_key_id=ctx.settings.kms_key_id or None,
         name="TuneXGBoost",
         step_args=tuner.tune(inputs=training_channels(train=train, validation=validation, features=features)),
         description="Bayesian search over XGBoost hyperparameters with early stopping on the validation split.",

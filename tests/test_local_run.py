@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -19,6 +22,7 @@ from pipelines.plan import local_plan
 from pipelines.settings import Settings
 from steps.code_bundle import SCRIPTS_DIR
 
+REPO = Path(__file__).resolve().parent.parent
 JOB_STEPS = ["Preprocess", "TrainBaseline", "TuneXGBoost", "Evaluate"]
 # A small tuning budget keeps the suite quick; the benchmark runs the default budget.
 SMALL_BUDGET = Settings(tuning_max_jobs=3, tuning_max_parallel_jobs=2)
@@ -76,6 +80,30 @@ def predicted_hits(built, local_dir, parameters=None) -> dict[str, bool]:
 
 def actual_hits(result) -> dict[str, bool]:
     return {name: result.steps[name].cache_hit for name in JOB_STEPS}
+
+
+def test_a_second_run_on_the_same_directory_waits_for_the_first(first_run, local_dir):
+    """A real second process: it says why it waits, touches nothing meanwhile, and runs when the first ends."""
+    from filelock import FileLock
+
+    from pipelines.local import RUN_LOCK
+
+    executions = local_dir / "work" / "executions"
+    before = sorted(executions.iterdir())
+    first = FileLock(local_dir / RUN_LOCK)
+    first.acquire()
+    second = subprocess.Popen([sys.executable, str(REPO / "pipeline.py"), "run", "--local-dir", str(local_dir),
+                               *SMALL_BUDGET_FLAGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert second.stderr.readline().strip() == (
+            f"… another run is using {local_dir}; this one starts when it ends (Ctrl-C to give up)")
+        time.sleep(2)
+        assert second.poll() is None and sorted(executions.iterdir()) == before
+    finally:
+        first.release()
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err
+    assert len(sorted(executions.iterdir())) == len(before) + 1 and "Succeeded" in out
 
 
 def test_unchanged_rerun_is_served_from_cache_for_every_job_step(first_run, local_dir):
