@@ -91,12 +91,23 @@ def upsert(built: BuiltDefinition, clients: AwsClients) -> str:
     }
     tags = [{"Key": key, "Value": value} for key, value in settings.tag_map.items()]
     if deployed_definition(clients.sagemaker, settings.pipeline_name) is None:
-        response = clients.sagemaker.create_pipeline(**request, **({"Tags": tags} if tags else {}))
-    else:
-        response = clients.sagemaker.update_pipeline(**request)
-        if tags:  # UpdatePipeline takes no tags; a project's tags must reach a pipeline created before it
-            clients.sagemaker.add_tags(ResourceArn=response["PipelineArn"], Tags=tags)
+        try:
+            return clients.sagemaker.create_pipeline(**request, **({"Tags": tags} if tags else {}))["PipelineArn"]
+        except ClientError as error:
+            # Another upsert created it between our look and our create: update what it created.
+            if not _created_meanwhile(error) or deployed_definition(clients.sagemaker, settings.pipeline_name) is None:
+                raise
+    response = clients.sagemaker.update_pipeline(**request)
+    if tags:  # UpdatePipeline takes no tags; a project's tags must reach a pipeline created before it
+        clients.sagemaker.add_tags(ResourceArn=response["PipelineArn"], Tags=tags)
     return response["PipelineArn"]
+
+
+def _created_meanwhile(error: ClientError) -> bool:
+    detail = error.response.get("Error", {})
+    return detail.get("Code") == "ConflictException" or (
+        detail.get("Code") == "ValidationException" and
+        re.search(r"already exists|must be unique", detail.get("Message", ""), re.IGNORECASE) is not None)
 
 
 def deployed_definition(sagemaker, pipeline_name: str) -> str | None:

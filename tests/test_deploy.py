@@ -52,6 +52,30 @@ def test_upsert_uploads_code_creates_then_updates(aws, capsys):
     assert len(sagemaker.list_pipelines()["PipelineSummaries"]) == 1
 
 
+def test_an_upsert_that_loses_a_create_race_updates_what_the_other_created(aws):
+    """Two upserts at once: both find no pipeline, one creates it, the other's create conflicts and it updates
+    instead (the service's answers replayed; moto does not reproduce the race)."""
+    from pipelines.deploy import AwsClients, upsert
+
+    _, s3 = aws
+    built = build_definition(Settings(role_arn=ROLE, bucket=BUCKET, tags="team=pricing"))
+    client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/housepricepipeline"
+    stub = Stubber(client)
+    stub.add_client_error("describe_pipeline", "ResourceNotFound", "Pipeline does not exist")
+    stub.add_client_error("create_pipeline", "ConflictException", "Another operation is in progress")
+    stub.add_response("describe_pipeline", {"PipelineArn": arn, "PipelineName": "HousePricePipeline",
+                                            "PipelineDefinition": "{}"})
+    stub.add_response("update_pipeline", {"PipelineArn": arn}, {
+        "PipelineName": "HousePricePipeline", "PipelineDisplayName": "HousePricePipeline",
+        "PipelineDefinition": built.json, "PipelineDescription": ANY, "RoleArn": ROLE})
+    stub.add_response("add_tags", {"Tags": [{"Key": "team", "Value": "pricing"}]},
+                      {"ResourceArn": arn, "Tags": [{"Key": "team", "Value": "pricing"}]})
+    with stub:
+        assert upsert(built, AwsClients(client, s3)) == arn
+    stub.assert_no_pending_responses()
+
+
 def test_code_upload_skips_objects_already_present(aws):
     _, s3 = aws
     built = build_definition(Settings(role_arn=ROLE, bucket=BUCKET))
