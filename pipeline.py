@@ -30,6 +30,7 @@ import contextlib
 import json
 import logging
 import re
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -171,6 +172,11 @@ def cmd_status(args) -> int:
     return 0
 
 
+def _stop_on_sigterm(signum, frame):
+    """`kill` (a CI timeout, a scheduler) ends a run as Ctrl-C does: its jobs stopped, nothing half-written."""
+    raise KeyboardInterrupt
+
+
 def cmd_run(args) -> int:
     from localengine import format_summary, print_event
 
@@ -179,6 +185,7 @@ def cmd_run(args) -> int:
 
     if args.data and not Path(args.data).exists():
         raise CliError(f"--data {args.data}: no such file or directory; give a CSV file or a directory of them")
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     built = _build(args, cache_dir=Path(args.local_dir) / "definitions")
     _require_valid(built)
     overrides = api.check_parameters(built, dict(_split_assignments(args.param)))

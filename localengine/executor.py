@@ -18,6 +18,7 @@ from .context import ExecutionInfo, RunContext
 from .definition import PipelineGraph, load_definition, parse_definition
 from .errors import EngineError, StepFailed
 from .expressions import Resolver
+from .files import write_json
 from .images import ImageEnvironments
 from .kinds import STEP_KINDS
 from .names import random_token
@@ -29,6 +30,9 @@ from .s3 import LocalS3
 from .spec import StepSpec
 
 EventHandler = Callable[[StepEvent], None]
+
+
+EXECUTION_RECORD = "execution.json"
 
 
 def run_pipeline(definition: Mapping[str, Any] | str, *, s3: LocalS3, work_dir: Path | str,
@@ -98,11 +102,24 @@ class _Execution:
                     for future in done:
                         self._record(future.result())
                         del running[future]
-            except BaseException:
-                # An interrupt (Ctrl-C) or a bug: stop every job process before unwinding.
+            except BaseException as error:
+                # An interrupt (Ctrl-C, SIGTERM) or a bug: stop every job process before unwinding.
                 self._context.control.cancel()
+                self._write_record("Stopped" if isinstance(error, KeyboardInterrupt) else "Failed",
+                                   f"the run was interrupted ({type(error).__name__})")
                 raise
-        return self._execution_result(time.monotonic() - started)
+        result = self._execution_result(time.monotonic() - started)
+        self._write_record(result.status, result.failure_reason)
+        return result
+
+    def _write_record(self, status: str, reason: str | None) -> None:
+        """execution.json: how the run ended and how far each step got (a stopped run's finished steps are
+        in the step cache; the others left nothing behind)."""
+        execution = self._context.execution
+        write_json(self._context.execution_dir / EXECUTION_RECORD, {
+            "PipelineName": execution.pipeline_name, "PipelineExecutionArn": execution.execution_arn,
+            "PipelineExecutionStatus": status, "FailureReason": reason,
+            "Steps": {name: result.status for name, result in self._results.items()}})
 
     def _start_ready_steps(self, pool: ThreadPoolExecutor, running: dict[Future, str]) -> None:
         """Start every step whose dependencies are done; skip those ruled out by a branch

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -104,6 +106,52 @@ def test_a_second_run_on_the_same_directory_waits_for_the_first(first_run, local
     out, err = second.communicate(timeout=600)
     assert second.returncode == 0, err
     assert len(sorted(executions.iterdir())) == len(before) + 1 and "Succeeded" in out
+
+
+def job_processes(local_dir: Path) -> list[int]:
+    """Processes working in one of the local directory's job sandboxes (every job runs in its own)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                working_directory = os.readlink(entry / "cwd")
+            except OSError:
+                continue
+            if working_directory.startswith(f"{local_dir.resolve()}/work/executions/"):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds job processes through /proc")
+def test_sigterm_mid_tuning_stops_every_job_and_leaves_only_finished_steps(tmp_path):
+    local_dir = tmp_path / "stopped"
+    budget = ["--tuning-max-jobs", "6", "--tuning-max-parallel-jobs", "2"]
+    run = subprocess.Popen([sys.executable, str(REPO / "pipeline.py"), "run", "--local-dir", str(local_dir), *budget],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in run.stdout:
+        if line.startswith("▶ TuneXGBoost"):
+            break
+    deadline = time.monotonic() + 60
+    while len(job_processes(local_dir)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    in_flight = job_processes(local_dir)
+    assert in_flight, "no trial was running"
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130 and err.strip().endswith("interrupted")
+    assert job_processes(local_dir) == []  # every job's process group ended with the run
+    (execution,) = (local_dir / "work" / "executions").iterdir()
+    record = json.loads((execution / "execution.json").read_text())
+    assert record["PipelineExecutionStatus"] == "Stopped"
+    assert record["Steps"]["Preprocess"] == "Succeeded" and record["Steps"]["TuneXGBoost"] != "Succeeded"
+    assert record["Steps"]["RegisterModel"] == "NotStarted"
+    assert local_registry(local_dir).list_packages("HousePriceModels") == []
+    # The next run takes exactly the finished job steps from the cache, and runs the rest.
+    plans = {plan.name: plan.verdict for plan in local_plan(
+        build_definition(Settings(tuning_max_jobs=6, tuning_max_parallel_jobs=2)), local_dir, {})}
+    finished = {name for name, status in record["Steps"].items() if status == "Succeeded"}
+    assert {name for name, verdict in plans.items() if verdict == "cached"} == finished - {"FindChampion"}
+    assert plans["TuneXGBoost"] == "runs"
 
 
 def test_unchanged_rerun_is_served_from_cache_for_every_job_step(first_run, local_dir):
