@@ -317,7 +317,9 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def cmd_deploy(args) -> int:
+def _cloud_version(args):
+    """Settings, a SageMaker client, and the version --version or --model-package names (else the newest
+    approved one) of the cloud registry."""
     from pipelines import hosting
     from pipelines.deploy import AwsClients, require_real_role
     from pipelines.settings import Settings
@@ -325,13 +327,23 @@ def cmd_deploy(args) -> int:
     settings = Settings.resolve(_settings_flags(args))
     require_real_role(settings)
     sagemaker = AwsClients.for_settings(settings).sagemaker
-    package = hosting.find_version(sagemaker, settings.model_package_group, args.version, args.model_package)
+    return settings, sagemaker, hosting.find_version(sagemaker, settings.model_package_group, args.version,
+                                                     args.model_package)
+
+
+def _print_status(status: str, elapsed: float) -> None:
+    print(f"  {elapsed:5.0f} s  {status}", flush=True)
+
+
+def cmd_deploy(args) -> int:
+    from pipelines import hosting
+
+    settings, sagemaker, package = _cloud_version(args)
     kind = (f"{settings.endpoint_instance_count} x {settings.endpoint_instance_type}" if settings.endpoint_instance_type
             else f"serverless, {settings.serverless_memory_mb:,} MB, {settings.serverless_max_concurrency} at once")
     print(f"deploying {hosting.label(package)} to endpoint {settings.endpoint_name} ({kind})", flush=True)
     deployment = hosting.deploy(
-        sagemaker, settings, package, wait=not args.no_wait, poll_seconds=args.poll_seconds,
-        on_status=lambda status, elapsed: print(f"  {elapsed:5.0f} s  {status}", flush=True))
+        sagemaker, settings, package, wait=not args.no_wait, poll_seconds=args.poll_seconds, on_status=_print_status)
     print(f"endpoint {deployment.endpoint_name} {deployment.action} ({deployment.endpoint_config_name}): "
           f"{deployment.status}")
     return 0
@@ -339,19 +351,13 @@ def cmd_deploy(args) -> int:
 
 def cmd_transform(args) -> int:
     from pipelines import hosting
-    from pipelines.deploy import AwsClients, require_real_role
-    from pipelines.settings import Settings
 
-    settings = Settings.resolve(_settings_flags(args))
-    require_real_role(settings)
-    sagemaker = AwsClients.for_settings(settings).sagemaker
-    package = hosting.find_version(sagemaker, settings.model_package_group, args.version, args.model_package)
+    settings, sagemaker, package = _cloud_version(args)
     name = hosting.start_transform(sagemaker, settings, package, args.input, args.output, args.instance_type)
     print(f"transform job {name} scores {args.input} with {hosting.label(package)} into {args.output}", flush=True)
     if not args.wait:
         return 0
-    job = hosting.wait_for_transform(sagemaker, name, lambda status, elapsed: print(f"  {elapsed:5.0f} s  {status}"),
-                                     poll_seconds=args.poll_seconds)
+    job = hosting.wait_for_transform(sagemaker, name, _print_status, poll_seconds=args.poll_seconds)
     if job["TransformJobStatus"] != "Completed":
         raise CliError(f"transform job {name} {job['TransformJobStatus']}: "
                        f"{job.get('FailureReason', 'no reason given')}")
