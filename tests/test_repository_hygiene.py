@@ -86,3 +86,27 @@ def test_static_security_scan_finds_nothing_of_medium_severity_or_above():
     report = json.loads(completed.stdout)
     assert [f"{r['filename']}:{r['line_number']} {r['test_id']} {r['issue_text']}" for r in report["results"]] == []
     assert report["metrics"]["_totals"]["loc"] > 1000  # it scanned the project, not an empty tree
+
+
+def test_constraints_pin_every_requirement_within_its_range_at_the_version_installed():
+    import configparser
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, pinned = line.partition("==")
+            pins[canonicalize_name(name)] = pinned
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    lines = setup["options"]["install_requires"].splitlines() + setup["options.extras_require"]["dev"].splitlines()
+    requirements = [Requirement(line.strip()) for line in lines if line.strip() and not line.strip().startswith("#")]
+    assert len(requirements) > 20
+    for requirement in requirements:
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is not pinned in constraints.txt"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (requirement, pins[name])
+        assert version(requirement.name) == pins[name], f"{requirement.name}: installed {version(requirement.name)}"
