@@ -11,6 +11,7 @@
     python pipeline.py run [--param N=V]            run the whole pipeline on this machine
     python pipeline.py trigger install|remove|show|template   the S3 trigger (EventBridge, no Lambda)
     python pipeline.py models                       list the local model registry
+    python pipeline.py clean [--older-than-days N]  remove old local executions (logs, failed jobs' sandboxes)
     python pipeline.py approve|reject VERSION [--cloud]   set a version's approval (local registry, or the cloud's)
     python pipeline.py serve [--version N]          serve a registered version on localhost (SageMaker's contract)
     python pipeline.py predict --data FILE.csv      score a file with a registered version (Batch Transform's twin)
@@ -364,6 +365,20 @@ def cmd_transform(args) -> int:
     return 0
 
 
+def cmd_clean(args) -> int:
+    from pipelines.local import clean
+    from pipelines.settings import Settings
+
+    local_dir = Path(args.local_dir)
+    days = 0 if args.all else (args.older_than_days if args.older_than_days is not None
+                               else Settings.resolve(_settings_flags(args)).local_retention_days)
+    removed = clean(local_dir, days)
+    age = "" if not days else f" older than {days:g} day(s)"
+    print(f"removed {removed.executions} execution(s){age} from {local_dir} ({removed.bytes_freed / 1e6:,.1f} MB: "
+          f"logs and failed jobs' sandboxes); kept {removed.kept}; the step cache, local S3 and the registry stay")
+    return 0
+
+
 def cmd_iam_policy(args) -> int:
     from pipelines import iam
     from pipelines.settings import Settings
@@ -607,6 +622,12 @@ def _parser() -> argparse.ArgumentParser:
     transform.add_argument("--instance-type", default="ml.m5.xlarge", help="instance type of the job")
     transform.add_argument("--wait", action="store_true", help="follow the job; exit 1 unless it completes")
     transform.add_argument("--poll-seconds", type=float, default=30.0, help="status poll interval with --wait")
+    clean_command = command("clean", cmd_clean, "remove old local executions: their logs and the sandboxes kept "
+                            "from failed jobs (never the step cache, local S3 or the registry)")
+    clean_command.add_argument("--older-than-days", type=float, help="age limit (default: the local-retention-days "
+                               "setting)")
+    clean_command.add_argument("--all", action="store_true", help="remove every execution")
+    clean_command.add_argument("--local-dir", default=str(DEFAULT_LOCAL_DIR), help="the local run directory")
     command("parameters", cmd_parameters, "list the pipeline parameters with their defaults and meaning")
     iam_policy = command("iam-policy", cmd_iam_policy, "print a least-privilege IAM policy scoped by the settings")
     iam_policy.add_argument("principal", choices=["execution", "deployer", "planner", "model-deployer", "trust",

@@ -242,6 +242,12 @@ def failure_reason(outcome: ContainerOutcome, message: str, run: ContainerRun) -
     """What a failed job reports: its own message (or why it stopped) and the end of its log."""
     if outcome.timed_out:
         cause = f"exceeded MaxRuntimeInSeconds ({run.max_runtime_seconds:g} s) and was stopped"
+    elif outcome.exit_code == -signal.SIGKILL:
+        # Nobody here sends SIGKILL to a running job but the kernel's out-of-memory killer or a person.
+        cause = ("was killed (SIGKILL): out of memory (the kernel's OOM killer), or killed from outside; on "
+                 "SageMaker give the step an instance type with more memory")
+    elif outcome.exit_code < 0:
+        cause = f"was killed by signal {signal.Signals(-outcome.exit_code).name}"
     else:
         cause = f"exited with code {outcome.exit_code}"
     headline = f"{message} ({cause})" if message else f"the job {cause}"

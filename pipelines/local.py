@@ -10,8 +10,9 @@ from typing import Callable, Mapping
 
 from filelock import FileLock, Timeout
 
-from localengine import ExecutionResult, LocalModelRegistry, LocalS3, run_pipeline
+from localengine import EngineError, ExecutionResult, LocalModelRegistry, LocalS3, run_pipeline
 from localengine.images import ImageEnvironments
+from localengine.retention import Removed, remove_old_executions
 
 from pipelines.definition import USER_CACHE_DIR, BuiltDefinition
 
@@ -19,6 +20,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = PROJECT_DIR / "data" / "ames_housing.csv"
 LOCAL_INPUT_PREFIX = "local-input"
 RUN_LOCK = "run.lock"
+DAY_SECONDS = 24 * 3600
 DATA_REPORT = ("Preprocess", "report", "data-report.json")
 EVALUATION_PAGE = ("Evaluate", "evaluation", "report/index.html")
 
@@ -80,7 +82,23 @@ def run_locally(
             on_wait(f"another run is using {local_dir}; this one starts when it ends (Ctrl-C to give up)")
         lock.acquire()
     try:
-        return _run_locked(built, local_dir, parameters, data, on_event, data_at, images)
+        run = _run_locked(built, local_dir, parameters, data, on_event, data_at, images)
+        remove_old_executions(_work_dir(local_dir), built.settings.local_retention_days * DAY_SECONDS)
+        return run
+    finally:
+        lock.release()
+
+
+def clean(local_dir: Path, older_than_days: float) -> Removed:
+    """Remove executions (logs, kept sandboxes) older than `older_than_days` (0: all); refuses while a run
+    uses the directory. The step cache, local S3 and the registry stay."""
+    lock = FileLock(local_dir / RUN_LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise EngineError(f"a run is using {local_dir}; clean it when the run has ended") from None
+    try:
+        return remove_old_executions(_work_dir(local_dir), older_than_days * DAY_SECONDS)
     finally:
         lock.release()
 

@@ -85,6 +85,10 @@ class Settings:
         "PIPELINE_ALLOWED_INSTANCE_TYPES", "",
         "comma-separated instance types jobs and the endpoint may use (`validate --policy`); empty: any",
     )
+    local_retention_days: int = _setting(
+        "PIPELINE_LOCAL_RETENTION_DAYS", 14,
+        "days a local run's logs and failed jobs' sandboxes are kept (`run` removes older ones; `clean`)",
+    )
     endpoint_name: str = _setting(
         "ENDPOINT_NAME", "house-price-endpoint",
         "SageMaker endpoint that `deploy` creates or updates (and the name `serve` answers to)",
@@ -114,6 +118,8 @@ class Settings:
         self._check(isinstance(self.tuning_max_parallel_jobs, int) and 1 <= self.tuning_max_parallel_jobs <= 100,
                     "tuning_max_parallel_jobs", "must be a whole number from 1 to 100")
         self._check(all(key for key, _ in self._tag_pairs()), "tags", "must be comma-separated Key=Value pairs")
+        self._check(isinstance(self.local_retention_days, int) and self.local_retention_days >= 0,
+                    "local_retention_days", "must be a whole number of days, 0 or more")
         self._check(_ENDPOINT_NAME.match(self.endpoint_name), "endpoint_name",
                     "must be letters, digits and hyphens, at most 63")
         self._check(isinstance(self.endpoint_instance_count, int) and 1 <= self.endpoint_instance_count <= 100,

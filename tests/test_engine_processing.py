@@ -83,6 +83,29 @@ def test_a_fast_mode_job_sees_no_credentials_tokens_or_settings_of_the_caller(tm
         name for name in seen if name.startswith(("SM_", "AWS_", "PROCESSING_"))}
 
 
+def test_a_job_killed_from_outside_fails_its_step_with_a_reason_that_says_so(tmp_path):
+    """A real SIGKILL, as the kernel's out-of-memory killer sends it: the step fails, says why, nothing after
+    it starts and nothing is cached."""
+    env = Env(tmp_path)
+    code = env.script("hog.py", """
+        import os, signal, sys
+        out = os.path.join(os.environ["SM_OPT_ML"], "processing", "out")
+        open(os.path.join(out, "half-written.csv"), "w").write("a,b\\n1,")
+        print("allocating", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    after = env.script("after.py", "print('must not run')")
+    result = env.run([processing_step("Hog", code, outputs={"out": f"{BUCKET}/hog/out"},
+                                      CacheConfig={"Enabled": True, "ExpireAfter": "P1D"}),
+                      processing_step("After", after, DependsOn=["Hog"])])
+    assert result.status == "Failed" and result.failed_step == "Hog"
+    assert "was killed (SIGKILL): out of memory" in result.failure_reason
+    assert "allocating" in result.failure_reason  # the log's tail comes with it
+    assert result.steps["After"].status == "NotStarted"
+    assert not env.s3.exists(f"{BUCKET}/hog/out/half-written.csv")
+    assert not list((tmp_path / "work" / "cache").rglob("*.json"))  # caching was on: a failure is never kept
+
+
 def test_output_reference_and_property_file_feed_later_steps(tmp_path):
     env = Env(tmp_path)
     code = env.script("evaluate.py", """

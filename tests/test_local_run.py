@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -96,15 +97,20 @@ def test_a_second_run_on_the_same_directory_waits_for_the_first(first_run, local
     first.acquire()
     second = subprocess.Popen([sys.executable, str(REPO / "pipeline.py"), "run", "--local-dir", str(local_dir),
                                *SMALL_BUDGET_FLAGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said: list[str] = []
+    threading.Thread(target=lambda: said.extend(line.strip() for line in second.stderr), daemon=True).start()
+    waiting = f"… another run is using {local_dir}; this one starts when it ends (Ctrl-C to give up)"
     try:
-        assert second.stderr.readline().strip() == (
-            f"… another run is using {local_dir}; this one starts when it ends (Ctrl-C to give up)")
+        deadline = time.monotonic() + 120  # after the definition is built, whatever that logged
+        while waiting not in said and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert waiting in said, said
         time.sleep(2)
         assert second.poll() is None and sorted(executions.iterdir()) == before
     finally:
         first.release()
-    out, err = second.communicate(timeout=600)
-    assert second.returncode == 0, err
+    out = second.stdout.read()
+    assert second.wait(timeout=600) == 0, said
     assert len(sorted(executions.iterdir())) == len(before) + 1 and "Succeeded" in out
 
 
