@@ -24,16 +24,17 @@ def _last_touched(execution: Path) -> float:
     return max((entry.stat().st_mtime for entry in (execution, *execution.rglob("*"))), default=0.0)
 
 
-def remove_old_executions(work_dir: Path, older_than_seconds: float) -> Removed:
+def remove_old_executions(work_dir: Path, older_than_seconds: float, keep: frozenset[str] = frozenset()) -> Removed:
     """Delete every execution directory (logs, kept job sandboxes, execution.json) whose newest file is
-    older than `older_than_seconds`; 0 removes them all. Call it only while no run uses `work_dir`."""
+    older than `older_than_seconds` (0: whatever its age), except the executions in `keep`. Call it only
+    while no run uses `work_dir`."""
     executions = work_dir / "executions"
     if not executions.is_dir():
         return Removed(0, 0, 0)
     cutoff = time.time() - older_than_seconds
     removed = kept = freed = 0
     for execution in sorted(path for path in executions.iterdir() if path.is_dir()):
-        if older_than_seconds and _last_touched(execution) >= cutoff:
+        if execution.name in keep or (older_than_seconds and _last_touched(execution) >= cutoff):
             kept += 1
             continue
         freed += _size(execution)

@@ -83,7 +83,8 @@ def run_locally(
         lock.acquire()
     try:
         run = _run_locked(built, local_dir, parameters, data, on_event, data_at, images)
-        remove_old_executions(_work_dir(local_dir), built.settings.local_retention_days * DAY_SECONDS)
+        remove_old_executions(_work_dir(local_dir), built.settings.local_retention_days * DAY_SECONDS,
+                              keep=frozenset({run.result.execution_id}))
         return run
     finally:
         lock.release()

@@ -59,3 +59,16 @@ def test_clean_refuses_while_a_run_uses_the_directory(tmp_path, capsys):
     with FileLock(tmp_path / RUN_LOCK):
         assert main(["clean", "--local-dir", str(tmp_path), "--all"]) == 1
     assert capsys.readouterr().err.strip() == f"error: a run is using {tmp_path}; clean it when the run has ended"
+
+
+def test_retention_never_removes_the_execution_that_just_ran(tmp_path):
+    from localengine.retention import remove_old_executions
+
+    env = Env(tmp_path)
+    code = env.script("job.py", FAILING)
+    first = env.run([processing_step("One", code, outputs={"out": f"{BUCKET}/one"})])
+    second = env.run([processing_step("Two", code, outputs={"out": f"{BUCKET}/two"})])
+    removed = remove_old_executions(tmp_path / "work", 0, keep=frozenset({second.execution_id}))
+    assert (removed.executions, removed.kept) == (1, 1)
+    assert [p.name for p in (tmp_path / "work" / "executions").iterdir()] == [second.execution_id]
+    assert first.execution_id != second.execution_id
