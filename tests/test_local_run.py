@@ -161,6 +161,7 @@ def test_sigterm_mid_tuning_stops_every_job_and_leaves_only_finished_steps(tmp_p
 
 
 def test_unchanged_rerun_is_served_from_cache_for_every_job_step(first_run, local_dir):
+    versions = [p["ModelPackageVersion"] for p in local_registry(local_dir).list_packages("HousePriceModels")]
     predicted = predicted_hits(build_definition(SMALL_BUDGET), local_dir)
     again = run_locally(build_definition(SMALL_BUDGET), local_dir).result
     assert predicted == actual_hits(again) == dict.fromkeys(JOB_STEPS, True)
@@ -168,7 +169,9 @@ def test_unchanged_rerun_is_served_from_cache_for_every_job_step(first_run, loca
     assert all(again.steps[name].cache_hit for name in JOB_STEPS)
     for name in JOB_STEPS:
         assert again.steps[name].properties == first_run.steps[name].properties
-    assert [p["ModelPackageVersion"] for p in local_registry(local_dir).list_packages("HousePriceModels")] == [1, 2]
+    # Every gate that passes registers a version, cached or not (as in the cloud): one more, numbered next.
+    assert [p["ModelPackageVersion"] for p in local_registry(local_dir).list_packages("HousePriceModels")] == [
+        *versions, versions[-1] + 1]
 
 
 def test_changing_one_script_reruns_only_that_step_and_what_depends_on_it(first_run, local_dir, tmp_path):
