@@ -15,6 +15,7 @@ from typing import Callable
 from localengine import LocalS3
 from localengine.serving import Model, ServingFiles, materialize
 
+from pipelines import hosting
 from pipelines.deploy import DeployError
 from pipelines.local import local_registry
 
@@ -26,9 +27,7 @@ class ChosenVersion:
 
     @property
     def label(self) -> str:
-        package = self.package
-        return (f"{package['ModelPackageGroupName']} v{package['ModelPackageVersion']} "
-                f"({package['ModelApprovalStatus']})")
+        return f"{hosting.label(self.package)} ({self.package['ModelApprovalStatus']})"
 
     def files(self, directory: Path) -> ServingFiles:
         return materialize(self.package["InferenceSpecification"]["Containers"][0], directory, self.fetch)
