@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -23,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import Cancelled, EngineError
+from .errors import Cancelled, EngineError, TransientFault, is_disk_full
 from .parameters import format_value
 
 CONTAINER_OPT_ML = "/opt/ml"
@@ -85,11 +86,17 @@ class Sandbox:
 
 @contextlib.contextmanager
 def job_sandbox(root: Path) -> Iterator[Sandbox]:
-    """A fresh sandbox that is deleted when the job succeeds and kept for inspection when it fails."""
+    """A fresh sandbox that is deleted when the job succeeds and kept for inspection when it fails,
+    unless it failed for a full disk, which the sandbox would go on filling."""
     if root.exists():
         shutil.rmtree(root)
     sandbox = Sandbox(root)
-    yield sandbox
+    try:
+        yield sandbox
+    except BaseException as error:
+        if is_disk_full(error):
+            shutil.rmtree(root, ignore_errors=True)
+        raise
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -101,7 +108,7 @@ class JobControl:
         self._slots = threading.BoundedSemaphore(max_parallel_jobs)
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen] = set()
-        self._cancelled = False
+        self._cancelled = threading.Event()
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
@@ -113,12 +120,17 @@ class JobControl:
     def cancel(self) -> None:
         """Kill every running job's process group; jobs not yet started will not start."""
         with self._lock:
-            self._cancelled = True
+            self._cancelled.set()
             for process in self._running:
                 _kill_group(process)
 
+    def pause(self, seconds: float) -> None:
+        """Sleep (before a retry) unless the run is interrupted meanwhile."""
+        if self._cancelled.wait(seconds):
+            raise Cancelled("the run was interrupted")
+
     def _raise_if_cancelled(self) -> None:
-        if self._cancelled:
+        if self._cancelled.is_set():
             raise Cancelled("the run was interrupted")
 
     def start(self, argv: list[str], *, env: dict[str, str], cwd: Path,
@@ -207,7 +219,7 @@ def run_container(run: ContainerRun, control: JobControl) -> ContainerOutcome:
         try:
             process = control.start(run.argv, env=run.env, cwd=run.cwd, cpu_set=run.cpu_set)
         except OSError as error:
-            raise EngineError(f"cannot start {run.argv[0]}: {error}") from None
+            raise _start_failure(run, error) from None
         reader = threading.Thread(target=watcher.consume, args=(process.stdout,), daemon=True)
         reader.start()
         timed_out = _wait(process, run.max_runtime_seconds)
@@ -218,6 +230,21 @@ def run_container(run: ContainerRun, control: JobControl) -> ContainerOutcome:
         process.stdout.close()
         control.finished(process)
     return ContainerOutcome(process.returncode, timed_out, watcher.metrics, list(watcher.tail))
+
+
+# The machine refusing a new process stands for the service refusing a new instance: the faults that
+# a step's retry policies name for it.
+_START_FAULTS = {
+    errno.EAGAIN: ("SageMaker.RESOURCE_LIMIT", "the machine's process limit is reached"),
+    errno.ENOMEM: ("SageMaker.CAPACITY_ERROR", "the machine has no memory for another process"),
+}
+
+
+def _start_failure(run: ContainerRun, error: OSError) -> EngineError:
+    if error.errno in _START_FAULTS:
+        exception_type, meaning = _START_FAULTS[error.errno]
+        return TransientFault(exception_type, f"cannot start {run.argv[0]}: {error.strerror} ({meaning})")
+    return EngineError(f"cannot start {run.argv[0]}: {error}")
 
 
 def _wait(process: subprocess.Popen, max_runtime_seconds: float | None) -> bool:

@@ -18,6 +18,7 @@ from .errors import DefinitionError, UnsupportedConstruct
 from .expressions import SUPPORTED_EXECUTION_VARIABLES, iter_references, referenced_step
 from .kinds import STEP_KINDS
 from .paths import PathError, parse_path
+from .retries import parse_retry_policies
 from .spec import CachePolicy, Gate, StepSpec
 
 # ISO-8601 durations, and the short forms the service documents ("30d", "5y", "T16m", "30dT5h":
@@ -116,6 +117,7 @@ def _step_spec(raw: dict[str, Any], gates: tuple[Gate, ...]) -> StepSpec:
         depends_on=tuple(dict.fromkeys(depends_on)), gates=gates,
         property_files=tuple(raw.get("PropertyFiles") or []),
         cache=_cache_policy(raw.get("CacheConfig")),
+        retry_policies=parse_retry_policies(raw.get("RetryPolicies"), f"step {name}"),
         if_steps=branches.get("IfSteps", ()), else_steps=branches.get("ElseSteps", ()))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class EngineError(Exception):
     """Base class of every error the engine raises on purpose."""
@@ -34,3 +36,20 @@ class StepFailed(EngineError):
 
 class Cancelled(EngineError):
     """The run was interrupted before this job could start or finish."""
+
+
+class TransientFault(EngineError):
+    """A fault that the service would report under one of the retry policies' exception types
+    (``exception_type``, e.g. ``SageMaker.RESOURCE_LIMIT``): a step's ``RetryPolicies`` may retry it."""
+
+    def __init__(self, exception_type: str, message: str):
+        super().__init__(message)
+        self.exception_type = exception_type
+
+
+class DiskFull(EngineError):
+    """A write failed because its filesystem is full (or the quota is spent); the write left nothing."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    return isinstance(error, DiskFull) or (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import time
 import traceback
@@ -16,7 +17,7 @@ from .caching import CacheEntry, StepCache
 from .container import JobControl
 from .context import ExecutionInfo, RunContext
 from .definition import PipelineGraph, load_definition, parse_definition
-from .errors import EngineError, StepFailed
+from .errors import EngineError, StepFailed, TransientFault, is_disk_full
 from .expressions import Resolver
 from .files import write_json
 from .images import ImageEnvironments
@@ -26,6 +27,7 @@ from .parameters import resolve_parameters
 from .registry import LocalModelRegistry
 from .registry_api import RegistryApi
 from .results import ExecutionResult, StepEvent, StepResult
+from .retries import policy_for
 from .s3 import LocalS3
 from .spec import StepSpec
 
@@ -166,14 +168,15 @@ class _Execution:
             result.log_path = result.log_path or failure.log_path
         except EngineError as error:
             result.status, result.failure_reason = "Failed", self._explained(str(error))
-        except Exception as error:  # a bug must fail the step, not hang the run
+        except Exception as error:  # a bug (or a full disk) must fail the step, not hang the run
             result.status = "Failed"
-            result.failure_reason = f"internal error: {error!r}\n{traceback.format_exc()}"
+            result.failure_reason = (f"no space left on device while writing under {self._context.work_dir} "
+                                     f"({error}); free space there and run again" if is_disk_full(error)
+                                     else f"internal error: {error!r}\n{traceback.format_exc()}")
         result.duration_seconds = time.monotonic() - started
         return result
 
     def _run_step(self, spec: StepSpec, result: StepResult) -> None:
-        kind = STEP_KINDS[spec.type]
         arguments = self._resolver.resolve(spec.arguments)
         cache_key = self._cache.key(spec, arguments) if cacheable(spec.type) else None
         entry = self._cache.lookup(spec, cache_key) if cache_key else None
@@ -181,10 +184,28 @@ class _Execution:
             result.cache_hit, result.properties, result.log_path = True, entry.properties, entry.log_path
             self._reused[spec.name] = entry
             return
-        output = kind.run(spec, arguments, self._context)
+        output = self._run_with_retries(spec, arguments, result)
         result.properties, result.log_path, result.detail = output.properties, output.log_path, output.detail
         if cache_key:
             self._cache.store(spec, cache_key, arguments, output, self._context.execution.execution_id)
+
+    def _run_with_retries(self, spec: StepSpec, arguments: dict[str, Any], result: StepResult):
+        """Run the step, retrying a transient fault as long as a retry policy of the step allows."""
+        started = time.monotonic()
+        retries_made: collections.Counter = collections.Counter()  # per policy, as each has its own limit
+        while True:
+            try:
+                return STEP_KINDS[spec.type].run(spec, arguments, self._context)
+            except TransientFault as fault:
+                policy = policy_for(spec.retry_policies, fault.exception_type)
+                delay = policy.delay_before_retry(retries_made[policy], time.monotonic() - started) if policy else None
+                if delay is None:
+                    why = (f"still failing after {len(result.retried) + 1} attempts, the limit of its retry policy"
+                           if policy else "no retry policy of the step names it")
+                    raise StepFailed(f"{fault} ({fault.exception_type}; {why})") from None
+                retries_made[policy] += 1
+                result.retried.append(f"{fault.exception_type}: {fault}")
+                self._context.control.pause(delay)
 
     def _explained(self, reason: str) -> str:
         """A failure caused by a cache hit whose outputs were deleted since says so in its first line.

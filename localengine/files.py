@@ -13,5 +13,11 @@ def write_json(path: Path, document: Any) -> None:
     """Write ``document`` to ``path`` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        json.dump(document, tmp, indent=2)
+        try:
+            json.dump(document, tmp, indent=2)
+            tmp.flush()  # a full disk shows here, inside the try, rather than when the file closes
+        except BaseException:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise
     os.replace(tmp.name, path)

@@ -30,6 +30,7 @@ class StepResult:
     log_path: Path | None = None
     skip_reason: str | None = None
     detail: str | None = None  # what a Condition step compared, e.g. "25232.5 <= 40000.0"
+    retried: list[str] = field(default_factory=list)  # why each attempt that a retry policy retried failed
 
 
 @dataclass
@@ -92,9 +93,17 @@ def describe_event(event: StepEvent) -> str:
         return f"↷ {event.step_name} skipped ({result.skip_reason})"
     if result.status == "Failed":
         return f"✘ {event.step_name} failed after {format_duration(result.duration_seconds)}: {result.failure_reason}"
-    notes = [note for note in ("cache hit" if result.cache_hit else "", _outcome_note(result)) if note]
+    notes = [note for note in ("cache hit" if result.cache_hit else "", _retry_note(result), _outcome_note(result))
+             if note]
     suffix = f" ({', '.join(notes)})" if notes else ""
     return f"✔ {event.step_name} succeeded in {format_duration(result.duration_seconds)}{suffix}"
+
+
+def _retry_note(result: StepResult) -> str:
+    if not result.retried:
+        return ""
+    retries = len(result.retried)
+    return f"after {retries} retr{'y' if retries == 1 else 'ies'}: {result.retried[-1]}"
 
 
 def _outcome_note(result: StepResult) -> str:

@@ -7,7 +7,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from .errors import EngineError
+from .errors import DiskFull, EngineError, is_disk_full
 
 _STAGING_DIR = ".staging"  # not a valid bucket name, so it cannot clash with one
 
@@ -119,20 +119,31 @@ class LocalS3:
     def publish(self, items: list[tuple[Path, str]]) -> list[str]:
         """Upload each local file or directory to its URI, all or nothing as far as possible.
 
-        Everything is first copied to a staging area beside the store (the slow part);
-        only when all of it is staged are the files moved into place by renames. Objects
-        already under a URI that the upload does not hold are kept, as S3 keeps them.
-        Missing or empty local paths upload nothing. Returns the URIs that received files.
+        Everything is first copied to a staging area beside the store (the slow part, and the one
+        that needs space); only when all of it is staged are the files moved into place by renames.
+        Objects already under a URI that the upload does not hold are kept, as S3 keeps them.
+        Missing or empty local paths upload nothing. Returns the URIs that received files. A full
+        disk while staging raises ``DiskFull`` and leaves nothing behind.
         """
         staging = self._staging_path()
         staged = []
         try:
             for number, (local, uri) in enumerate(items):
-                if local.is_file() or (local.is_dir() and any(p.is_file() for p in local.rglob("*"))):
-                    copy = staging / str(number)
-                    copy.parent.mkdir(parents=True, exist_ok=True)
-                    (shutil.copytree if local.is_dir() else shutil.copyfile)(local, copy)
-                    staged.append((copy, uri))
+                files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+                if not files:
+                    continue
+                copy = staging / str(number)
+                for file in files:
+                    target = copy / file.relative_to(local) if local.is_dir() else copy
+                    try:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(file, target)
+                    except OSError as error:
+                        if is_disk_full(error):
+                            raise DiskFull(f"no space left on the device of the local S3 at {self.root} while "
+                                           f"publishing {uri}; nothing was published") from None
+                        raise
+                staged.append((copy, uri))
             for copy, uri in staged:
                 self._commit(copy, uri)
         finally:
@@ -163,3 +174,4 @@ class LocalS3:
             self._move_into_place(staging / "object", self.path_for(uri))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from .retries import RetryPolicy
+
 
 @dataclass(frozen=True)
 class Gate:
@@ -37,5 +39,6 @@ class StepSpec:
     gates: tuple[Gate, ...] = ()
     property_files: tuple[dict[str, Any], ...] = ()
     cache: CachePolicy | None = None
+    retry_policies: tuple[RetryPolicy, ...] = ()
     if_steps: tuple[str, ...] = ()
     else_steps: tuple[str, ...] = ()
