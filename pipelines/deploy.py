@@ -98,9 +98,25 @@ def upsert(built: BuiltDefinition, clients: AwsClients) -> str:
             if not _created_meanwhile(error) or deployed_definition(clients.sagemaker, settings.pipeline_name) is None:
                 raise
     response = clients.sagemaker.update_pipeline(**request)
-    if tags:  # UpdatePipeline takes no tags; a project's tags must reach a pipeline created before it
-        clients.sagemaker.add_tags(ResourceArn=response["PipelineArn"], Tags=tags)
+    _sync_tags(clients.sagemaker, response["PipelineArn"], settings.tag_map)
     return response["PipelineArn"]
+
+
+# Tags that the settings do not own: AWS's own (which nobody may remove) and those SageMaker Projects sets,
+# which tie the pipeline to its project whether or not this upsert runs inside one.
+FOREIGN_TAG_PREFIXES = ("aws:", "sagemaker:")
+
+
+def _sync_tags(sagemaker, pipeline_arn: str, wanted: dict[str, str]) -> None:
+    """UpdatePipeline takes no tags: make the pipeline's tags those of the settings, adding and removing."""
+    pages = sagemaker.get_paginator("list_tags").paginate(ResourceArn=pipeline_arn)
+    current = {tag["Key"]: tag["Value"] for page in pages for tag in page["Tags"]}
+    dropped = [key for key in current if key not in wanted and not key.startswith(FOREIGN_TAG_PREFIXES)]
+    if dropped:
+        sagemaker.delete_tags(ResourceArn=pipeline_arn, TagKeys=dropped)
+    changed = [{"Key": key, "Value": value} for key, value in wanted.items() if current.get(key) != value]
+    if changed:
+        sagemaker.add_tags(ResourceArn=pipeline_arn, Tags=changed)
 
 
 def _created_meanwhile(error: ClientError) -> bool:

@@ -134,6 +134,7 @@ def deployer_policy(settings: Settings) -> dict:
             "sagemaker:StartPipelineExecution", "sagemaker:DescribePipelineExecution",
             "sagemaker:ListPipelineExecutions", "sagemaker:ListPipelineExecutionSteps",
             "sagemaker:ListPipelineParametersForExecution", "sagemaker:AddTags", "sagemaker:ListTags",
+            "sagemaker:DeleteTags",
         ], [*pipelines, *(f"{arn}/execution/*" for arn in pipelines)]),
         _statement("UploadCodeBundles", ["s3:PutObject", "s3:GetObject"],
                    [f"arn:aws:s3:::{settings.bucket}/{settings.pipeline_name}/code/*"]),

@@ -69,6 +69,7 @@ def test_an_upsert_that_loses_a_create_race_updates_what_the_other_created(aws):
     stub.add_response("update_pipeline", {"PipelineArn": arn}, {
         "PipelineName": "HousePricePipeline", "PipelineDisplayName": "HousePricePipeline",
         "PipelineDefinition": built.json, "PipelineDescription": ANY, "RoleArn": ROLE})
+    stub.add_response("list_tags", {"Tags": []}, {"ResourceArn": arn})
     stub.add_response("add_tags", {"Tags": [{"Key": "team", "Value": "pricing"}]},
                       {"ResourceArn": arn, "Tags": [{"Key": "team", "Value": "pricing"}]})
     with stub:
@@ -267,6 +268,19 @@ def test_start_wait_follows_the_steps_and_exits_non_zero_when_the_execution_fail
     assert out == [arn, "  Evaluate: Succeeded", "  QualityGateFailed: Failed (Quality gate failed: tuned RMSE)",
                    "execution Failed: Step failure: QualityGateFailed"]
     stub.assert_no_pending_responses()
+
+
+def test_upsert_keeps_the_pipelines_tags_in_step_with_the_settings(aws, capsys):
+    """Tags dropped from the settings are removed, changed ones updated; AWS's and SageMaker Projects' stay."""
+    sagemaker, _ = aws
+    assert main(["upsert", *SETTINGS, "--tags", "team=pricing,owner=ana,stage=beta"]) == 0
+    arn = capsys.readouterr().out.strip()
+    sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": "sagemaker:project-name", "Value": "house-prices"}])
+    assert main(["upsert", *SETTINGS, "--tags", "team=pricing,stage=prod"]) == 0
+    tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+    assert tags == {"team": "pricing", "stage": "prod", "sagemaker:project-name": "house-prices"}
+    assert main(["upsert", *SETTINGS]) == 0
+    assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "sagemaker:project-name", "Value": "house-prices"}]
 
 
 def test_upsert_brings_a_projects_tags_to_a_pipeline_created_before_it(aws, capsys, monkeypatch):
