@@ -198,8 +198,10 @@ def cmd_run(args) -> int:
             raise CliError("--event needs --data FILE: the local file that stands for the object the event names")
         data_at, event_parameters = event_input(Path(args.event))
         overrides = api.check_parameters(built, {**overrides, **event_parameters})
+    if args.interrupt_spot_jobs and not built.settings.spot_training:
+        raise CliError("--interrupt-spot-jobs needs --spot-training: only spot jobs are interrupted")
     run = run_locally(
-        built, Path(args.local_dir), overrides,
+        built, Path(args.local_dir), overrides, interrupt_spot_jobs=args.interrupt_spot_jobs,
         data=Path(args.data) if args.data else None, on_event=print_event, data_at=data_at,
         images=image_environments(lambda line: print(f"… {line}", flush=True)) if args.faithful else None,
         on_wait=lambda why: print(f"… {why}", file=sys.stderr, flush=True),
@@ -565,6 +567,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--faithful", action="store_true",
                      help="run each image's jobs in an environment pinned like that image, and training "
                      "through the image's own toolkit (environments built once, in ~/.cache)")
+    run.add_argument("--interrupt-spot-jobs", action="store_true",
+                     help="reclaim each spot training job's instance once, after its first checkpoint, as a spot "
+                     "interruption would: the job restarts with its checkpoints (with --spot-training)")
     trigger = command("trigger", cmd_trigger, "the S3 trigger: an EventBridge rule that starts the pipeline when a "
                       "file lands under a prefix of the bucket setting (install is idempotent)")
     trigger.add_argument("action", choices=["install", "remove", "show", "template"],

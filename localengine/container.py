@@ -18,7 +18,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -170,6 +171,7 @@ class ContainerRun:
     max_runtime_seconds: float | None = None
     metric_definitions: list[dict[str, Any]] = field(default_factory=list)
     cpu_set: frozenset[int] | None = None  # the cores it may use (a tuning trial's share)
+    interrupt_when: Callable[[], bool] | None = None  # polled: true stops the job as a reclaimed instance would
 
 
 @dataclass
@@ -178,10 +180,11 @@ class ContainerOutcome:
     timed_out: bool
     metrics: dict[str, tuple[float, datetime]]  # metric name → (last value, when it was logged)
     log_tail: list[str]
+    interrupted: bool = False  # stopped because ``interrupt_when`` came true
 
     @property
     def succeeded(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out
+        return self.exit_code == 0 and not self.timed_out and not self.interrupted
 
 
 class _LogWatcher:
@@ -222,14 +225,14 @@ def run_container(run: ContainerRun, control: JobControl) -> ContainerOutcome:
             raise _start_failure(run, error) from None
         reader = threading.Thread(target=watcher.consume, args=(process.stdout,), daemon=True)
         reader.start()
-        timed_out = _wait(process, run.max_runtime_seconds)
+        timed_out, interrupted = _wait(process, run.max_runtime_seconds, run.interrupt_when)
         # As when a container stops: what the job left running must not outlive it (and
         # must not hold the output pipe open).
         _kill_group(process)
         reader.join()
         process.stdout.close()
         control.finished(process)
-    return ContainerOutcome(process.returncode, timed_out, watcher.metrics, list(watcher.tail))
+    return ContainerOutcome(process.returncode, timed_out, watcher.metrics, list(watcher.tail), interrupted)
 
 
 # The machine refusing a new process stands for the service refusing a new instance: the faults that
@@ -247,14 +250,27 @@ def _start_failure(run: ContainerRun, error: OSError) -> EngineError:
     return EngineError(f"cannot start {run.argv[0]}: {error}")
 
 
-def _wait(process: subprocess.Popen, max_runtime_seconds: float | None) -> bool:
-    try:
-        process.wait(timeout=max_runtime_seconds)
-        return False
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        process.wait()
-        return True
+INTERRUPT_POLL_SECONDS = 0.1
+
+
+def _wait(process: subprocess.Popen, max_runtime_seconds: float | None,
+          interrupt_when: Callable[[], bool] | None) -> tuple[bool, bool]:
+    """Wait for the process; ``(timed out, interrupted)``, having killed it in either case."""
+    deadline = time.monotonic() + max_runtime_seconds if max_runtime_seconds is not None else None
+    while True:
+        waits = [seconds for seconds in (INTERRUPT_POLL_SECONDS if interrupt_when else None,
+                                         deadline - time.monotonic() if deadline is not None else None)
+                 if seconds is not None]
+        try:
+            process.wait(timeout=max(0.0, min(waits)) if waits else None)
+            return False, False
+        except subprocess.TimeoutExpired:
+            timed_out = deadline is not None and time.monotonic() >= deadline
+            interrupted = not timed_out and interrupt_when is not None and interrupt_when()
+            if timed_out or interrupted:
+                _kill_group(process)
+                process.wait()
+                return timed_out, interrupted
 
 
 def read_message(path: Path) -> str:

@@ -52,6 +52,7 @@ class RunContext:
     cpu_count: int
     registry_api: RegistryApi
     images: ImageEnvironments | None = None  # faithful mode: each image's own environment
+    interrupt_spot_jobs: bool = False  # reclaim each managed-spot job's instance once, after its first checkpoint
 
     def job_environment(self, base: dict[str, str]) -> dict[str, str]:
         """What a job process starts with: ``base`` without the caller's AWS credentials, with the

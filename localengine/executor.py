@@ -41,7 +41,7 @@ def run_pipeline(definition: Mapping[str, Any] | str, *, s3: LocalS3, work_dir: 
                  parameters: Mapping[str, Any] | None = None, on_event: EventHandler | None = None,
                  max_parallel_jobs: int | None = None,
                  pipeline_name: str = "local-pipeline",
-                 images: ImageEnvironments | None = None) -> ExecutionResult:
+                 images: ImageEnvironments | None = None, interrupt_spot_jobs: bool = False) -> ExecutionResult:
     """Execute a pipeline definition (the CreatePipeline document, as a dict or JSON text).
 
     The definition is checked completely before any step runs: ``UnsupportedConstruct``
@@ -52,7 +52,9 @@ def run_pipeline(definition: Mapping[str, Any] | str, *, s3: LocalS3, work_dir: 
     step starts. Logs, job sandboxes, the step cache and the model registry live
     under ``work_dir``. ``on_event`` is called from this thread, in order. ``images`` turns on
     faithful mode: each framework image's jobs run in that image's environment, and script-mode
-    training through the image's own training toolkit.
+    training through the image's own training toolkit. ``interrupt_spot_jobs`` simulates a spot
+    interruption in every managed-spot training job once its first checkpoint is saved: the job
+    stops and restarts on a fresh sandbox with its checkpoints restored.
     """
     if max_parallel_jobs is not None and max_parallel_jobs < 1:
         raise EngineError(f"max_parallel_jobs must be at least 1, got {max_parallel_jobs}")
@@ -66,7 +68,8 @@ def run_pipeline(definition: Mapping[str, Any] | str, *, s3: LocalS3, work_dir: 
         context = RunContext(
             execution=ExecutionInfo(pipeline_name, random_token(12), datetime.now(timezone.utc)),
             s3=s3, work_dir=work_dir, control=JobControl(max_parallel_jobs or cpu_count),
-            registry=registry, cpu_count=cpu_count, registry_api=registry_api, images=images)
+            registry=registry, cpu_count=cpu_count, registry_api=registry_api, images=images,
+            interrupt_spot_jobs=interrupt_spot_jobs)
         return _Execution(graph, context, values, on_event if on_event is not None else _ignore_event).run()
 
 

@@ -37,10 +37,10 @@ def max_runtime(arguments: dict[str, Any]) -> float | None:
 
 def run_job_process(run: ContainerRun, context: RunContext, message_file: Path) -> ContainerOutcome:
     """Run the container process in a job slot; raise ``StepFailed`` with the job's own
-    message and the end of its log if it fails or runs out of time."""
+    message and the end of its log if it fails or runs out of time (an interrupted one is returned)."""
     with context.control.slot():
         outcome = run_container(run, context.control)
-    if not outcome.succeeded:
+    if not outcome.succeeded and not outcome.interrupted:
         raise StepFailed(failure_reason(outcome, read_message(message_file), run), log_path=run.log_path)
     return outcome
 

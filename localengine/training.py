@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .container import ContainerOutcome, ContainerRun, Sandbox, job_sandbox
 from .context import RunContext, StepOutput
-from .errors import EngineError, UnsupportedConstruct
+from .errors import DefinitionError, EngineError, UnsupportedConstruct
 from .expressions import format_timestamp
 from .jobs import (download_input, max_runtime, now, resource_config, run_job_process,
                    text_environment)
@@ -25,6 +26,8 @@ from .names import arn
 from .parameters import format_value
 from .s3 import join_s3_uri
 from .spec import StepSpec
+
+CHECKPOINT_DIR = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath's default
 
 TRAINING_PROPERTIES = frozenset({
     "TrainingJobName", "TrainingJobArn", "TrainingJobStatus", "SecondaryStatus", "ModelArtifacts",
@@ -56,6 +59,12 @@ def check_training_request(request: dict[str, Any], where: str) -> None:
                 "S3DataType S3Prefix and no compression is supported")
     if (request.get("OutputDataConfig") or {}).get("CompressionType") == "NONE":
         raise UnsupportedConstruct(f"OutputDataConfig.CompressionType NONE in {where}")
+    stopping = request.get("StoppingCondition") or {}
+    wait, runtime = stopping.get("MaxWaitTimeInSeconds"), stopping.get("MaxRuntimeInSeconds")
+    if request.get("EnableManagedSpotTraining") is True and (
+            not isinstance(wait, int) or isinstance(runtime, int) and wait < runtime):
+        raise DefinitionError(f"{where}: ValidationException: managed spot training needs "
+                              "StoppingCondition.MaxWaitTimeInSeconds, at least MaxRuntimeInSeconds")
 
 
 def run_training(spec: StepSpec, arguments: dict[str, Any], context: RunContext) -> StepOutput:
@@ -71,9 +80,22 @@ def run_training_job(job: str, request: dict[str, Any], context: RunContext, *,
     properties. Raises ``StepFailed`` with the job's failure reason."""
     started = now()
     output_prefix = join_s3_uri(request["OutputDataConfig"]["S3OutputPath"], f"{job}/output")
-    with job_sandbox(context.sandbox_root(job)) as sandbox:
-        outcome = _run_in_sandbox(job, request, sandbox, context, log_path=log_path, cpus=cpus, cpu_set=cpu_set)
-        _publish_artifacts(sandbox, output_prefix, context)
+    interruptions = 1 if context.interrupt_spot_jobs and request.get("EnableManagedSpotTraining") else 0
+    while True:
+        # Each start is a new instance: a fresh sandbox with the checkpoints restored.
+        with job_sandbox(context.sandbox_root(job)) as sandbox:
+            checkpoints = _Checkpoints.of(request, sandbox, context)
+            outcome = _run_in_sandbox(job, request, sandbox, context, log_path=log_path, cpus=cpus, cpu_set=cpu_set,
+                                      interrupt_when=checkpoints.any_saved if interruptions and checkpoints else None)
+            if checkpoints:
+                checkpoints.upload()
+            if not outcome.interrupted:
+                _publish_artifacts(sandbox, output_prefix, context)
+                break
+        interruptions -= 1
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"--- spot interruption (simulated): the instance was reclaimed; the job restarts with the "
+                      f"checkpoints in {request['CheckpointConfig']['S3Uri']} ---\n")
     finished = now()
     metrics = [{"MetricName": name, "Value": value, "Timestamp": format_timestamp(moment)}
                for name, (value, moment) in outcome.metrics.items()]
@@ -87,15 +109,41 @@ def run_training_job(job: str, request: dict[str, Any], context: RunContext, *,
             "TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds}
 
 
+class _Checkpoints:
+    """A job's CheckpointConfig: the service copies the S3 URI to the local path when the job starts, and the
+    local path to the S3 URI while it runs (here: when its process ends, however it ends)."""
+
+    def __init__(self, uri: str, local: Path, s3):
+        self.uri, self.local, self._s3 = uri, local, s3
+
+    @classmethod
+    def of(cls, request: dict[str, Any], sandbox: Sandbox, context: RunContext) -> "_Checkpoints | None":
+        config = request.get("CheckpointConfig")
+        if not config:
+            return None
+        checkpoints = cls(config["S3Uri"], sandbox.local_path(config.get("LocalPath") or CHECKPOINT_DIR), context.s3)
+        checkpoints.local.mkdir(parents=True, exist_ok=True)
+        if context.s3.exists(checkpoints.uri):
+            context.s3.download(checkpoints.uri, checkpoints.local)
+        return checkpoints
+
+    def any_saved(self) -> bool:
+        return any(path.is_file() and not path.name.endswith(".tmp") for path in self.local.rglob("*"))
+
+    def upload(self) -> None:
+        self._s3.publish([(self.local, self.uri)])
+
+
 def _run_in_sandbox(job: str, request: dict[str, Any], sandbox: Sandbox, context: RunContext, *,
-                    log_path: Path, cpus: int, cpu_set: frozenset[int] | None) -> ContainerOutcome:
+                    log_path: Path, cpus: int, cpu_set: frozenset[int] | None,
+                    interrupt_when: Callable[[], bool] | None = None) -> ContainerOutcome:
     channels = _stage_channels(request, sandbox, context)
     # The API's hyperparameters are text; a parameter reference may have resolved to a number.
     hyperparameters = {name: format_value(value) for name, value in (request.get("HyperParameters") or {}).items()}
     algorithm = request.get("AlgorithmSpecification") or {}
     if context.images is not None and not algorithm.get("ContainerEntrypoint"):
         return _run_through_toolkit(job, request, sandbox, context, hyperparameters, log_path=log_path,
-                                    cpu_set=cpu_set)
+                                    cpu_set=cpu_set, interrupt_when=interrupt_when)
     _write_config(request, sandbox, hyperparameters)
     argv, cwd, user_args = _start_command(algorithm, hyperparameters, sandbox, context)
     if algorithm.get("ContainerEntrypoint"):
@@ -108,13 +156,14 @@ def _run_in_sandbox(job: str, request: dict[str, Any], sandbox: Sandbox, context
                    **text_environment(request.get("Environment"))}
     run = ContainerRun(argv=argv, env=environment, cwd=cwd, log_path=log_path,
                        max_runtime_seconds=max_runtime(request),
-                       metric_definitions=algorithm.get("MetricDefinitions") or [], cpu_set=cpu_set)
+                       metric_definitions=algorithm.get("MetricDefinitions") or [], cpu_set=cpu_set,
+                       interrupt_when=interrupt_when)
     return run_job_process(run, context, sandbox.opt_ml / "output" / "failure")
 
 
 def _run_through_toolkit(job: str, request: dict[str, Any], sandbox: Sandbox, context: RunContext,
                          hyperparameters: dict[str, str], *, log_path: Path,
-                         cpu_set: frozenset[int] | None) -> ContainerOutcome:
+                         cpu_set: frozenset[int] | None, interrupt_when: Callable[[], bool] | None = None) -> ContainerOutcome:
     """Faithful mode: the image's own `train` entry point (its training toolkit) runs the job, with
     `SAGEMAKER_BASE_DIR` standing in for /opt/ml, as the toolkits allow outside a container."""
     algorithm = request["AlgorithmSpecification"]
@@ -132,7 +181,8 @@ def _run_through_toolkit(job: str, request: dict[str, Any], sandbox: Sandbox, co
     run = ContainerRun(argv=image.train_command(context.interpreter(algorithm["TrainingImage"])),
                        env=environment, cwd=sandbox.root, log_path=log_path,
                        max_runtime_seconds=max_runtime(request),
-                       metric_definitions=algorithm.get("MetricDefinitions") or [], cpu_set=cpu_set)
+                       metric_definitions=algorithm.get("MetricDefinitions") or [], cpu_set=cpu_set,
+                       interrupt_when=interrupt_when)
     return run_job_process(run, context, sandbox.opt_ml / "output" / "failure")
 
 

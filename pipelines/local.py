@@ -62,6 +62,7 @@ def run_locally(
     data_at: str | None = None,
     images: ImageEnvironments | None = None,
     on_wait: Callable[[str], None] | None = None,
+    interrupt_spot_jobs: bool = False,
 ) -> LocalRun:
     """Stage code and data the way `upsert` would in S3, then execute the definition itself.
 
@@ -72,6 +73,7 @@ def run_locally(
 
     One run at a time per local directory: a second waits for the first (`on_wait` hears why), so
     staging, the step cache and the registry are never written by two runs at once.
+    `interrupt_spot_jobs` reclaims each spot training job's instance once (the engine's simulation).
     """
     local_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(local_dir / RUN_LOCK)
@@ -82,7 +84,7 @@ def run_locally(
             on_wait(f"another run is using {local_dir}; this one starts when it ends (Ctrl-C to give up)")
         lock.acquire()
     try:
-        run = _run_locked(built, local_dir, parameters, data, on_event, data_at, images)
+        run = _run_locked(built, local_dir, parameters, data, on_event, data_at, images, interrupt_spot_jobs)
         remove_old_executions(_work_dir(local_dir), built.settings.local_retention_days * DAY_SECONDS,
                               keep=frozenset({run.result.execution_id}))
         return run
@@ -104,7 +106,7 @@ def clean(local_dir: Path, older_than_days: float) -> Removed:
         lock.release()
 
 
-def _run_locked(built, local_dir, parameters, data, on_event, data_at, images) -> LocalRun:
+def _run_locked(built, local_dir, parameters, data, on_event, data_at, images, interrupt_spot_jobs) -> LocalRun:
     s3 = LocalS3(local_dir / "s3")
     for uri, content in built.code_objects().items():
         s3.put_bytes(uri, content)
@@ -127,7 +129,7 @@ def _run_locked(built, local_dir, parameters, data, on_event, data_at, images) -
         parameters.setdefault("InputDataKey", key)
     result = run_pipeline(
         built.document, s3=s3, work_dir=_work_dir(local_dir), parameters=parameters, on_event=on_event,
-        pipeline_name=built.settings.pipeline_name, images=images,
+        pipeline_name=built.settings.pipeline_name, images=images, interrupt_spot_jobs=interrupt_spot_jobs,
     )
     data_report = _output_file(result, s3, *DATA_REPORT)
     return LocalRun(result, json.loads(data_report.read_text()) if data_report else None, staged_input,

@@ -65,6 +65,16 @@ class Settings:
     network_isolation: bool = _setting(
         "PIPELINE_NETWORK_ISOLATION", False, "run every job without network access"
     )
+    spot_training: bool = _setting(
+        "PIPELINE_SPOT_TRAINING", False,
+        "managed spot training for the training and tuning jobs (they may wait up to twice their runtime limit "
+        "for capacity; the XGBoost trials checkpoint and resume after an interruption)",
+    )
+    warm_pool_seconds: int = _setting(
+        "PIPELINE_WARM_POOL_SECONDS", 0,
+        "KeepAlivePeriodInSeconds of the tuning trials' instances, so the next trial starts on a warm one "
+        "(0 to 3600; 0: none; not with spot training)",
+    )
     subnets: str = _setting("PIPELINE_SUBNETS", "", "comma-separated VPC subnet ids for every job")
     security_group_ids: str = _setting(
         "PIPELINE_SECURITY_GROUP_IDS", "", "comma-separated security group ids for every job"
@@ -118,6 +128,10 @@ class Settings:
         self._check(isinstance(self.tuning_max_parallel_jobs, int) and 1 <= self.tuning_max_parallel_jobs <= 100,
                     "tuning_max_parallel_jobs", "must be a whole number from 1 to 100")
         self._check(all(key for key, _ in self._tag_pairs()), "tags", "must be comma-separated Key=Value pairs")
+        self._check(isinstance(self.warm_pool_seconds, int) and 0 <= self.warm_pool_seconds <= 3600,
+                    "warm_pool_seconds", "must be a whole number of seconds from 0 to 3600 (the service's limit)")
+        self._check(not (self.spot_training and self.warm_pool_seconds), "warm_pool_seconds",
+                    "must be 0 with spot training: SageMaker keeps no spot instances warm")
         self._check(isinstance(self.local_retention_days, int) and self.local_retention_days >= 0,
                     "local_retention_days", "must be a whole number of days, 0 or more")
         self._check(_ENDPOINT_NAME.match(self.endpoint_name), "endpoint_name",

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xgboost
 
+from checkpoints import Progress
 from container import (
     ContractArgumentParser, add_training_arguments, available_cpus, failure_reporting,
     positive_whole_number, read_training_inputs, save_serving_code, whole_number, write_bytes_atomic,
@@ -53,42 +54,81 @@ def booster_parameters(arguments: argparse.Namespace) -> dict:
     }
 
 
-def fit_booster(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, parameters: dict,
-                num_round: int, early_stopping_rounds: int) -> xgboost.Booster:
-    """Boost until the validation RMSE (in encoded units) stops improving; keep only the best rounds."""
-    booster = xgboost.train(
-        parameters,
-        _encoded_matrix(train, spec),
-        num_boost_round=num_round,
-        evals=[(_encoded_matrix(validation, spec), "validation")],
-        early_stopping_rounds=early_stopping_rounds,
-        verbose_eval=False,
-    )
+# Boosting runs in segments of at most this many rounds, each a training call of its own seeded by the
+# round it starts at, and a checkpoint after each. XGBoost keeps no random state across calls (a
+# continued call samples rows and columns afresh), so an uninterrupted job is built the same way: a job
+# restarted from its last checkpoint (a spot interruption) then trains exactly the trees it would have.
+SEGMENT_ROUNDS = 100
+NOT_KEPT = Progress(None)
+
+
+def boost(parameters: dict, train: xgboost.DMatrix, num_round: int, progress: Progress, name: str, *,
+          validation: xgboost.DMatrix | None = None, early_stopping_rounds: int | None = None) -> xgboost.Booster:
+    """``num_round`` rounds on ``train``, or with ``validation`` until its RMSE (encoded units) has not improved
+    for ``early_stopping_rounds`` rounds, keeping only the best rounds. Each segment is saved to ``progress``
+    under ``name``, and a restarted job resumes after the last one saved."""
+    saved = progress.load(name)
+    booster = xgboost.Booster(model_file=bytearray(saved["booster"].encode())) if saved else None
+    history: list[float] = saved["history"] if saved else []
+    done = booster.num_boosted_rounds() if booster is not None else 0
+    if saved:
+        print(f"{name}: resuming after round {done} from the job's checkpoint")
+    while (rounds := _next_segment(done, num_round, history, early_stopping_rounds)) > 0:
+        scores: dict = {}
+        booster = xgboost.train(
+            {**parameters, "seed": parameters["seed"] + done}, train, rounds,
+            evals=[(validation, "validation")] if validation is not None else (), evals_result=scores,
+            xgb_model=booster, verbose_eval=False,
+        )
+        history += scores.get("validation", {}).get("rmse", [])
+        done = booster.num_boosted_rounds()
+        progress.save(name, {"booster": bytes(booster.save_raw(raw_format="json")).decode(), "history": history})
+    if validation is None:
+        return booster
     # Trimming makes the model exactly the one scored, whatever a loader does with best_iteration.
-    return booster[: booster.best_iteration + 1]
+    return booster[: int(np.argmin(history)) + 1]
 
 
-def refit_booster(rows: pd.DataFrame, spec: dict, parameters: dict, num_round: int) -> xgboost.Booster:
+def _next_segment(done: int, num_round: int, history: list[float], early_stopping_rounds: int | None) -> int:
+    """Rounds to train next: up to a segment, and never past the round where early stopping would end it
+    (XGBoost's rule: once the best round is ``early_stopping_rounds`` behind the last)."""
+    rounds = min(SEGMENT_ROUNDS, num_round - done)
+    if early_stopping_rounds and history:
+        rounds = min(rounds, int(np.argmin(history)) + early_stopping_rounds + 1 - len(history))
+    return rounds
+
+
+def fit_booster(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, parameters: dict,
+                num_round: int, early_stopping_rounds: int, *, progress: Progress = NOT_KEPT,
+                name: str = "selection") -> xgboost.Booster:
+    """Boost until the validation RMSE (in encoded units) stops improving; keep only the best rounds."""
+    return boost(parameters, _encoded_matrix(train, spec), num_round, progress, name,
+                 validation=_encoded_matrix(validation, spec), early_stopping_rounds=early_stopping_rounds)
+
+
+def refit_booster(rows: pd.DataFrame, spec: dict, parameters: dict, num_round: int, *,
+                  progress: Progress = NOT_KEPT) -> xgboost.Booster:
     """The same settings on more rows, for a fixed number of rounds (nothing is left to stop early on)."""
-    return xgboost.train(parameters, _encoded_matrix(rows, spec), num_boost_round=num_round, verbose_eval=False)
+    return boost(parameters, _encoded_matrix(rows, spec), num_round, progress, "refit")
 
 
 def holdout_fit(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, parameters: dict,
-                arguments: argparse.Namespace) -> tuple[float, int]:
+                arguments: argparse.Namespace, *, progress: Progress = NOT_KEPT) -> tuple[float, int]:
     """Validation RMSE (target units, through serving) of the early-stopped model, and its round count."""
-    booster = fit_booster(train, validation, spec, parameters, arguments.num_round, arguments.early_stopping_rounds)
+    booster = fit_booster(train, validation, spec, parameters, arguments.num_round, arguments.early_stopping_rounds,
+                          progress=progress)
     predictions = predict(validation, ServingModel(booster, spec))
     return rmse(target_values(validation, spec["target"]), predictions), booster.num_boosted_rounds()
 
 
 def cross_validated_fit(rows: pd.DataFrame, spec: dict, parameters: dict,
-                        arguments: argparse.Namespace) -> tuple[float, int]:
+                        arguments: argparse.Namespace, *, progress: Progress = NOT_KEPT) -> tuple[float, int]:
     """Out-of-fold RMSE over the shared folds, and the mean early-stopped round count."""
     predictions, rounds = np.empty(len(rows)), []
-    for fit_rows, held_out in fold_indices(len(rows)):
+    for fold, (fit_rows, held_out) in enumerate(fold_indices(len(rows))):
         fold_fit, fold_held_out = rows.iloc[fit_rows], rows.iloc[held_out]
         booster = fit_booster(fold_fit, fold_held_out, spec, parameters, arguments.num_round,
-                              arguments.early_stopping_rounds)
+                              arguments.early_stopping_rounds, progress=progress, name=f"fold-{fold}")
         predictions[held_out] = predict(fold_held_out, ServingModel(booster, spec))
         rounds.append(booster.num_boosted_rounds())
     return rmse(target_values(rows, spec["target"]), predictions), round(float(np.mean(rounds)))
@@ -135,16 +175,17 @@ def main(argv=None) -> None:
         spec = model_spec(spec, train, arguments.target_transform)
         parameters = booster_parameters(arguments)
         rows = pooled_rows(train, validation)
+        progress = Progress.of_this_job()
         if uses_cross_validation(train, validation):
-            score, rounds = cross_validated_fit(rows, spec, parameters, arguments)
+            score, rounds = cross_validated_fit(rows, spec, parameters, arguments, progress=progress)
             print(f"{FOLDS}-fold cross-validation: {rounds} rounds on average")
             # Each fold fits (k-1)/k of the rows; the refit sees them all.
             rounds = max(1, round(rounds * FOLDS / (FOLDS - 1)))
         else:
-            score, rounds = holdout_fit(train, validation, spec, parameters, arguments)
+            score, rounds = holdout_fit(train, validation, spec, parameters, arguments, progress=progress)
             print(f"validation split: best-iteration {rounds - 1}")
             rounds = max(1, round(rounds * len(rows) / len(train)))
-        booster = refit_booster(rows, spec, parameters, rounds)
+        booster = refit_booster(rows, spec, parameters, rounds, progress=progress)
         save_model(arguments.model_dir, booster, spec)
         print(f"refit on {len(rows):,} train + validation rows for {rounds} rounds; "
               f"target transform {spec['target_transform']}")

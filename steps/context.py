@@ -45,6 +45,8 @@ class StepSettings(Protocol):
     kms_key_id: str
     network_isolation: bool
     subnets: str
+    spot_training: bool
+    warm_pool_seconds: int
 
     @property
     def tag_map(self) -> dict[str, str]: ...

@@ -8,6 +8,7 @@ definition carries the script-mode contract the framework containers read instea
 from __future__ import annotations
 
 from sagemaker.core.training.configs import (
+    CheckpointConfig,
     Compute,
     InputData,
     MetricDefinition,
@@ -24,23 +25,35 @@ from steps.context import MAX_JOB_SECONDS, StepContext
 VALIDATION_RMSE = MetricDefinition(name="validation-rmse", regex=r"validation-rmse: ([0-9.eE+-]+)")
 
 
+# Where a job keeps what it needs to resume; SageMaker mirrors it to the CheckpointConfig's S3 URI.
+CHECKPOINT_DIR = "/opt/ml/checkpoints"
+
+
 def script_mode_trainer(
-    ctx: StepContext, *, name: str, framework: str, script: str, instance_type, hyperparameters: dict
+    ctx: StepContext, *, name: str, framework: str, script: str, instance_type, hyperparameters: dict,
+    resumable: bool = False,
 ) -> ModelTrainer:
+    """A script-mode job; with spot training a ``resumable`` one gets a checkpoint location (its script resumes
+    from it)."""
     settings, network = ctx.settings, ctx.network
     bundle = ctx.code(script)
+    spot = settings.spot_training
     return ModelTrainer(
         sagemaker_session=ctx.session,
         role=settings.role_arn,
         training_image=ctx.image(framework),
         base_job_name=f"{settings.pipeline_name}-{name}",
         compute=Compute(
-            instance_type=instance_type, instance_count=1, volume_kms_key_id=settings.kms_key_id or None
+            instance_type=instance_type, instance_count=1, volume_kms_key_id=settings.kms_key_id or None,
+            enable_managed_spot_training=spot or None,
         ),
+        checkpoint_config=CheckpointConfig(s3_uri=ctx.output_uri("checkpoints", name), local_path=CHECKPOINT_DIR)
+        if spot and resumable else None,
         output_data_config=OutputDataConfig(
             s3_output_path=ctx.output_uri("models", name), kms_key_id=settings.kms_key_id or None
         ),
-        stopping_condition=StoppingCondition(max_runtime_in_seconds=MAX_JOB_SECONDS),
+        stopping_condition=StoppingCondition(max_runtime_in_seconds=MAX_JOB_SECONDS,
+                                             max_wait_time_in_seconds=2 * MAX_JOB_SECONDS if spot else None),
         networking=Networking(**network, enable_inter_container_traffic_encryption=True) if network else None,
         hyperparameters={
             "sagemaker_program": script,

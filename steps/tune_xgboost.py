@@ -25,12 +25,13 @@ SEARCH_SPACE = {
 
 class TuningStepWithJobSettings(TuningStep):
     """A TuningStep whose trials keep the job settings every other job has: the SDK's tuner (3.27) drops
-    the trainer's network isolation, inter-container encryption and volume key from the
-    TrainingJobDefinition (`validate --policy` caught it)."""
+    the trainer's network isolation, inter-container encryption, volume key and warm-pool period from the
+    TrainingJobDefinition (`validate --policy` caught the first three)."""
 
-    def __init__(self, *, isolation: dict, volume_kms_key_id: str | None, **kwargs):
+    def __init__(self, *, isolation: dict, volume_kms_key_id: str | None, keep_alive_seconds: int, **kwargs):
         super().__init__(**kwargs)
         self._isolation, self._volume_kms_key_id = isolation, volume_kms_key_id
+        self._keep_alive_seconds = keep_alive_seconds
 
     @property
     def arguments(self):
@@ -39,6 +40,8 @@ class TuningStepWithJobSettings(TuningStep):
         definition.update(self._isolation)
         if self._volume_kms_key_id:
             definition["ResourceConfig"]["VolumeKmsKeyId"] = self._volume_kms_key_id
+        if self._keep_alive_seconds:
+            definition["ResourceConfig"]["KeepAlivePeriodInSeconds"] = self._keep_alive_seconds
         return request
 
 
@@ -49,7 +52,7 @@ def xgboost_tuning_step(
     trainer = script_mode_trainer(
         ctx, name="xgboost", framework="xgboost", script="train_xgboost.py",
         instance_type=instance_type,
-        hyperparameters={"num_round": 1000, "early_stopping_rounds": 50},
+        hyperparameters={"num_round": 1000, "early_stopping_rounds": 50}, resumable=True,
     )
     tuner = HyperparameterTuner(
         model_trainer=trainer,
@@ -68,6 +71,7 @@ def xgboost_tuning_step(
         isolation={"EnableNetworkIsolation": network["enable_network_isolation"],
                    "EnableInterContainerTrafficEncryption": True} if network else {},
         volume_kms_key_id=ctx.settings.kms_key_id or None,
+        keep_alive_seconds=ctx.settings.warm_pool_seconds,
         name="TuneXGBoost",
         step_args=tuner.tune(inputs=training_channels(train=train, validation=validation, features=features)),
         description="Bayesian search over XGBoost hyperparameters with early stopping on the validation split.",

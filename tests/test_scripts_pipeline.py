@@ -336,23 +336,22 @@ def test_xgboost_on_a_small_table_reports_the_out_of_fold_rmse(pipeline, tmp_pat
     assert saved.booster.num_boosted_rounds() == round(rounds * resampling.FOLDS / (resampling.FOLDS - 1))
 
 
-def test_xgboost_stops_early_at_the_best_round(pipeline):
-    import xgboost
-    from features import encode_target, transform_features
+def test_xgboost_stops_early_at_the_best_round(pipeline, tmp_path):
+    """Training goes exactly early_stopping_rounds past the best validation round and keeps up to it."""
+    from checkpoints import Progress
+    from train_xgboost import booster_parameters, fit_booster, model_spec
 
-    arguments, spec, early_stopped = _early_stopped_xgboost(pipeline)
+    arguments = train_xgboost.parse_arguments(["--nthread", "1"])
+    spec = model_spec(pipeline.spec, pipeline.split("train"), arguments.target_transform)
+    progress = Progress(tmp_path)
+    early_stopped = fit_booster(pipeline.split("train"), pipeline.split("validation"), spec,
+                                booster_parameters(arguments), arguments.num_round, arguments.early_stopping_rounds,
+                                progress=progress)
     best_rounds = early_stopped.num_boosted_rounds()
     assert best_rounds + arguments.early_stopping_rounds < arguments.num_round, "early stopping never triggered"
-
-    def matrix(frame):
-        return xgboost.DMatrix(transform_features(frame, spec), label=encode_target(frame[TARGET], spec))
-
-    history = {}
-    xgboost.train(train_xgboost.booster_parameters(arguments), matrix(pipeline.split("train")),
-                  num_boost_round=best_rounds + arguments.early_stopping_rounds,
-                  evals=[(matrix(pipeline.split("validation")), "validation")], evals_result=history,
-                  verbose_eval=False)
-    assert int(np.argmin(history["validation"]["rmse"])) == best_rounds - 1
+    history = progress.load("selection")["history"]
+    assert int(np.argmin(history)) == best_rounds - 1
+    assert len(history) == best_rounds + arguments.early_stopping_rounds
 
 
 def test_xgboost_fits_the_target_itself_when_asked_or_when_it_cannot_be_logged(pipeline):
