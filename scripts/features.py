@@ -18,6 +18,10 @@ MISSING_LEVEL = "__missing__"
 OTHER_LEVEL = "__other__"
 # One-hot columns per categorical feature at most; rarer levels share OTHER_LEVEL.
 MAX_LEVELS = 100
+# Below this many rows a Python pass over the values is cheaper than one more pandas call.
+SMALL_FRAME_ROWS = 64
+# Kinds of values that pandas' hashing keeps apart as Python does (not True and 1, which it merges).
+_FACTORIZABLE_KINDS = ("string", "floating", "integer", "mixed-integer-float", "empty")
 
 # One definition of "missing" for CSV files and JSON requests alike, so a request
 # cannot be encoded differently from the training rows it resembles.
@@ -64,19 +68,35 @@ def numeric_values(column: pd.Series, remedy: str) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         values = column.to_numpy(dtype=float, na_value=np.nan)
     else:
-        present = column[~column.map(is_missing)]
-        converted = pd.to_numeric(present, errors="coerce")
-        failed = converted.isna()
-        if failed.any():
-            converted[failed] = pd.to_numeric(present[failed].map(plain_number_text), errors="coerce")
-        not_numbers = present[converted.isna()]
-        if len(not_numbers):
-            raise ValueError(
-                f"column {column.name!r} must be numeric but holds {not_numbers.iloc[0]!r}; {remedy}"
-            )
-        values = converted.reindex(column.index).to_numpy(dtype=float)
+        values = _distinct_text_numbers(column, remedy)
     values[np.isinf(values)] = np.nan
     return values
+
+
+def _distinct_text_numbers(column: pd.Series, remedy: str) -> np.ndarray:
+    """_text_numbers of each distinct value once: text columns repeat their values, and the repairs run per
+    value in Python (a million-row column of a dozen values costs a dozen)."""
+    if _factorizable(column):
+        codes, distinct = pd.factorize(column, use_na_sentinel=False)
+        return _text_numbers(pd.Series(np.asarray(distinct, dtype=object), name=column.name), remedy)[codes]
+    return _text_numbers(column, remedy)
+
+
+def _factorizable(values) -> bool:
+    """Whether computing per distinct value pays and keeps values apart as Python does."""
+    return len(values) > SMALL_FRAME_ROWS and pd.api.types.infer_dtype(values, skipna=True) in _FACTORIZABLE_KINDS
+
+
+def _text_numbers(column: pd.Series, remedy: str) -> np.ndarray:
+    present = column[~column.map(is_missing)]
+    converted = pd.to_numeric(present, errors="coerce")
+    failed = converted.isna()
+    if failed.any():
+        converted[failed] = pd.to_numeric(present[failed].map(plain_number_text), errors="coerce")
+    not_numbers = present[converted.isna()]
+    if len(not_numbers):
+        raise ValueError(f"column {column.name!r} must be numeric but holds {not_numbers.iloc[0]!r}; {remedy}")
+    return converted.reindex(column.index).to_numpy(dtype=float)
 
 
 def is_numeric_text(column: pd.Series) -> bool:
@@ -85,7 +105,8 @@ def is_numeric_text(column: pd.Series) -> bool:
         numeric_values(column, "")
     except (ValueError, TypeError):
         return False
-    return not column.map(is_missing).all()
+    distinct = column.drop_duplicates() if _factorizable(column) else column
+    return not distinct.map(is_missing).all()
 
 
 def _category_label(value) -> str:
@@ -98,7 +119,10 @@ def _category_label(value) -> str:
 
 
 def _category_labels(column: pd.Series) -> np.ndarray:
-    return column.map(_category_label).to_numpy(dtype=object)
+    if not _factorizable(column):
+        return column.map(_category_label).to_numpy(dtype=object)
+    codes, distinct = pd.factorize(column, use_na_sentinel=False)
+    return np.array([_category_label(value) for value in distinct], dtype=object)[codes]
 
 
 def infer_feature_types(frame: pd.DataFrame, target: str, drop) -> tuple[list[str], list[str]]:
@@ -192,13 +216,12 @@ def feature_names(spec: dict) -> list[str]:
     return [*spec["numeric"], *one_hot]
 
 
-def transform_features(frame: pd.DataFrame, spec: dict) -> np.ndarray:
-    """Raw columns to the float matrix the models use; extra columns (the target too) are ignored."""
-    return FeatureEncoder(spec)(frame)
+def transform_features(frame: pd.DataFrame, spec: dict, dtype=np.float64) -> np.ndarray:
+    """Raw columns to the float matrix the models use; extra columns (the target too) are ignored.
+    XGBoost computes in float32 whatever it is given, so its training matrices are float32 (half the memory)."""
+    return FeatureEncoder(spec)(frame, dtype)
 
 
-# Below this many rows a Python pass over the values is cheaper than one more pandas call.
-SMALL_FRAME_ROWS = 64
 
 
 class FeatureEncoder:
@@ -221,7 +244,7 @@ class FeatureEncoder:
             offset += len(levels)
         self.width = offset
 
-    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+    def __call__(self, frame: pd.DataFrame, dtype=np.float64) -> np.ndarray:
         require_columns(frame, self.columns, "supply every raw feature column the model was trained on")
         # A request is a frame of objects only: one matrix of it, no pandas column selection.
         cells = frame.to_numpy(dtype=object)[:, frame.columns.get_indexer(self.columns)] \
@@ -230,7 +253,10 @@ class FeatureEncoder:
         scaled = (np.where(np.isnan(values), self.medians, values) - self.means) / self.stds
         categorical = frame[self.categorical].to_numpy(dtype=object) if cells is None else \
             cells[:, len(self.numeric):]
-        return np.hstack([scaled, self._one_hot(categorical)])
+        encoded = np.empty((len(frame), len(self.numeric) + self.width), dtype=dtype)
+        encoded[:, :len(self.numeric)] = scaled
+        self._one_hot(categorical, encoded[:, len(self.numeric):])
+        return encoded
 
     def _numeric(self, frame: pd.DataFrame, cells: np.ndarray | None) -> np.ndarray:
         """numeric_values of each numeric column, as a rows x columns matrix."""
@@ -246,17 +272,16 @@ class FeatureEncoder:
         values[np.isinf(values)] = np.nan
         return values
 
-    def _one_hot(self, cells: np.ndarray) -> np.ndarray:
-        """One column per level of each categorical feature, 1.0 where the row has that level (an unseen
-        level counts as OTHER_LEVEL when the feature has one, else as none)."""
+    def _one_hot(self, cells: np.ndarray, out: np.ndarray) -> None:
+        """Fill ``out`` with one column per level of each categorical feature, 1 where the row has that level (an
+        unseen level counts as OTHER_LEVEL when the feature has one, else as none)."""
         columns = np.empty(cells.shape, dtype=np.int64)
         for index, (position, unseen) in enumerate(zip(self.positions, self.unseen)):
             columns[:, index] = _distinct_values_mapped(
                 cells[:, index], lambda value: position.get(_category_label(value), unseen))
-        encoded = np.zeros((len(cells), self.width))
+        out[:] = 0
         rows, which = np.nonzero(columns >= 0)
-        encoded[rows, columns[rows, which]] = 1.0
-        return encoded
+        out[rows, columns[rows, which]] = 1
 
 
 def _plain_floats(cells: np.ndarray) -> np.ndarray | None:
@@ -279,8 +304,7 @@ def _plain_floats(cells: np.ndarray) -> np.ndarray | None:
 
 def _distinct_values_mapped(values: np.ndarray, mapping) -> np.ndarray:
     """mapping(value) for each value, computed once per distinct value (keyed by type too: True == 1)."""
-    if len(values) > SMALL_FRAME_ROWS and pd.api.types.infer_dtype(values, skipna=True) in (
-            "string", "floating", "integer", "mixed-integer-float", "empty"):
+    if _factorizable(values):
         codes, distinct = pd.factorize(values, use_na_sentinel=False)
         return np.array([mapping(value) for value in distinct], dtype=np.int64)[codes] if len(distinct) else \
             np.empty(0, dtype=np.int64)

@@ -33,10 +33,13 @@ def row_identity(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     for name in columns:
         column = frame[name]
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-            text = column.astype(float).astype(str)
-        else:
-            text = column.astype(str)
-        canonical[name] = text.where(column.notna(), "")
+            column = column.astype(float)
+        elif pd.api.types.infer_dtype(column, skipna=True) != "string":  # hashing would merge True and 1
+            canonical[name] = column.astype(str).where(column.notna(), "")
+            continue
+        # Each distinct value written once: columns repeat their values, and writing is per value.
+        codes, distinct = pd.factorize(column, use_na_sentinel=True)
+        canonical[name] = np.array([str(value) for value in distinct] + [""], dtype=object)[codes]  # -1: missing
     return pd.DataFrame(canonical, index=frame.index)
 
 
