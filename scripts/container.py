@@ -12,6 +12,7 @@ Environment:
 """
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ from typing import NoReturn
 
 import pandas as pd
 
-from features import FEATURE_SPEC_FILE, read_raw_csv, require_columns, spec_from_json
+from features import FEATURE_SPEC_FILE, category_label, is_missing, read_raw_csv, require_columns, spec_from_json
 
 OPT_ML_ENV = "SM_OPT_ML"
 SCRIPTS_DIR = Path(__file__).resolve().parent
@@ -138,34 +139,36 @@ def read_training_inputs(arguments: argparse.Namespace) -> tuple[pd.DataFrame, p
     spec = read_feature_spec(arguments.features)
     channels = {}
     for channel in ("train", "validation"):
-        channels[channel] = read_csv_directory(getattr(arguments, channel), f"{channel} channel")
+        channels[channel] = read_table_directory(getattr(arguments, channel), f"{channel} channel")
         # Checked here: pooled for cross-validation, a column missing from one channel would become gaps.
         require_columns(channels[channel], [spec["target"], *spec["numeric"], *spec["categorical"]],
                         f"the {channel} channel must hold every column of the feature spec")
     return channels["train"], channels["validation"], spec
 
 
-def read_csv_directory(directory: Path, description: str) -> pd.DataFrame:
-    """Every *.csv under directory (recursively, in path order) as one frame; their columns must agree."""
+def read_table_directory(directory: Path, description: str) -> pd.DataFrame:
+    """Every *.parquet under directory (what Preprocess writes), else every *.csv, recursively and in path order,
+    as one frame; their columns must agree."""
     if not directory.is_dir():
         raise ValueError(f"{description} directory {directory} does not exist; provide it or pass its path")
-    files = sorted(path for path in directory.rglob("*.csv") if path.is_file())
+    files = sorted(path for path in directory.rglob("*.parquet") if path.is_file()) or \
+        sorted(path for path in directory.rglob("*.csv") if path.is_file())
     if not files:
-        raise ValueError(f"no CSV files found under {directory} ({description}); put the data there as *.csv")
+        raise ValueError(f"no Parquet or CSV files found under {directory} ({description}); put the data there")
     frames = []
     for path in files:
         try:
-            frame = read_raw_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-            raise ValueError(f"cannot read {path} as CSV with a header row: {error}") from error
+            frame = pd.read_parquet(path) if path.suffix == ".parquet" else read_raw_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
+            raise ValueError(f"cannot read {path} as a table with a header: {error}") from error
         if frames and list(frame.columns) != list(frames[0].columns):
             differing = sorted(set(frame.columns) ^ set(frames[0].columns)) or "same names, different order"
             raise ValueError(
                 f"{path} has different columns from {files[0]} (differing: {differing}); "
-                "give every CSV file the same header"
+                "give every file the same columns"
             )
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def read_text(path: Path, description: str) -> str:
@@ -212,3 +215,16 @@ def write_json_atomic(path: Path, data) -> None:
 
 def write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
     write_bytes_atomic(path, frame.to_csv(index=False).encode())
+
+
+def write_table_atomic(path: Path, frame: pd.DataFrame) -> None:
+    """Parquet: typed columns, read back as they were written, in a fraction of a CSV's time and space. A column
+    of objects is stored as text; a value of another kind in it (a number among words, from input files typed
+    differently) as its category label, which is how the models read it anyway."""
+    typed = frame.copy(deep=False)
+    for name in frame.columns[frame.dtypes == object]:
+        if pd.api.types.infer_dtype(frame[name], skipna=True) not in ("string", "empty"):
+            typed[name] = frame[name].map(lambda value: value if is_missing(value) else category_label(value))
+    buffer = io.BytesIO()
+    typed.to_parquet(buffer, index=False)
+    write_bytes_atomic(path, buffer.getvalue())

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from container import (
-    ContractArgumentParser, copy_file_atomic, failure_reporting, opt_ml_root, read_csv_directory, read_text,
+    ContractArgumentParser, copy_file_atomic, failure_reporting, opt_ml_root, read_table_directory, read_text,
     write_csv_atomic, write_json_atomic,
 )
 from data_checks import DATA_REPORT_FILE, format_number
@@ -195,7 +195,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     arguments = parse_arguments(argv)
     with failure_reporting("processing"), tempfile.TemporaryDirectory() as scratch:
-        test = read_csv_directory(arguments.test_dir, "test data")
+        test = read_table_directory(arguments.test_dir, "test data")
         archives = {"xgboost": arguments.xgboost_model, "baseline": arguments.baseline_model}
         models = load_candidates(archives, Path(scratch))
         target = next(iter(models.values())).spec["target"]

@@ -109,7 +109,7 @@ def is_numeric_text(column: pd.Series) -> bool:
     return not distinct.map(is_missing).all()
 
 
-def _category_label(value) -> str:
+def category_label(value) -> str:
     if is_missing(value):
         return MISSING_LEVEL
     # A code column read as floats because of gaps ("20.0") must match the same code sent as 20.
@@ -120,9 +120,9 @@ def _category_label(value) -> str:
 
 def _category_labels(column: pd.Series) -> np.ndarray:
     if not _factorizable(column):
-        return column.map(_category_label).to_numpy(dtype=object)
+        return column.map(category_label).to_numpy(dtype=object)
     codes, distinct = pd.factorize(column, use_na_sentinel=False)
-    return np.array([_category_label(value) for value in distinct], dtype=object)[codes]
+    return np.array([category_label(value) for value in distinct], dtype=object)[codes]
 
 
 def infer_feature_types(frame: pd.DataFrame, target: str, drop) -> tuple[list[str], list[str]]:
@@ -278,7 +278,7 @@ class FeatureEncoder:
         columns = np.empty(cells.shape, dtype=np.int64)
         for index, (position, unseen) in enumerate(zip(self.positions, self.unseen)):
             columns[:, index] = _distinct_values_mapped(
-                cells[:, index], lambda value: position.get(_category_label(value), unseen))
+                cells[:, index], lambda value: position.get(category_label(value), unseen))
         out[:] = 0
         rows, which = np.nonzero(columns >= 0)
         out[rows, columns[rows, which]] = 1

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from container import ContractArgumentParser, failure_reporting, opt_ml_root, write_csv_atomic, write_json_atomic
+from container import ContractArgumentParser, failure_reporting, opt_ml_root, write_json_atomic, write_table_atomic
 from data_checks import (
     DATA_REPORT_FILE, TargetRows, format_number, leave_out_reasons, repair_numbers, resolve_column, resolve_columns,
     suspected_leaks, target_summary,
@@ -166,7 +166,7 @@ def summary_lines(report: dict) -> list[str]:
 
 def write_outputs(output_dir: Path, splits: dict[str, pd.DataFrame], spec: dict, report: dict) -> None:
     for name, frame in splits.items():
-        write_csv_atomic(output_dir / name / f"{name}.csv", frame)
+        write_table_atomic(output_dir / name / f"{name}.parquet", frame)
     write_json_atomic(output_dir / "features" / FEATURE_SPEC_FILE, spec)
     write_json_atomic(output_dir / "report" / DATA_REPORT_FILE, report)
 

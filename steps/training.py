@@ -68,7 +68,7 @@ def script_mode_trainer(
 
 def training_channels(*, train, validation, features) -> list[InputData]:
     return [
-        InputData(channel_name="train", data_source=train, content_type="text/csv"),
-        InputData(channel_name="validation", data_source=validation, content_type="text/csv"),
+        InputData(channel_name="train", data_source=train, content_type="application/x-parquet"),
+        InputData(channel_name="validation", data_source=validation, content_type="application/x-parquet"),
         InputData(channel_name="features", data_source=features, content_type="application/json"),
     ]

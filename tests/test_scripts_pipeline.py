@@ -83,7 +83,7 @@ class Pipeline:
     xgboost_log: str
 
     def split(self, name: str) -> pd.DataFrame:
-        return read_raw_csv(self.processing / "processing" / name / f"{name}.csv")
+        return pd.read_parquet(self.processing / "processing" / name / f"{name}.parquet")
 
     @property
     def spec(self) -> dict:
@@ -216,11 +216,11 @@ def test_split_is_reproducible_for_a_seed_and_changes_with_it(pipeline, tmp_path
             "--input-dir", str(DATA.parent), "--output-dir", str(output_dir), "--target-column", TARGET,
             "--seed", seed,
         ])
-        return {name: (output_dir / name / f"{name}.csv").read_bytes() for name in preprocess.SPLITS}
+        return {name: (output_dir / name / f"{name}.parquet").read_bytes() for name in preprocess.SPLITS}
 
     first = split_files(tmp_path / "first", "42")
     assert first == split_files(tmp_path / "again", "42")
-    assert first == {name: (pipeline.processing / "processing" / name / f"{name}.csv").read_bytes()
+    assert first == {name: (pipeline.processing / "processing" / name / f"{name}.parquet").read_bytes()
                      for name in preprocess.SPLITS}
     assert first["test"] != split_files(tmp_path / "other", "7")["test"]
 
@@ -630,7 +630,7 @@ def test_any_request_size_and_format_gets_the_same_predictions(pipeline):
     """Small CSV bodies go through the csv module, large ones through pandas, JSON through records: the
     frames and predictions agree with each other, row by row, and with Evaluate's typed reading."""
     model = inference.model_fn(pipeline.xgboost_root / "model")
-    text = (pipeline.processing / "processing" / "test" / "test.csv").read_text()
+    text = pipeline.split("test").to_csv(index=False)
     assert len(text) > inference.SMALL_BODY_BYTES
     header, *lines = text.splitlines()
     large = inference.read_rows(text, "text/csv")
@@ -720,8 +720,8 @@ def test_preprocess_rejects_bad_input(tmp_path, capsys, argv, expected):
 
 def test_training_rejects_a_channel_missing_a_feature_column(pipeline, tmp_path, capsys):
     stage_training_channels(pipeline.processing, tmp_path)
-    train_file = tmp_path / "input" / "data" / "train" / "train.csv"
-    read_raw_csv(train_file).drop(columns=["Gr Liv Area"]).to_csv(train_file, index=False)
+    train_file = tmp_path / "input" / "data" / "train" / "train.parquet"
+    pd.read_parquet(train_file).drop(columns=["Gr Liv Area"]).to_parquet(train_file, index=False)
     for main in (train_baseline.main, train_xgboost.main):
         assert_fails_cleanly(tmp_path, main, [], "failure", "missing required column(s) 'Gr Liv Area'", capsys)
         (tmp_path / "output" / "failure").unlink()
