@@ -97,7 +97,7 @@ def step_outputs(local_dir: Path) -> tuple[dict[str, Path], dict]:
     evaluation = json.loads(newest.read_text())
     splits = {}
     for name in ("train", "validation", "test", "features"):
-        file = "features.json" if name == "features" else f"{name}.csv"
+        file = "features.json" if name == "features" else f"{name}.parquet"
         splits[name] = max(s3.rglob(f"preprocess/**/{name}/{file}"), key=lambda p: p.stat().st_mtime)
     return splits, evaluation
 
@@ -109,8 +109,7 @@ def peer_scores(splits: dict[str, Path]) -> dict[str, float]:
 
     spec = json.loads(splits["features"].read_text())
     columns = [*spec["numeric"], *spec["categorical"]]
-    frames = {name: pd.read_csv(splits[name], keep_default_na=False, na_values=["", "NA", "NaN", "nan"])
-              for name in ("train", "validation", "test")}
+    frames = {name: pd.read_parquet(splits[name]) for name in ("train", "validation", "test")}
     fit_rows = pd.concat([frames["train"], frames["validation"]], ignore_index=True)
 
     def features(frame: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import io
 import json
 import re
 import statistics
@@ -48,8 +49,9 @@ def test_rows(local_dir: Path) -> pd.DataFrame:
     package = local_registry(local_dir).list_packages("HousePriceModels")[-1]
     s3 = LocalS3(local_dir / "s3")
     metrics = s3.path_for(package["ModelMetrics"]["ModelDataQuality"]["Statistics"]["S3Uri"])
-    test_file = next((metrics.parent.parent / "test").glob("*.csv"))
-    return pd.read_csv(test_file, dtype=str, keep_default_na=False)
+    test_file = next((metrics.parent.parent / "test").glob("*.parquet"))
+    # As a client sends them: text, a missing value empty.
+    return pd.read_csv(io.StringIO(pd.read_parquet(test_file).to_csv(index=False)), dtype=str, keep_default_na=False)
 
 
 def latencies(url: str, body: bytes, content_type: str, count: int) -> list[float]:

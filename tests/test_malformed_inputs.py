@@ -346,7 +346,7 @@ def test_malformed_input(name, sample, tmp_path):
         report = json.loads((output_dir / "report" / "data-report.json").read_text())
         assert expected(report), json.dumps(report, indent=1)[:3000]
         for split in ("train", "validation", "test"):
-            assert (output_dir / split / f"{split}.csv").is_file()
+            assert len(pd.read_parquet(output_dir / split / f"{split}.parquet")) == report["splits"][split]
         assert sum(report["splits"].values()) == report["rows"]["used"]
 
 

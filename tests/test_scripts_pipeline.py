@@ -142,7 +142,8 @@ def pipeline(tmp_path_factory) -> Pipeline:
 
 
 def row_keys(frame: pd.DataFrame) -> list[tuple]:
-    return [tuple(row) for row in frame.astype(str).itertuples(index=False)]
+    """Rows as text, a missing value as '' (Parquet gives None where CSV gives NaN)."""
+    return [tuple(row) for row in frame.astype(object).where(frame.notna(), "").astype(str).itertuples(index=False)]
 
 
 # --- preprocessing -----------------------------------------------------------------------------
@@ -251,7 +252,7 @@ def test_preprocess_runs_as_a_process_relocated_by_sm_opt_ml_alone(pipeline, tmp
     )
     assert completed.returncode == 0, completed.stderr
     for name in (*preprocess.SPLITS, "features"):
-        suffix = "json" if name == "features" else "csv"
+        suffix = "json" if name == "features" else "parquet"
         produced = root / "processing" / name / f"{name}.{suffix}"
         expected = pipeline.processing / "processing" / name / f"{name}.{suffix}"
         assert produced.read_bytes() == expected.read_bytes()

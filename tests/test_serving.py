@@ -45,7 +45,8 @@ def registered(tmp_path_factory):
     predictions = pd.read_csv(evaluation_dir / "predictions.csv")[evaluation["chosen"]["candidate"]].to_numpy()
     test_uri = result.steps["Preprocess"].properties["ProcessingOutputConfig"]["Outputs"]
     test_dir = s3.path_for(next(o for o in test_uri if o["OutputName"] == "test")["S3Output"]["S3Uri"])
-    test_file = next(test_dir.glob("*.csv"))
+    test_file = local_dir / "test.csv"  # the test split as a client would send it
+    pd.read_parquet(next(test_dir.glob("*.parquet"))).to_csv(test_file, index=False)
     return {"local_dir": local_dir, "test_file": test_file, "expected": predictions, "package": package}
 
 
