@@ -174,4 +174,3 @@ class LocalS3:
             self._move_into_place(staging / "object", self.path_for(uri))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-

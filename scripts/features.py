@@ -119,10 +119,7 @@ def category_label(value) -> str:
 
 
 def _category_labels(column: pd.Series) -> np.ndarray:
-    if not _factorizable(column):
-        return column.map(category_label).to_numpy(dtype=object)
-    codes, distinct = pd.factorize(column, use_na_sentinel=False)
-    return np.array([category_label(value) for value in distinct], dtype=object)[codes]
+    return _distinct_values_mapped(column.to_numpy(dtype=object), category_label, dtype=object)
 
 
 def infer_feature_types(frame: pd.DataFrame, target: str, drop) -> tuple[list[str], list[str]]:
@@ -222,8 +219,6 @@ def transform_features(frame: pd.DataFrame, spec: dict, dtype=np.float64) -> np.
     return FeatureEncoder(spec)(frame, dtype)
 
 
-
-
 class FeatureEncoder:
     """A fitted spec prepared once (a model keeps one), turning raw columns into the model's matrix.
 
@@ -302,12 +297,12 @@ def _plain_floats(cells: np.ndarray) -> np.ndarray | None:
         return None
 
 
-def _distinct_values_mapped(values: np.ndarray, mapping) -> np.ndarray:
+def _distinct_values_mapped(values: np.ndarray, mapping, dtype=np.int64) -> np.ndarray:
     """mapping(value) for each value, computed once per distinct value (keyed by type too: True == 1)."""
     if _factorizable(values):
         codes, distinct = pd.factorize(values, use_na_sentinel=False)
-        return np.array([mapping(value) for value in distinct], dtype=np.int64)[codes] if len(distinct) else \
-            np.empty(0, dtype=np.int64)
+        return np.array([mapping(value) for value in distinct], dtype=dtype)[codes] if len(distinct) else \
+            np.empty(0, dtype=dtype)
     known: dict = {}
 
     def mapped(value):
@@ -319,7 +314,7 @@ def _distinct_values_mapped(values: np.ndarray, mapping) -> np.ndarray:
         except TypeError:  # unhashable (a list in a JSON record): mapped as it is
             return mapping(value)
 
-    return np.array([mapped(value) for value in values], dtype=np.int64)
+    return np.array([mapped(value) for value in values], dtype=dtype)
 
 
 def target_values(frame: pd.DataFrame, target: str) -> np.ndarray:
