@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import errno
 import os
 import re
@@ -233,6 +234,36 @@ def run_container(run: ContainerRun, control: JobControl) -> ContainerOutcome:
         process.stdout.close()
         control.finished(process)
     return ContainerOutcome(process.returncode, timed_out, watcher.metrics, list(watcher.tail), interrupted)
+
+
+def run_containers_together(runs: list[ContainerRun], control: JobControl) -> list[ContainerOutcome]:
+    """Run the processes of one job's hosts at once (they may wait for each other). When one of them stops short
+    (fails, times out, is interrupted), the others are stopped as interrupted, as SageMaker stops the instances
+    of a job one of whose hosts failed."""
+    if len(runs) == 1:
+        return [run_container(runs[0], control)]
+    stopped = threading.Event()
+    outcomes: list[ContainerOutcome | None] = [None] * len(runs)
+    errors: list[BaseException] = []
+
+    def run_host(index: int, run: ContainerRun) -> None:
+        own = run.interrupt_when
+        try:
+            outcomes[index] = run_container(dataclasses.replace(
+                run, interrupt_when=lambda: stopped.is_set() or bool(own and own())), control)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(error)
+        if outcomes[index] is None or not outcomes[index].succeeded:
+            stopped.set()
+
+    threads = [threading.Thread(target=run_host, args=(index, run), daemon=True) for index, run in enumerate(runs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return outcomes
 
 
 # The machine refusing a new process stands for the service refusing a new instance: the faults that

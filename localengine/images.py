@@ -121,7 +121,7 @@ class ImageEnvironments:
     @staticmethod
     def _fingerprint(image: FrameworkImage, base: Path) -> str:
         digest = hashlib.sha256(image.requirements.read_bytes())
-        digest.update((IMAGE_DATA / "sitecustomize.py").read_bytes())
+        digest.update((IMAGE_DATA / "hostnames" / "sitecustomize.py").read_bytes())
         digest.update(os.path.realpath(base).encode())
         return digest.hexdigest()[:12]
 
@@ -141,7 +141,7 @@ class ImageEnvironments:
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
             capture_output=True, text=True, check=True).stdout.strip())
         _patch_sagemaker_containers(site_packages)
-        shutil.copyfile(IMAGE_DATA / "sitecustomize.py", site_packages / "sitecustomize.py")
+        shutil.copyfile(IMAGE_DATA / "hostnames" / "sitecustomize.py", site_packages / "sitecustomize.py")
         version = subprocess.run([str(python), "-c", "import platform; print(platform.python_version())"],
                                  capture_output=True, text=True, check=True).stdout.strip()
         seconds = round(time.monotonic() - started, 1)

@@ -78,13 +78,14 @@ class LocalS3:
         """URIs of every object whose key starts with the key of ``uri_prefix``, sorted (ListObjectsV2)."""
         return [uri for uri, _ in self._matching(uri_prefix)]
 
-    def download(self, uri_prefix: str, dest_dir: Path | str) -> list[Path]:
+    def download(self, uri_prefix: str, dest_dir: Path | str, shard: tuple[int, int] = (0, 1)) -> list[Path]:
         """Copy every object under ``uri_prefix`` into ``dest_dir`` the way a SageMaker input does.
 
         Each object lands at its key with the prefix taken off (and a leading ``/``): ``s3://b/x/train``
         puts ``x/train/part.csv`` at ``part.csv``; the object the prefix names exactly keeps its file
         name, and a neighbour such as ``x/train.old`` lands at ``.old``. Raises ``EngineError`` when
-        nothing matches.
+        nothing matches. ``shard`` ``(i, n)`` keeps the i-th of every n objects in key order: host i+1's
+        share of a ShardedByS3Key input on n hosts (empty when there are fewer objects than hosts).
         """
         dest_dir = Path(dest_dir)
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -92,8 +93,9 @@ class LocalS3:
         if not matching:
             raise EngineError(f"nothing in S3 at {uri_prefix}")
         prefix = split_s3_uri(uri_prefix)[1]
+        index, count = shard
         copied = []
-        for uri, source in matching:
+        for uri, source in matching[index::count]:
             key = split_s3_uri(uri)[1]
             relative = key[len(prefix):].lstrip("/") or key.rsplit("/", 1)[-1]
             target = dest_dir / relative

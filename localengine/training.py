@@ -8,18 +8,21 @@ Two ways to start the code, as in SageMaker: ``AlgorithmSpecification.ContainerE
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import tarfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .container import ContainerOutcome, ContainerRun, Sandbox, job_sandbox
+from .container import ContainerRun, Sandbox, job_sandbox
 from .context import RunContext, StepOutput
 from .errors import DefinitionError, EngineError, UnsupportedConstruct
 from .expressions import format_timestamp
-from .jobs import (download_input, max_runtime, now, resource_config, run_job_process,
-                   text_environment)
+from .jobs import download_input, max_runtime, now, resource_config, run_job_processes, text_environment
 from .files import write_json
 from .images import SHIMS, framework_image
 from .names import arn
@@ -81,16 +84,23 @@ def run_training_job(job: str, request: dict[str, Any], context: RunContext, *,
     started = now()
     output_prefix = join_s3_uri(request["OutputDataConfig"]["S3OutputPath"], f"{job}/output")
     interruptions = 1 if context.interrupt_spot_jobs and request.get("EnableManagedSpotTraining") else 0
+    hosts = _hosts(request)
     while True:
-        # Each start is a new instance: a fresh sandbox with the checkpoints restored.
-        with job_sandbox(context.sandbox_root(job)) as sandbox:
-            checkpoints = _Checkpoints.of(request, sandbox, context)
-            outcome = _run_in_sandbox(job, request, sandbox, context, log_path=log_path, cpus=cpus, cpu_set=cpu_set,
-                                      interrupt_when=checkpoints.any_saved if interruptions and checkpoints else None)
-            if checkpoints:
-                checkpoints.upload()
+        # Each start is a new instance per host: a fresh sandbox with the checkpoints restored.
+        with contextlib.ExitStack() as sandboxes:
+            runs, checkpoints = [], []
+            for host in hosts:
+                sandbox = sandboxes.enter_context(job_sandbox(host.sandbox_root(context, job)))
+                checkpoints.append(_Checkpoints.of(request, sandbox, context))
+                runs.append(_host_run(job, request, sandbox, host, context, log_path=host.log_path(log_path),
+                                      cpus=max(1, cpus // len(hosts)), cpu_set=host.cpu_share(cpu_set),
+                                      interrupt_when=checkpoints[0].any_saved
+                                      if interruptions and checkpoints[0] and host.is_leader else None))
+            outcome = run_job_processes(runs, context)
+            for host_checkpoints in filter(None, checkpoints):
+                host_checkpoints.upload()
             if not outcome.interrupted:
-                _publish_artifacts(sandbox, output_prefix, context)
+                _publish_artifacts(hosts[0].sandbox_root(context, job) / "opt" / "ml", output_prefix, context)
                 break
         interruptions -= 1
         with open(log_path, "a", encoding="utf-8") as log:
@@ -106,7 +116,65 @@ def run_training_job(job: str, request: dict[str, Any], context: RunContext, *,
             "FinalMetricDataList": metrics,
             "TrainingStartTime": format_timestamp(started), "TrainingEndTime": format_timestamp(finished),
             "CreationTime": format_timestamp(started), "LastModifiedTime": format_timestamp(finished),
-            "TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds}
+            "TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds * len(hosts)}
+
+
+# Where the hosts of a multi-host job meet on this machine (SageMaker's hosts are instances of their own, each
+# with every port free; here they share one machine, so each job gets a free port). A script may read it in
+# place of its framework's fixed port.
+CLUSTER_PORT_VARIABLE = "LOCALENGINE_CLUSTER_PORT"
+HOSTNAMES_SHIM = SHIMS.parent / "hostnames"  # its sitecustomize.py resolves algo-N to this machine
+
+
+@dataclass(frozen=True)
+class _Host:
+    """One instance of a training job: ``algo-<n>``, as SageMaker names them."""
+
+    name: str
+    names: tuple[str, ...]
+    cluster_port: int | None  # set when there is more than one host
+
+    @property
+    def index(self) -> int:
+        return self.names.index(self.name)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.index == 0
+
+    def sandbox_root(self, context: RunContext, job: str) -> Path:
+        root = context.sandbox_root(job)
+        return root / self.name if len(self.names) > 1 else root
+
+    def log_path(self, job_log: Path) -> Path:
+        """The leader logs to the job's log; each other host to one beside it (a log stream per host)."""
+        return job_log if self.is_leader else job_log.with_name(f"{job_log.stem}.{self.name}{job_log.suffix}")
+
+    def cpu_share(self, cpu_set: frozenset[int] | None) -> frozenset[int] | None:
+        if cpu_set is None or len(self.names) == 1:
+            return cpu_set
+        cores = sorted(cpu_set)
+        share = cores[self.index::len(self.names)]
+        return frozenset(share) if share else cpu_set
+
+    def environment(self) -> dict[str, str]:
+        """What a host of a multi-host job needs on this machine: the meeting port, and host names that resolve."""
+        if len(self.names) == 1:
+            return {}
+        return {CLUSTER_PORT_VARIABLE: str(self.cluster_port)}
+
+
+def _hosts(request: dict[str, Any]) -> list[_Host]:
+    count = int((request.get("ResourceConfig") or {}).get("InstanceCount") or 1)
+    names = tuple(f"algo-{number}" for number in range(1, count + 1))
+    port = _free_port() if count > 1 else None
+    return [_Host(name, names, port) for name in names]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class _Checkpoints:
@@ -134,83 +202,91 @@ class _Checkpoints:
         self._s3.publish([(self.local, self.uri)])
 
 
-def _run_in_sandbox(job: str, request: dict[str, Any], sandbox: Sandbox, context: RunContext, *,
-                    log_path: Path, cpus: int, cpu_set: frozenset[int] | None,
-                    interrupt_when: Callable[[], bool] | None = None) -> ContainerOutcome:
-    channels = _stage_channels(request, sandbox, context)
+def _host_run(job: str, request: dict[str, Any], sandbox: Sandbox, host: _Host, context: RunContext, *,
+              log_path: Path, cpus: int, cpu_set: frozenset[int] | None,
+              interrupt_when: Callable[[], bool] | None = None) -> tuple[ContainerRun, Path]:
+    """One host's process of the job, and the file its failure message goes to."""
+    channels = _stage_channels(request, sandbox, host, context)
     # The API's hyperparameters are text; a parameter reference may have resolved to a number.
     hyperparameters = {name: format_value(value) for name, value in (request.get("HyperParameters") or {}).items()}
     algorithm = request.get("AlgorithmSpecification") or {}
+    failure_file = sandbox.opt_ml / "output" / "failure"
     if context.images is not None and not algorithm.get("ContainerEntrypoint"):
-        return _run_through_toolkit(job, request, sandbox, context, hyperparameters, log_path=log_path,
-                                    cpu_set=cpu_set, interrupt_when=interrupt_when)
-    _write_config(request, sandbox, hyperparameters)
+        return _toolkit_run(job, request, sandbox, host, context, hyperparameters, log_path=log_path,
+                            cpu_set=cpu_set, interrupt_when=interrupt_when), failure_file
+    _write_config(request, sandbox, host, hyperparameters)
     argv, cwd, user_args = _start_command(algorithm, hyperparameters, sandbox, context)
     if algorithm.get("ContainerEntrypoint"):
         # No training toolkit runs, so none of its SM_* variables are set: only what the platform sets.
         contract = {"TRAINING_JOB_NAME": job, "TRAINING_JOB_ARN": arn(f"training-job/{job}"),
                     "OMP_NUM_THREADS": str(cpus)}
     else:
-        contract = _training_environment(sandbox, job, channels, hyperparameters, user_args, cpus)
-    environment = {**context.job_environment(sandbox.base_environment()), **contract,
+        contract = _training_environment(sandbox, host, job, channels, hyperparameters, user_args, cpus)
+    base = sandbox.base_environment()
+    if len(host.names) > 1:
+        base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOSTNAMES_SHIM), base.get("PYTHONPATH")]))
+    environment = {**context.job_environment(base), **contract, **host.environment(),
                    **text_environment(request.get("Environment"))}
     run = ContainerRun(argv=argv, env=environment, cwd=cwd, log_path=log_path,
                        max_runtime_seconds=max_runtime(request),
                        metric_definitions=algorithm.get("MetricDefinitions") or [], cpu_set=cpu_set,
                        interrupt_when=interrupt_when)
-    return run_job_process(run, context, sandbox.opt_ml / "output" / "failure")
+    return run, failure_file
 
 
-def _run_through_toolkit(job: str, request: dict[str, Any], sandbox: Sandbox, context: RunContext,
-                         hyperparameters: dict[str, str], *, log_path: Path,
-                         cpu_set: frozenset[int] | None, interrupt_when: Callable[[], bool] | None = None) -> ContainerOutcome:
+def _toolkit_run(job: str, request: dict[str, Any], sandbox: Sandbox, host: _Host, context: RunContext,
+                 hyperparameters: dict[str, str], *, log_path: Path,
+                 cpu_set: frozenset[int] | None, interrupt_when: Callable[[], bool] | None = None) -> ContainerRun:
     """Faithful mode: the image's own `train` entry point (its training toolkit) runs the job, with
     `SAGEMAKER_BASE_DIR` standing in for /opt/ml, as the toolkits allow outside a container."""
     algorithm = request["AlgorithmSpecification"]
     image = framework_image(algorithm.get("TrainingImage", ""))
     tarball = _source_tarball(context, str(decode_hyperparameter(hyperparameters.get("sagemaker_submit_directory", ""))))
     # The toolkits download from S3 themselves; handed a local tarball, they extract it.
-    _write_config(request, sandbox, {**hyperparameters, "sagemaker_submit_directory": json.dumps(str(tarball))})
+    _write_config(request, sandbox, host, {**hyperparameters, "sagemaker_submit_directory": json.dumps(str(tarball))})
     environment = {**context.container_environment(sandbox, algorithm["TrainingImage"]),
                    "SAGEMAKER_BASE_DIR": str(sandbox.opt_ml), "SAGEMAKER_TRAINING_MODULE": image.training_module,
                    "PYTHONPATH": str(SHIMS), "TRAINING_JOB_NAME": job, "TRAINING_JOB_ARN": arn(f"training-job/{job}"),
                    # sagemaker-containers pip-installs the code bundle; each job into its own prefix, as
                    # each container has its own file system.
-                   "PIP_PREFIX": str(sandbox.root / "pip-prefix"),
+                   "PIP_PREFIX": str(sandbox.root / "pip-prefix"), **host.environment(),
                    **text_environment(request.get("Environment"))}
-    run = ContainerRun(argv=image.train_command(context.interpreter(algorithm["TrainingImage"])),
-                       env=environment, cwd=sandbox.root, log_path=log_path,
-                       max_runtime_seconds=max_runtime(request),
-                       metric_definitions=algorithm.get("MetricDefinitions") or [], cpu_set=cpu_set,
-                       interrupt_when=interrupt_when)
-    return run_job_process(run, context, sandbox.opt_ml / "output" / "failure")
+    return ContainerRun(argv=image.train_command(context.interpreter(algorithm["TrainingImage"])),
+                        env=environment, cwd=sandbox.root, log_path=log_path,
+                        max_runtime_seconds=max_runtime(request),
+                        metric_definitions=algorithm.get("MetricDefinitions") or [], cpu_set=cpu_set,
+                        interrupt_when=interrupt_when)
 
 
-def _publish_artifacts(sandbox: Sandbox, output_prefix: str, context: RunContext) -> None:
-    """``model.tar.gz`` always (even of an empty model dir), ``output.tar.gz`` if there is output data."""
-    uploads = [(_pack(sandbox.opt_ml / "model", sandbox.root / "model.tar.gz"),
+def _publish_artifacts(opt_ml: Path, output_prefix: str, context: RunContext) -> None:
+    """``model.tar.gz`` always (even of an empty model dir), ``output.tar.gz`` if there is output data; of a
+    multi-host job, the leader's (``algo-1``)."""
+    uploads = [(_pack(opt_ml / "model", opt_ml.parent.parent / "model.tar.gz"),
                 join_s3_uri(output_prefix, "model.tar.gz"))]
-    output_data = sandbox.opt_ml / "output" / "data"
+    output_data = opt_ml / "output" / "data"
     if any(p.is_file() for p in output_data.rglob("*")):
-        uploads.append((_pack(output_data, sandbox.root / "output.tar.gz"), join_s3_uri(output_prefix, "output.tar.gz")))
+        uploads.append((_pack(output_data, opt_ml.parent.parent / "output.tar.gz"),
+                        join_s3_uri(output_prefix, "output.tar.gz")))
     context.s3.publish(uploads)
 
 
-def _stage_channels(request: dict[str, Any], sandbox: Sandbox, context: RunContext) -> dict[str, Path]:
+def _stage_channels(request: dict[str, Any], sandbox: Sandbox, host: _Host, context: RunContext) -> dict[str, Path]:
+    """Each channel's objects, or with ShardedByS3Key the host's share of them."""
     channels = {}
     for channel in request.get("InputDataConfig") or []:
         name = channel["ChannelName"]
+        source = channel["DataSource"]["S3DataSource"]
         channels[name] = sandbox.opt_ml / "input" / "data" / name
-        download_input(context.s3, channel["DataSource"]["S3DataSource"]["S3Uri"], channels[name],
-                       f"channel {name}")
+        shard = (host.index, len(host.names)) if source.get("S3DataDistributionType") == "ShardedByS3Key" else (0, 1)
+        download_input(context.s3, source["S3Uri"], channels[name], f"channel {name}", shard)
     return channels
 
 
-def _write_config(request: dict[str, Any], sandbox: Sandbox, hyperparameters: dict[str, str]) -> None:
+def _write_config(request: dict[str, Any], sandbox: Sandbox, host: _Host, hyperparameters: dict[str, str]) -> None:
     config_dir = sandbox.opt_ml / "input" / "config"
     write_json(config_dir / "hyperparameters.json", hyperparameters)
     write_json(config_dir / "resourceconfig.json",
-               resource_config((request.get("ResourceConfig") or {}).get("InstanceType")))
+               resource_config((request.get("ResourceConfig") or {}).get("InstanceType"), host.name, host.names))
     write_json(config_dir / "inputdataconfig.json", {
         channel["ChannelName"]: {
             "TrainingInputMode": channel.get("InputMode", "File"),
@@ -278,7 +354,7 @@ def to_cmd_args(hyperparameters: dict[str, Any]) -> list[str]:
     return args
 
 
-def _training_environment(sandbox: Sandbox, job: str, channels: dict[str, Path],
+def _training_environment(sandbox: Sandbox, host: _Host, job: str, channels: dict[str, Path],
                           hyperparameters: dict[str, str], user_args: list[str], cpus: int) -> dict[str, str]:
     opt_ml = sandbox.opt_ml
     decoded = user_hyperparameters({k: decode_hyperparameter(v) for k, v in hyperparameters.items()})
@@ -291,7 +367,7 @@ def _training_environment(sandbox: Sandbox, job: str, channels: dict[str, Path],
         "SM_USER_ARGS": json.dumps(user_args), "SM_NUM_CPUS": str(cpus), "SM_NUM_GPUS": "0",
         # Tuning trials share the machine; without this each would start one thread per core.
         "OMP_NUM_THREADS": str(cpus),
-        "SM_CURRENT_HOST": "algo-1", "SM_HOSTS": json.dumps(["algo-1"]),
+        "SM_CURRENT_HOST": host.name, "SM_HOSTS": json.dumps(list(host.names)),
     }
     environment.update({f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()})
     environment.update({f"SM_HP_{name.upper()}": value if isinstance(value, str)

@@ -13,7 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from container import ContractArgumentParser, failure_reporting, opt_ml_root, write_json_atomic, write_table_atomic
+from container import (
+    ContractArgumentParser, failure_reporting, opt_ml_root, positive_whole_number, write_json_atomic,
+    write_table_atomic,
+)
 from data_checks import (
     DATA_REPORT_FILE, TargetRows, format_number, leave_out_reasons, repair_numbers, resolve_column, resolve_columns,
     suspected_leaks, target_summary,
@@ -164,9 +167,25 @@ def summary_lines(report: dict) -> list[str]:
     ]
 
 
-def write_outputs(output_dir: Path, splits: dict[str, pd.DataFrame], spec: dict, report: dict) -> None:
+# The splits a training job reads; with more than one training instance each is written in one part per instance,
+# and the jobs' ShardedByS3Key channels give each instance a part of its own. Evaluate reads the test split whole.
+SHARDED_SPLITS = ("train", "validation")
+
+
+def split_files(name: str, frame: pd.DataFrame, shards: int) -> list[tuple[str, pd.DataFrame]]:
+    """(file name, rows) of one split: whole, or ``shards`` consecutive parts of near-equal size."""
+    if shards == 1 or name not in SHARDED_SPLITS:
+        return [(f"{name}.parquet", frame)]
+    bounds = np.linspace(0, len(frame), shards + 1).round().astype(int)
+    return [(f"{name}-{index + 1}-of-{shards}.parquet", frame.iloc[start:end])
+            for index, (start, end) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
+def write_outputs(output_dir: Path, splits: dict[str, pd.DataFrame], spec: dict, report: dict,
+                  shards: int = 1) -> None:
     for name, frame in splits.items():
-        write_table_atomic(output_dir / name / f"{name}.parquet", frame)
+        for file_name, rows in split_files(name, frame, shards):
+            write_table_atomic(output_dir / name / file_name, rows)
     write_json_atomic(output_dir / "features" / FEATURE_SPEC_FILE, spec)
     write_json_atomic(output_dir / "report" / DATA_REPORT_FILE, report)
 
@@ -198,6 +217,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--validation-fraction", type=fraction, default=0.15)
     parser.add_argument("--test-fraction", type=fraction, default=0.15)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--shards", type=positive_whole_number, default=1,
+                        help="TrainingInstanceCount: write the train and validation splits in this many parts")
     parser.add_argument("--input-dir", type=Path, default=opt_ml_root() / "processing" / "input" / "data")
     parser.add_argument("--output-dir", type=Path, default=opt_ml_root() / "processing",
                         help="parent of the train/, validation/, test/, features/ and report/ outputs")
@@ -216,7 +237,11 @@ def main(argv=None) -> None:
             exclude_columns=arguments.exclude_columns, validation_fraction=arguments.validation_fraction,
             test_fraction=arguments.test_fraction, seed=arguments.seed, input_uri=arguments.input_uri,
         )
-        write_outputs(arguments.output_dir, splits, spec, report)
+        if min(len(splits[name]) for name in SHARDED_SPLITS) < arguments.shards:
+            raise ValueError(f"--shards {arguments.shards} (TrainingInstanceCount) is more than the rows of the "
+                             f"smallest split ({min(len(splits[name]) for name in SHARDED_SPLITS):,}); "
+                             "use fewer training instances")
+        write_outputs(arguments.output_dir, splits, spec, report, arguments.shards)
         for line in report["summary"]:
             print(line)
         for warning in report["warnings"]:

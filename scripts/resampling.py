@@ -13,8 +13,9 @@ FOLDS = 5
 FOLD_SEED = 0
 
 
-def uses_cross_validation(train: pd.DataFrame, validation: pd.DataFrame) -> bool:
-    return len(train) + len(validation) <= CROSS_VALIDATION_MAX_ROWS
+def uses_cross_validation(row_count: int) -> bool:
+    """Whether ``row_count`` train + validation rows (of all hosts) are few enough to cross-validate."""
+    return row_count <= CROSS_VALIDATION_MAX_ROWS
 
 
 def pooled_rows(train: pd.DataFrame, validation: pd.DataFrame) -> pd.DataFrame:

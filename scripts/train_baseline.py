@@ -51,7 +51,7 @@ def validation_rmse(model: dict, spec: dict, validation: pd.DataFrame) -> float:
 
 def held_out_rmse(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, alphas) -> float:
     """RMSE on held-out rows with alpha chosen on the fitting rows: the validation split, or out-of-fold."""
-    if not uses_cross_validation(train, validation):
+    if not uses_cross_validation(len(train) + len(validation)):
         alpha = cross_validated_alpha(train, spec, alphas)
         return validation_rmse(fit_linear_model(train, spec, alpha), spec, validation)
     rows = pooled_rows(train, validation)

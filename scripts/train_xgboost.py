@@ -18,6 +18,7 @@ import pandas as pd
 import xgboost
 
 from checkpoints import Progress
+from cluster import ONE_HOST, Cluster
 from container import (
     ContractArgumentParser, add_training_arguments, available_cpus, failure_reporting,
     positive_whole_number, read_training_inputs, save_serving_code, whole_number, write_bytes_atomic,
@@ -28,7 +29,7 @@ from features import (
     usable_target_transforms, with_target_transform,
 )
 from inference import BOOSTER_FILE, ServingModel, predict
-from metrics import rmse, validation_metric_line
+from metrics import validation_metric_line
 from resampling import FOLDS, fold_indices, pooled_rows, uses_cross_validation
 
 
@@ -117,17 +118,21 @@ def refit_booster(rows: pd.DataFrame, spec: dict, parameters: dict, num_round: i
 
 
 def holdout_fit(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, parameters: dict,
-                arguments: argparse.Namespace, *, progress: Progress = NOT_KEPT) -> tuple[float, int]:
-    """Validation RMSE (target units, through serving) of the early-stopped model, and its round count."""
+                arguments: argparse.Namespace, cluster: Cluster = ONE_HOST, *,
+                progress: Progress = NOT_KEPT) -> tuple[float, int]:
+    """Validation RMSE (target units, through serving, over every host's rows) of the early-stopped model, and
+    its round count."""
     booster = fit_booster(train, validation, spec, parameters, arguments.num_round, arguments.early_stopping_rounds,
                           progress=progress)
     predictions = predict(validation, ServingModel(booster, spec))
-    return rmse(target_values(validation, spec["target"]), predictions), booster.num_boosted_rounds()
+    return rmse_over_hosts(cluster, target_values(validation, spec["target"]), predictions), \
+        booster.num_boosted_rounds()
 
 
-def cross_validated_fit(rows: pd.DataFrame, spec: dict, parameters: dict,
-                        arguments: argparse.Namespace, *, progress: Progress = NOT_KEPT) -> tuple[float, int]:
-    """Out-of-fold RMSE over the shared folds, and the mean early-stopped round count."""
+def cross_validated_fit(rows: pd.DataFrame, spec: dict, parameters: dict, arguments: argparse.Namespace,
+                        cluster: Cluster = ONE_HOST, *, progress: Progress = NOT_KEPT) -> tuple[float, int]:
+    """Out-of-fold RMSE over the shared folds, and the mean early-stopped round count. With several hosts each
+    folds its own rows, and each fold trains across all hosts."""
     predictions, rounds = np.empty(len(rows)), []
     for fold, (fit_rows, held_out) in enumerate(fold_indices(len(rows))):
         fold_fit, fold_held_out = rows.iloc[fit_rows], rows.iloc[held_out]
@@ -135,13 +140,19 @@ def cross_validated_fit(rows: pd.DataFrame, spec: dict, parameters: dict,
                               arguments.early_stopping_rounds, progress=progress, name=f"fold-{fold}")
         predictions[held_out] = predict(fold_held_out, ServingModel(booster, spec))
         rounds.append(booster.num_boosted_rounds())
-    return rmse(target_values(rows, spec["target"]), predictions), round(float(np.mean(rounds)))
+    return rmse_over_hosts(cluster, target_values(rows, spec["target"]), predictions), round(float(np.mean(rounds)))
 
 
-def model_spec(spec: dict, train: pd.DataFrame, requested: str) -> dict:
-    """The spec in the requested target transform, or without one when the targets cannot be logged."""
-    usable = usable_target_transforms(target_values(train, spec["target"]))
-    return with_target_transform(spec, requested if requested in usable else spec["target_transform"])
+def rmse_over_hosts(cluster: Cluster, actual, predicted) -> float:
+    squared_error, count = cluster.total([np.sum((np.asarray(actual) - np.asarray(predicted)) ** 2), len(actual)])
+    return float(np.sqrt(squared_error / count))
+
+
+def model_spec(spec: dict, train: pd.DataFrame, requested: str, cluster: Cluster = ONE_HOST) -> dict:
+    """The spec in the requested target transform, or without one when the targets (of any host) cannot be
+    logged."""
+    unusable = requested not in usable_target_transforms(target_values(train, spec["target"]))
+    return with_target_transform(spec, spec["target_transform"] if cluster.total([unusable])[0] else requested)
 
 
 def save_model(model_dir: Path, booster: xgboost.Booster, spec: dict) -> None:
@@ -174,24 +185,28 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     arguments = parse_arguments(argv)
-    with failure_reporting("training"):
+    with failure_reporting("training"), Cluster.of_this_job().connected() as cluster:
         train, validation, spec = read_training_inputs(arguments)
-        spec = model_spec(spec, train, arguments.target_transform)
+        spec = model_spec(spec, train, arguments.target_transform, cluster)
         parameters = booster_parameters(arguments)
         rows = pooled_rows(train, validation)
+        train_count, row_count = (int(count) for count in cluster.total([len(train), len(rows)]))
         progress = Progress.of_this_job()
-        if uses_cross_validation(train, validation):
-            score, rounds = cross_validated_fit(rows, spec, parameters, arguments, progress=progress)
+        if uses_cross_validation(row_count):
+            score, rounds = cross_validated_fit(rows, spec, parameters, arguments, cluster, progress=progress)
             print(f"{FOLDS}-fold cross-validation: {rounds} rounds on average")
             # Each fold fits (k-1)/k of the rows; the refit sees them all.
             rounds = max(1, round(rounds * FOLDS / (FOLDS - 1)))
         else:
-            score, rounds = holdout_fit(train, validation, spec, parameters, arguments, progress=progress)
+            score, rounds = holdout_fit(train, validation, spec, parameters, arguments, cluster, progress=progress)
             print(f"validation split: best-iteration {rounds - 1}")
-            rounds = max(1, round(rounds * len(rows) / len(train)))
+            rounds = max(1, round(rounds * row_count / train_count))
         booster = refit_booster(rows, spec, parameters, rounds, progress=progress)
-        save_model(arguments.model_dir, booster, spec)
-        print(f"refit on {len(rows):,} train + validation rows for {rounds} rounds; "
+        # Every host holds the same booster; the leader's model directory is the job's model.
+        if cluster.is_leader:
+            save_model(arguments.model_dir, booster, spec)
+        hosts = f" on {len(cluster.hosts)} hosts" if cluster.distributed else ""
+        print(f"refit on {row_count:,} train + validation rows{hosts} for {rounds} rounds; "
               f"target transform {spec['target_transform']}")
         print(validation_metric_line(score))
 

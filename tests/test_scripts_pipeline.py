@@ -295,7 +295,7 @@ def test_xgboost_on_a_large_table_reports_the_validation_rmse_and_saves_a_refit(
     import resampling
 
     train, validation = pipeline.split("train"), pipeline.split("validation")
-    assert not resampling.uses_cross_validation(train, validation)  # 2,490 train + validation rows
+    assert not resampling.uses_cross_validation(len(train) + len(validation))  # 2,490 train + validation rows
     arguments, spec, early_stopped = _early_stopped_xgboost(pipeline)
     expected = rmse(validation[TARGET], inference.predict_fn(validation, inference.ServingModel(early_stopped, spec)))
     assert reported_rmse(pipeline.xgboost_log) == pytest.approx(expected, abs=1e-5)
