@@ -76,7 +76,7 @@ def cmd_definition(args) -> int:
 
 def cmd_validate(args) -> int:
     from pipelines import api
-    from pipelines.validate import validate_definition
+    from pipelines.validate import multi_instance_warnings, validate_definition
 
     if args.file:
         source, document = args.file, _read_definition(Path(args.file))
@@ -93,6 +93,8 @@ def cmd_validate(args) -> int:
             problems = [*problems, *map(str, check_policy(document, Settings.resolve(_settings_flags(args))))]
     for problem in problems:
         print(f"✘ {problem}")
+    for warning in multi_instance_warnings(document):
+        print(f"warning: {warning}")
     if problems:
         print(f"{len(problems)} problem(s) in {source}", file=sys.stderr)
         return 1

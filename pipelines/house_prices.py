@@ -40,6 +40,7 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
         input_key=params.input_key,
         target_column=params.target_column, id_columns=params.id_columns,
         exclude_columns=params.exclude_columns, instance_type=params.processing_instance_type,
+        training_instance_count=params.training_instance_count,
     )
     splits = {
         name: preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
@@ -51,7 +52,7 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
     )
     tune_xgboost = xgboost_tuning_step(
         ctx, train=splits["train"], validation=splits["validation"], features=splits["features"],
-        instance_type=params.training_instance_type,
+        instance_type=params.training_instance_type, instance_count=params.training_instance_count,
         max_jobs=settings.tuning_max_jobs,
         max_parallel_jobs=min(settings.tuning_max_parallel_jobs, settings.tuning_max_jobs),
     )

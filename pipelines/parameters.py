@@ -27,6 +27,7 @@ class PipelineParameters:
     exclude_columns: ParameterString
     processing_instance_type: ParameterString
     training_instance_type: ParameterString
+    training_instance_count: ParameterInteger
     min_r2: ParameterFloat
     max_rmse: ParameterFloat
     champion_tolerance: ParameterFloat
@@ -35,7 +36,7 @@ class PipelineParameters:
     @classmethod
     def declare(cls, settings: Settings) -> PipelineParameters:
         # Imported here: checking parameter values must not pay for importing the SDK.
-        from sagemaker.core.workflow.parameters import ParameterFloat, ParameterString
+        from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
 
         return cls(
             input_bucket=ParameterString("InputDataBucket", default_value=settings.bucket),
@@ -46,6 +47,7 @@ class PipelineParameters:
             exclude_columns=ParameterString("ExcludeColumns", default_value=""),
             processing_instance_type=ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge"),
             training_instance_type=ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge"),
+            training_instance_count=ParameterInteger("TrainingInstanceCount", default_value=1),
             min_r2=ParameterFloat("MinR2", default_value=0.5),
             max_rmse=ParameterFloat("MaxRmse", default_value=0.0),
             champion_tolerance=ParameterFloat("ChampionTolerance", default_value=0.0),
@@ -69,6 +71,8 @@ DESCRIPTIONS = {
     "ExcludeColumns": "Comma-separated columns that must not be features, e.g. ones derived from the target.",
     "ProcessingInstanceType": "Instance type of the Preprocess and Evaluate jobs.",
     "TrainingInstanceType": "Instance type of the baseline training job and of every tuning trial.",
+    "TrainingInstanceCount": "Instances of every tuning trial; above 1, Preprocess writes the train and validation "
+                             "splits in that many parts, each instance reads one, and XGBoost trains across them.",
     "MinR2": "Quality gate: the chosen model's R² on the test split must be at least this (scale-free).",
     "MaxRmse": "Quality gate: the chosen model's test RMSE (target units) must be at most this; 0 turns it off.",
     "ChampionTolerance": "Quality gate, when an approved version exists: how much higher (as a fraction, 0.02 = 2%) "
@@ -89,6 +93,8 @@ class ParameterValueError(ValueError):
 # overwritten by a run with other columns), and a key segment must fit a file name locally.
 MAX_COLUMN_LIST_BYTES = 230
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+# Each part is a file of its own, and a part per instance is only worth it on tables of many rows.
+MAX_TRAINING_INSTANCES = 20
 # What SageMaker cannot check when an execution starts; `start` and `run` check it first.
 VALUE_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "InputDataBucket": (lambda v: bool(_BUCKET_NAME.match(v)), "must be an S3 bucket name"),
@@ -101,6 +107,8 @@ VALUE_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "ExcludeColumns": (lambda v: len(v.encode()) <= MAX_COLUMN_LIST_BYTES,
                        f"must list at most {MAX_COLUMN_LIST_BYTES} bytes of column names; to keep only a few "
                        "columns, upload a file with just those"),
+    "TrainingInstanceCount": (lambda v: 1 <= v <= MAX_TRAINING_INSTANCES,
+                              f"must be from 1 to {MAX_TRAINING_INSTANCES} instances per tuning trial"),
     "MinR2": (lambda v: v <= 1, "must be at most 1 (R² of a perfect model)"),
     "MaxRmse": (lambda v: v >= 0, "must be 0 (off) or a positive RMSE in the target's units"),
     "ChampionTolerance": (lambda v: 0 <= v < 1, "must be a fraction from 0 up to 1 (0.02 = 2%)"),

@@ -5,6 +5,9 @@
   are replaced by placeholders of the type the shape expects.
 - Every `Get` resolves to a declared parameter, execution variable, step, output or property file.
 - The steps' data dependencies and `DependsOn` edges have no cycle.
+
+And one warning, for a definition that is valid but probably not what was meant: a job that can run on more
+than one instance while a data input is FullyReplicated, so that every instance reads all of it.
 """
 
 from __future__ import annotations
@@ -165,3 +168,51 @@ def _cycle_problems(steps: dict[str, dict]) -> Iterator[Problem]:
         tuple(TopologicalSorter(graph).static_order())
     except CycleError as error:
         yield Problem(error.args[1][0], "dependency cycle: " + " -> ".join(error.args[1]))
+
+
+# Inputs every instance needs whole (a feature spec, a configuration); data comes in other content types.
+DOCUMENT_CONTENT_TYPES = frozenset({"application/json"})
+
+
+def multi_instance_warnings(definition: str | dict) -> list[Problem]:
+    """Job steps whose instance count is above one, or a parameter that can be, with a FullyReplicated data
+    input: every instance would read (and train on) all of it, each row counted once per instance."""
+    doc = json.loads(definition) if isinstance(definition, str) else definition
+    defaults = {parameter["Name"]: parameter.get("DefaultValue") for parameter in doc.get("Parameters", [])}
+    warnings = []
+    for name, step in _all_steps(doc.get("Steps", [])):
+        count, channels = _instances_and_inputs(step)
+        if count is None:
+            continue
+        if isinstance(count, dict):
+            parameter = str(count.get("Get", "")).removeprefix("Parameters.")
+            instances = f"InstanceCount is the parameter {parameter} (default {defaults.get(parameter)})"
+        elif isinstance(count, int) and count > 1:
+            instances = f"InstanceCount is {count}"
+        else:
+            continue
+        for channel, distribution, content_type in channels:
+            if distribution == "FullyReplicated" and content_type not in DOCUMENT_CONTENT_TYPES:
+                warnings.append(Problem(name, f"{instances} and input {channel} is FullyReplicated: with more than "
+                                              "one instance every instance reads all of it (each row counted once "
+                                              "per instance); make it ShardedByS3Key, in as many files as "
+                                              "instances"))
+    return warnings
+
+
+def _instances_and_inputs(step: dict) -> tuple[object, list[tuple[str, str, str | None]]]:
+    """(instance count, [(input name, S3 distribution, content type)]) of a job step, or (None, [])."""
+    arguments = step.get("Arguments") or {}
+    if step.get("Type") == "Processing":
+        count = ((arguments.get("ProcessingResources") or {}).get("ClusterConfig") or {}).get("InstanceCount")
+        return count, [(item.get("InputName"), item["S3Input"].get("S3DataDistributionType", "FullyReplicated"), None)
+                       for item in arguments.get("ProcessingInputs") or [] if "S3Input" in item]
+    if step.get("Type") in ("Training", "Tuning"):
+        job = arguments.get("TrainingJobDefinition") or arguments
+        return (job.get("ResourceConfig") or {}).get("InstanceCount"), [
+            (channel.get("ChannelName"),
+             ((channel.get("DataSource") or {}).get("S3DataSource") or {}).get("S3DataDistributionType",
+                                                                               "FullyReplicated"),
+             channel.get("ContentType"))
+            for channel in job.get("InputDataConfig") or [] if "S3DataSource" in (channel.get("DataSource") or {})]
+    return None, []

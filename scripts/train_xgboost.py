@@ -76,14 +76,13 @@ def boost(parameters: dict, train: xgboost.DMatrix, num_round: int, progress: Pr
     done = booster.num_boosted_rounds() if booster is not None else 0
     if saved:
         print(f"{name}: resuming after round {done} from the job's checkpoint")
-    while (rounds := _next_segment(done, num_round, history, early_stopping_rounds)) > 0:
-        scores: dict = {}
+    stop = _EarlyStop(history, early_stopping_rounds)
+    while not stop.reached() and (rounds := min(SEGMENT_ROUNDS, num_round - done)) > 0:
         booster = xgboost.train(
             {**parameters, "seed": parameters["seed"] + done}, train, rounds,
-            evals=[(validation, "validation")] if validation is not None else (), evals_result=scores,
-            xgb_model=booster, verbose_eval=False,
+            evals=[(validation, "validation")] if validation is not None else (),
+            callbacks=[stop] if validation is not None else None, xgb_model=booster, verbose_eval=False,
         )
-        history += scores.get("validation", {}).get("rmse", [])
         done = booster.num_boosted_rounds()
         progress.save(name, {"booster": bytes(booster.save_raw(raw_format="json")).decode(), "history": history})
     if validation is None:
@@ -92,13 +91,21 @@ def boost(parameters: dict, train: xgboost.DMatrix, num_round: int, progress: Pr
     return booster[: int(np.argmin(history)) + 1]
 
 
-def _next_segment(done: int, num_round: int, history: list[float], early_stopping_rounds: int | None) -> int:
-    """Rounds to train next: up to a segment, and never past the round where early stopping would end it
-    (XGBoost's rule: once the best round is ``early_stopping_rounds`` behind the last)."""
-    rounds = min(SEGMENT_ROUNDS, num_round - done)
-    if early_stopping_rounds and history:
-        rounds = min(rounds, int(np.argmin(history)) + early_stopping_rounds + 1 - len(history))
-    return rounds
+class _EarlyStop(xgboost.callback.TrainingCallback):
+    """Keeps the validation RMSE of every round across segments, and ends a segment at the round where XGBoost's
+    early stopping would end the fit: once the best round is ``early_stopping_rounds`` behind the last."""
+
+    def __init__(self, history: list[float], early_stopping_rounds: int | None):
+        super().__init__()
+        self.history, self.early_stopping_rounds = history, early_stopping_rounds
+
+    def reached(self) -> bool:
+        return bool(self.early_stopping_rounds and self.history
+                    and int(np.argmin(self.history)) + self.early_stopping_rounds < len(self.history))
+
+    def after_iteration(self, model, epoch: int, evals_log) -> bool:
+        self.history.append(evals_log["validation"]["rmse"][-1])
+        return self.reached()
 
 
 def fit_booster(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, parameters: dict,

@@ -13,7 +13,7 @@ OUTPUTS = ("train", "validation", "test", "features", "report")
 
 def preprocess_step(
     ctx: StepContext, *, input_uri, input_bucket, input_key, target_column, id_columns, exclude_columns,
-    instance_type,
+    instance_type, training_instance_count,
 ) -> ProcessingStep:
     # Keyed by everything that shapes the output, so a cached result never points at files that a
     # later run with other inputs overwrote; "name=value" segments stay non-empty when a value is.
@@ -21,6 +21,7 @@ def preprocess_step(
         ctx.output_uri("preprocess", ctx.code("preprocess.py").digest[:16]),
         input_bucket, input_key, Join(on="=", values=["target", target_column]),
         Join(on="=", values=["ids", id_columns]), Join(on="=", values=["exclude", exclude_columns]),
+        Join(on="=", values=["shards", training_instance_count]),
     ])
     return script_processing_step(
         ctx, "Preprocess",
@@ -33,7 +34,9 @@ def preprocess_step(
             for name in OUTPUTS
         ],
         arguments=["--target-column", target_column, "--id-columns", id_columns,
-                   "--exclude-columns", exclude_columns, "--input-uri", input_uri],
+                   "--exclude-columns", exclude_columns, "--input-uri", input_uri,
+                   # A part of the train and validation splits per training instance.
+                   "--shards", training_instance_count],
         description="Read every CSV under the input location, check it (data report), leave out id-like and "
         "unusable columns, split train/validation/test and fit the feature spec on the training split only.",
     )

@@ -10,13 +10,13 @@ from __future__ import annotations
 from sagemaker.core.training.configs import (
     CheckpointConfig,
     Compute,
-    InputData,
     MetricDefinition,
     Networking,
     OutputDataConfig,
     StoppingCondition,
     Tag,
 )
+from sagemaker.core.shapes import Channel, DataSource, S3DataSource
 from sagemaker.train.model_trainer import ModelTrainer
 
 from steps.context import MAX_JOB_SECONDS, StepContext
@@ -31,7 +31,7 @@ CHECKPOINT_DIR = "/opt/ml/checkpoints"
 
 def script_mode_trainer(
     ctx: StepContext, *, name: str, framework: str, script: str, instance_type, hyperparameters: dict,
-    resumable: bool = False,
+    resumable: bool = False, instance_count=1,
 ) -> ModelTrainer:
     """A script-mode job; with spot training a ``resumable`` one gets a checkpoint location (its script resumes
     from it)."""
@@ -44,7 +44,7 @@ def script_mode_trainer(
         training_image=ctx.image(framework),
         base_job_name=f"{settings.pipeline_name}-{name}",
         compute=Compute(
-            instance_type=instance_type, instance_count=1, volume_kms_key_id=settings.kms_key_id or None,
+            instance_type=instance_type, instance_count=instance_count, volume_kms_key_id=settings.kms_key_id or None,
             enable_managed_spot_training=spot or None,
         ),
         checkpoint_config=CheckpointConfig(s3_uri=ctx.output_uri("checkpoints", name), local_path=CHECKPOINT_DIR)
@@ -66,9 +66,16 @@ def script_mode_trainer(
     ).with_metric_definitions([VALIDATION_RMSE])
 
 
-def training_channels(*, train, validation, features) -> list[InputData]:
-    return [
-        InputData(channel_name="train", data_source=train, content_type="application/x-parquet"),
-        InputData(channel_name="validation", data_source=validation, content_type="application/x-parquet"),
-        InputData(channel_name="features", data_source=features, content_type="application/json"),
-    ]
+def training_channels(*, train, validation, features, sharded: bool = False) -> list[Channel]:
+    """The splits and the feature spec. ``sharded``: each instance of a multi-instance job reads its own parts of
+    the splits (ShardedByS3Key; on one instance that is all of them), and the whole spec."""
+    splits = "ShardedByS3Key" if sharded else "FullyReplicated"
+    return [_channel("train", train, "application/x-parquet", splits),
+            _channel("validation", validation, "application/x-parquet", splits),
+            _channel("features", features, "application/json", "FullyReplicated")]
+
+
+def _channel(name: str, uri, content_type: str, distribution: str) -> Channel:
+    return Channel(channel_name=name, content_type=content_type, input_mode="File", data_source=DataSource(
+        s3_data_source=S3DataSource(
+            s3_data_type="S3Prefix", s3_uri=uri, s3_data_distribution_type=distribution)))

@@ -46,12 +46,13 @@ class TuningStepWithJobSettings(TuningStep):
 
 
 def xgboost_tuning_step(
-    ctx: StepContext, *, train, validation, features, instance_type, max_jobs: int, max_parallel_jobs: int
+    ctx: StepContext, *, train, validation, features, instance_type, instance_count, max_jobs: int,
+    max_parallel_jobs: int,
 ) -> TuningStep:
     # A trainer of its own: tune() mutates the trainer it is given.
     trainer = script_mode_trainer(
         ctx, name="xgboost", framework="xgboost", script="train_xgboost.py",
-        instance_type=instance_type,
+        instance_type=instance_type, instance_count=instance_count,
         hyperparameters={"num_round": 1000, "early_stopping_rounds": 50}, resumable=True,
     )
     tuner = HyperparameterTuner(
@@ -73,7 +74,8 @@ def xgboost_tuning_step(
         volume_kms_key_id=ctx.settings.kms_key_id or None,
         keep_alive_seconds=ctx.settings.warm_pool_seconds,
         name="TuneXGBoost",
-        step_args=tuner.tune(inputs=training_channels(train=train, validation=validation, features=features)),
+        step_args=tuner.tune(inputs=training_channels(train=train, validation=validation, features=features,
+                                                     sharded=True)),
         description="Bayesian search over XGBoost hyperparameters with early stopping on the validation split.",
         cache_config=ctx.cache_config,
         retry_policies=ctx.job_retry_policies,

@@ -66,8 +66,10 @@ def test_definition_command_writes_the_json(tmp_path, capsys, monkeypatch):
 def test_parameters_command_describes_every_declared_parameter(capsys):
     assert main(["parameters"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 12
+    assert len(lines) == 13
     assert any(line.startswith("MinR2 (Float, default 0.5): Quality gate") for line in lines)
+    assert any(line.startswith("TrainingInstanceCount (Integer, default 1): Instances of every tuning trial")
+               for line in lines)
 
 
 def test_a_bad_setting_is_one_line_and_a_non_zero_exit(capsys):

@@ -10,7 +10,7 @@ import pytest
 from pipeline import main
 from pipelines.definition import build_definition
 from pipelines.settings import Settings
-from pipelines.validate import validate_definition
+from pipelines.validate import multi_instance_warnings, validate_definition
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,40 @@ def test_cli_validate_exits_non_zero_with_a_readable_list(document, tmp_path, ca
 
 def test_cli_validate_accepts_the_built_definition(capsys):
     assert main(["validate"]) == 0
-    assert "definition valid" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "definition valid" in out and "warning" not in out
+
+
+def test_the_multi_instance_trials_read_their_own_shards(document):
+    trials = {step["Name"]: step for step in document["Steps"]}["TuneXGBoost"]["Arguments"]["TrainingJobDefinition"]
+    assert trials["ResourceConfig"]["InstanceCount"] == {"Get": "Parameters.TrainingInstanceCount"}
+    distribution = {channel["ChannelName"]: channel["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+                    for channel in trials["InputDataConfig"]}
+    assert distribution == {"train": "ShardedByS3Key", "validation": "ShardedByS3Key", "features": "FullyReplicated"}
+    assert multi_instance_warnings(document) == []
+
+
+def test_validate_warns_when_several_instances_would_each_read_all_the_data(document, tmp_path, capsys):
+    doc = copy.deepcopy(document)
+    named = {step["Name"]: step for step in doc["Steps"]}
+    trials = named["TuneXGBoost"]["Arguments"]["TrainingJobDefinition"]
+    trials["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataDistributionType"] = "FullyReplicated"
+    named["TrainBaseline"]["Arguments"]["ResourceConfig"]["InstanceCount"] = 3
+    path = tmp_path / "definition.json"
+    path.write_text(json.dumps(doc))
+    assert main(["validate", "--file", str(path)]) == 0  # valid, and probably not what was meant
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: TrainBaseline: InstanceCount is 3 and input train is FullyReplicated: with more than one instance "
+        "every instance reads all of it (each row counted once per instance); make it ShardedByS3Key, in as many "
+        "files as instances",
+        "warning: TrainBaseline: InstanceCount is 3 and input validation is FullyReplicated: with more than one "
+        "instance every instance reads all of it (each row counted once per instance); make it ShardedByS3Key, in "
+        "as many files as instances",
+        "warning: TuneXGBoost: InstanceCount is the parameter TrainingInstanceCount (default 1) and input train is "
+        "FullyReplicated: with more than one instance every instance reads all of it (each row counted once per "
+        "instance); make it ShardedByS3Key, in as many files as instances",
+    ]
 
 
 def test_cli_validate_rejects_a_file_that_is_not_json(tmp_path, capsys):
