@@ -30,6 +30,8 @@ JOB_STEPS = ["Preprocess", "TrainBaseline", "TuneXGBoost", "Evaluate"]
 # A small tuning budget keeps the suite quick; the benchmark runs the default budget.
 SMALL_BUDGET = Settings(tuning_max_jobs=3, tuning_max_parallel_jobs=2)
 SMALL_BUDGET_FLAGS = ["--tuning-max-jobs", "3", "--tuning-max-parallel-jobs", "2"]
+# For tests about what is read or how a result is judged, not about tuning: one trial.
+ONE_TRIAL_FLAGS = ["--tuning-max-jobs", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +253,7 @@ def test_run_on_another_csv_with_only_its_target_named(local_dir, tmp_path, caps
     other = other.rename(columns={"SalePrice": "price", "PID": "parcel id"})
     csv = tmp_path / "houses.csv"
     other.to_csv(csv, index=False, sep=";")
-    code = main(["run", "--local-dir", str(local_dir), *SMALL_BUDGET_FLAGS, "--data", str(csv),
+    code = main(["run", "--local-dir", str(local_dir), *ONE_TRIAL_FLAGS, "--data", str(csv),
                  "--param", "TargetColumn=price"])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -268,7 +270,7 @@ def test_run_on_a_directory_of_csv_files(local_dir, tmp_path, capsys):
     (folder / "2026").mkdir(parents=True)
     houses.iloc[:1500].to_csv(folder / "part-1.csv", index=False)
     houses.iloc[1500:].to_csv(folder / "2026" / "part-2.CSV", index=False)
-    code = main(["run", "--local-dir", str(local_dir), *SMALL_BUDGET_FLAGS, "--data", str(folder)])
+    code = main(["run", "--local-dir", str(local_dir), *ONE_TRIAL_FLAGS, "--data", str(folder)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"Data: read 2,930 rows from {folder}/ (2 files)" in out
@@ -324,12 +326,12 @@ def test_an_approved_version_becomes_the_champion_scored_on_the_same_rows(first_
 
 def test_a_worse_challenger_is_held_back_unless_the_tolerance_allows_it(first_run, local_dir, capsys):
     versions_before = len(local_registry(local_dir).list_packages("HousePriceModels"))
-    assert main(["run", "--local-dir", str(local_dir), *SMALL_BUDGET_FLAGS, "--param", WITHOUT_STRONG_FEATURES]) == 1
+    assert main(["run", "--local-dir", str(local_dir), *ONE_TRIAL_FLAGS, "--param", WITHOUT_STRONG_FEATURES]) == 1
     last = capsys.readouterr().err.splitlines()[-1]
     assert re.search(r"; champion v1 test RMSE \d\d,\d\d\d, the new model \d+\.\d% worse "
                      r"\(ChampionTolerance 0\.0\);", last), last
     assert len(local_registry(local_dir).list_packages("HousePriceModels")) == versions_before
-    assert main(["run", "--local-dir", str(local_dir), *SMALL_BUDGET_FLAGS, "--param", WITHOUT_STRONG_FEATURES,
+    assert main(["run", "--local-dir", str(local_dir), *ONE_TRIAL_FLAGS, "--param", WITHOUT_STRONG_FEATURES,
                  "--param", "ChampionTolerance=0.5"]) == 0
     assert len(local_registry(local_dir).list_packages("HousePriceModels")) == versions_before + 1
 
@@ -365,13 +367,13 @@ def test_an_s3_event_runs_on_exactly_the_object_it_names_even_with_a_space_in_it
     event = json.loads(event_file.read_text())
     assert event["detail"]["object"]["key"] == "incoming/new+sales+2026.csv"  # URL-encoded, as S3 sends it
     landed = tmp_path / "new sales 2026.csv"
-    pd.read_csv(Path(__file__).resolve().parent.parent / "data" / "ames_housing.csv").iloc[:1700].to_csv(
+    pd.read_csv(Path(__file__).resolve().parent.parent / "data" / "ames_housing.csv").iloc[:600].to_csv(
         landed, index=False)
     code = main(["run", "--local-dir", str(local_dir), "--tuning-max-jobs", "1", "--event", str(event_file),
                  "--data", str(landed)])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert f"Data: read 1,700 rows from {landed} (utf-8, comma-separated); used 1,700" in out
+    assert f"Data: read 600 rows from {landed} (utf-8, comma-separated); used 600" in out
     s3 = LocalS3(local_dir / "s3")
     (location,) = [p for p in s3.path_for("s3://house-price-pipeline-artifacts/HousePricePipeline/input").rglob(
         "location.json") if "incoming" in p.as_posix()]

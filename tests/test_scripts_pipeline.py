@@ -325,9 +325,10 @@ def test_xgboost_on_a_small_table_reports_the_out_of_fold_rmse(pipeline, tmp_pat
 
     monkeypatch.setattr(resampling, "CROSS_VALIDATION_MAX_ROWS", 5000)
     stage_training_channels(pipeline.processing, tmp_path)
-    log = run_job(tmp_path, train_xgboost.main, ["--nthread", "1"])
+    fast = ["--nthread", "1", "--eta", "0.3"]  # a few dozen rounds per fold
+    log = run_job(tmp_path, train_xgboost.main, fast)
     train, validation = pipeline.split("train"), pipeline.split("validation")
-    arguments = train_xgboost.parse_arguments(["--nthread", "1"])
+    arguments = train_xgboost.parse_arguments(fast)
     spec = model_spec(pipeline.spec, train, arguments.target_transform)
     score, rounds = cross_validated_fit(resampling.pooled_rows(train, validation), spec,
                                         booster_parameters(arguments), arguments)
