@@ -18,11 +18,14 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features import FEATURE_SPEC_FILE, category_label, is_missing, read_raw_csv, require_columns, spec_from_json
 
@@ -136,12 +139,18 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_training_inputs(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The train rows, validation rows and feature spec named by add_training_arguments' options."""
+    train, validation, spec = training_sources(arguments)
+    return train.frame(), validation.frame(), spec
+
+
+def training_sources(arguments: argparse.Namespace) -> tuple["TableBatches", "TableBatches", dict]:
+    """The train and validation channels as tables read in batches, and the feature spec."""
     spec = read_feature_spec(arguments.features)
     channels = {}
     for channel in ("train", "validation"):
-        channels[channel] = read_table_directory(getattr(arguments, channel), f"{channel} channel")
+        channels[channel] = TableBatches(getattr(arguments, channel), f"{channel} channel")
         # Checked here: pooled for cross-validation, a column missing from one channel would become gaps.
-        require_columns(channels[channel], [spec["target"], *spec["numeric"], *spec["categorical"]],
+        require_columns(channels[channel].columns, [spec["target"], *spec["numeric"], *spec["categorical"]],
                         f"the {channel} channel must hold every column of the feature spec")
     return channels["train"], channels["validation"], spec
 
@@ -149,26 +158,72 @@ def read_training_inputs(arguments: argparse.Namespace) -> tuple[pd.DataFrame, p
 def read_table_directory(directory: Path, description: str) -> pd.DataFrame:
     """Every *.parquet under directory (what Preprocess writes), else every *.csv, recursively and in path order,
     as one frame; their columns must agree."""
-    if not directory.is_dir():
-        raise ValueError(f"{description} directory {directory} does not exist; provide it or pass its path")
-    files = sorted(path for path in directory.rglob("*.parquet") if path.is_file()) or \
-        sorted(path for path in directory.rglob("*.csv") if path.is_file())
-    if not files:
-        raise ValueError(f"no Parquet or CSV files found under {directory} ({description}); put the data there")
-    frames = []
-    for path in files:
+    return TableBatches(directory, description).frame()
+
+
+# Rows per batch of a table read in batches, and per row group of the Parquet files Preprocess writes.
+BATCH_ROWS = 100_000
+
+
+class TableBatches:
+    """The tables under a directory (every *.parquet, else every *.csv, recursively and in path order; their columns
+    must agree), read a batch of rows at a time: Parquet by row batches, a CSV file whole."""
+
+    def __init__(self, directory: Path, description: str, batch_rows: int | None = None):
+        if not directory.is_dir():
+            raise ValueError(f"{description} directory {directory} does not exist; provide it or pass its path")
+        self.files = sorted(path for path in directory.rglob("*.parquet") if path.is_file()) or \
+            sorted(path for path in directory.rglob("*.csv") if path.is_file())
+        if not self.files:
+            raise ValueError(f"no Parquet or CSV files found under {directory} ({description}); put the data there")
+        self.batch_rows = batch_rows or BATCH_ROWS
+        self.columns = self._columns()
+
+    def _columns(self) -> list[str]:
+        columns = None
+        for path in self.files:
+            names = pq.read_schema(path).names if path.suffix == ".parquet" else \
+                list(self._read(lambda: pd.read_csv(path, nrows=0), path).columns)
+            if columns is not None and names != columns:
+                differing = sorted(set(names) ^ set(columns)) or "same names, different order"
+                raise ValueError(f"{path} has different columns from {self.files[0]} (differing: {differing}); "
+                                 "give every file the same columns")
+            columns = names
+        return columns
+
+    def __len__(self) -> int:
+        return sum(pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet" else len(self._csv(path))
+                   for path in self.files)
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        """The rows in batches of at most ``batch_rows`` (a CSV file whole), only ``columns`` if given."""
+        return self.batches()
+
+    def batches(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        for path in self.files:
+            if path.suffix == ".parquet":
+                for batch in self._read(lambda: pq.ParquetFile(path).iter_batches(self.batch_rows, columns=columns),
+                                        path):
+                    yield batch.to_pandas()
+            else:
+                frame = self._csv(path)
+                yield frame if columns is None else frame[columns]
+
+    def frame(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """All the rows as one frame (only ``columns`` if given)."""
+        frames = list(self.batches(columns))
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def _csv(self, path: Path) -> pd.DataFrame:
+        return self._read(lambda: read_raw_csv(path), path)
+
+    @staticmethod
+    def _read(read, path: Path):
         try:
-            frame = pd.read_parquet(path) if path.suffix == ".parquet" else read_raw_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
+            return read()
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
+                pa.ArrowException) as error:
             raise ValueError(f"cannot read {path} as a table with a header: {error}") from error
-        if frames and list(frame.columns) != list(frames[0].columns):
-            differing = sorted(set(frame.columns) ^ set(frames[0].columns)) or "same names, different order"
-            raise ValueError(
-                f"{path} has different columns from {files[0]} (differing: {differing}); "
-                "give every file the same columns"
-            )
-        frames.append(frame)
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def read_text(path: Path, description: str) -> str:
@@ -226,5 +281,5 @@ def write_table_atomic(path: Path, frame: pd.DataFrame) -> None:
         if pd.api.types.infer_dtype(frame[name], skipna=True) not in ("string", "empty"):
             typed[name] = frame[name].map(lambda value: value if is_missing(value) else category_label(value))
     buffer = io.BytesIO()
-    typed.to_parquet(buffer, index=False)
+    typed.to_parquet(buffer, index=False, row_group_size=BATCH_ROWS)
     write_bytes_atomic(path, buffer.getvalue())

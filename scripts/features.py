@@ -137,8 +137,10 @@ def infer_feature_types(frame: pd.DataFrame, target: str, drop) -> tuple[list[st
     return numeric, categorical
 
 
-def require_columns(frame: pd.DataFrame, columns, remedy: str) -> None:
-    missing = [name for name in columns if name not in frame.columns]
+def require_columns(frame, columns, remedy: str) -> None:
+    """Raise naming the ``columns`` that ``frame`` (a frame, or its column names) lacks."""
+    present = frame.columns if isinstance(frame, pd.DataFrame) else frame
+    missing = [name for name in columns if name not in present]
     if missing:
         listed = ", ".join(repr(name) for name in missing)
         raise ValueError(f"missing required column(s) {listed}; {remedy}")

@@ -8,10 +8,17 @@ scaled by the row ratio, and saves that booster in XGBoost's JSON format (portab
 versions) with the feature spec it uses and the serving code, so model.tar.gz serves on its own.
 The last line printed is `validation-rmse: <target units>`, the held-out RMSE (validation split,
 or out-of-fold), computed through the serving handlers.
+
+Tables too large to cross-validate are read a batch of rows at a time and quantised batch by batch
+(XGBoost's own form, a byte per cell), so a job never holds a whole table, nor its float matrix. With
+more than one instance, each reads its own parts and XGBoost trains across them (cluster.py).
 """
 
 import argparse
+import itertools
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 import pandas as pd
@@ -20,9 +27,8 @@ import xgboost
 from checkpoints import Progress
 from cluster import ONE_HOST, Cluster
 from container import (
-    ContractArgumentParser, add_training_arguments, available_cpus, failure_reporting,
-    positive_whole_number, read_training_inputs, save_serving_code, whole_number, write_bytes_atomic,
-    write_json_atomic,
+    ContractArgumentParser, TableBatches, add_training_arguments, available_cpus, failure_reporting,
+    positive_whole_number, save_serving_code, training_sources, whole_number, write_bytes_atomic, write_json_atomic,
 )
 from features import (
     FEATURE_SPEC_FILE, TARGET_TRANSFORMS, encode_target, target_values, transform_features,
@@ -33,11 +39,39 @@ from metrics import validation_metric_line
 from resampling import FOLDS, fold_indices, pooled_rows, uses_cross_validation
 
 
-def _encoded_matrix(frame: pd.DataFrame, spec: dict, reference: xgboost.DMatrix | None = None) -> xgboost.DMatrix:
-    """XGBoost's quantised matrix of the rows (the form its hist method trains on, a byte per cell), built
-    without a float copy; other rows are quantised with the training rows' bins (``reference``)."""
-    labels = encode_target(target_values(frame, spec["target"]), spec)
-    return xgboost.QuantileDMatrix(transform_features(frame, spec, np.float32), label=labels, ref=reference)
+# Rows: a frame in memory, or tables read a batch at a time (a list of TableBatches), which are never held whole.
+Rows = Union[pd.DataFrame, Sequence[TableBatches]]
+
+
+def _encoded_matrix(rows: Rows, spec: dict, reference: xgboost.DMatrix | None = None) -> xgboost.DMatrix:
+    """XGBoost's quantised matrix of the rows (the form its hist method trains on, a byte per cell); other rows
+    are quantised with the training rows' bins (``reference``). Tables read in batches are quantised batch by
+    batch, so neither the rows nor their float matrix are ever held whole."""
+    if isinstance(rows, pd.DataFrame):
+        labels = encode_target(target_values(rows, spec["target"]), spec)
+        return xgboost.QuantileDMatrix(transform_features(rows, spec, np.float32), label=labels, ref=reference)
+    return xgboost.QuantileDMatrix(_EncodedBatches(rows, spec), ref=reference)
+
+
+class _EncodedBatches(xgboost.DataIter):
+    """The encoded features and targets of one batch of rows at a time, for XGBoost to quantise (it reads them
+    twice: once to find the bins, once to fill them)."""
+
+    def __init__(self, tables: Sequence[TableBatches], spec: dict):
+        super().__init__(release_data=True)
+        self._tables, self._spec = tables, spec
+        self.reset()
+
+    def reset(self) -> None:
+        self._batches = itertools.chain.from_iterable(self._tables)
+
+    def next(self, input_data) -> bool:
+        batch = next(self._batches, None)
+        if batch is None:
+            return False
+        input_data(data=transform_features(batch, self._spec, np.float32),
+                   label=encode_target(target_values(batch, self._spec["target"]), self._spec))
+        return True
 
 
 def booster_parameters(arguments: argparse.Namespace) -> dict:
@@ -108,7 +142,7 @@ class _EarlyStop(xgboost.callback.TrainingCallback):
         return self.reached()
 
 
-def fit_booster(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, parameters: dict,
+def fit_booster(train: Rows, validation: Rows, spec: dict, parameters: dict,
                 num_round: int, early_stopping_rounds: int, *, progress: Progress = NOT_KEPT,
                 name: str = "selection") -> xgboost.Booster:
     """Boost until the validation RMSE (in encoded units) stops improving; keep only the best rounds."""
@@ -118,22 +152,26 @@ def fit_booster(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, param
                  early_stopping_rounds=early_stopping_rounds)
 
 
-def refit_booster(rows: pd.DataFrame, spec: dict, parameters: dict, num_round: int, *,
+def refit_booster(rows: Rows, spec: dict, parameters: dict, num_round: int, *,
                   progress: Progress = NOT_KEPT) -> xgboost.Booster:
     """The same settings on more rows, for a fixed number of rounds (nothing is left to stop early on)."""
     return boost(parameters, _encoded_matrix(rows, spec), num_round, progress, "refit")
 
 
-def holdout_fit(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, parameters: dict,
+def holdout_fit(train: Rows, validation: Rows, spec: dict, parameters: dict,
                 arguments: argparse.Namespace, cluster: Cluster = ONE_HOST, *,
                 progress: Progress = NOT_KEPT) -> tuple[float, int]:
     """Validation RMSE (target units, through serving, over every host's rows) of the early-stopped model, and
     its round count."""
     booster = fit_booster(train, validation, spec, parameters, arguments.num_round, arguments.early_stopping_rounds,
                           progress=progress)
-    predictions = predict(validation, ServingModel(booster, spec))
-    return rmse_over_hosts(cluster, target_values(validation, spec["target"]), predictions), \
-        booster.num_boosted_rounds()
+    model = ServingModel(booster, spec)
+    batches = [validation] if isinstance(validation, pd.DataFrame) else itertools.chain.from_iterable(validation)
+    squared_error, count = 0.0, 0
+    for batch in batches:
+        squared_error += float(np.sum((target_values(batch, spec["target"]) - predict(batch, model)) ** 2))
+        count += len(batch)
+    return rmse_over_hosts(cluster, squared_error, count), booster.num_boosted_rounds()
 
 
 def cross_validated_fit(rows: pd.DataFrame, spec: dict, parameters: dict, arguments: argparse.Namespace,
@@ -147,11 +185,12 @@ def cross_validated_fit(rows: pd.DataFrame, spec: dict, parameters: dict, argume
                               arguments.early_stopping_rounds, progress=progress, name=f"fold-{fold}")
         predictions[held_out] = predict(fold_held_out, ServingModel(booster, spec))
         rounds.append(booster.num_boosted_rounds())
-    return rmse_over_hosts(cluster, target_values(rows, spec["target"]), predictions), round(float(np.mean(rounds)))
+    squared_error = float(np.sum((target_values(rows, spec["target"]) - predictions) ** 2))
+    return rmse_over_hosts(cluster, squared_error, len(rows)), round(float(np.mean(rounds)))
 
 
-def rmse_over_hosts(cluster: Cluster, actual, predicted) -> float:
-    squared_error, count = cluster.total([np.sum((np.asarray(actual) - np.asarray(predicted)) ** 2), len(actual)])
+def rmse_over_hosts(cluster: Cluster, squared_error: float, count: int) -> float:
+    squared_error, count = cluster.total([squared_error, count])
     return float(np.sqrt(squared_error / count))
 
 
@@ -193,19 +232,22 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     arguments = parse_arguments(argv)
     with failure_reporting("training"), Cluster.of_this_job().connected() as cluster:
-        train, validation, spec = read_training_inputs(arguments)
-        spec = model_spec(spec, train, arguments.target_transform, cluster)
+        train, validation, spec = training_sources(arguments)
+        spec = model_spec(spec, train.frame([spec["target"]]), arguments.target_transform, cluster)
         parameters = booster_parameters(arguments)
-        rows = pooled_rows(train, validation)
-        train_count, row_count = (int(count) for count in cluster.total([len(train), len(rows)]))
+        train_count, row_count = (int(count) for count in cluster.total([len(train), len(train) + len(validation)]))
         progress = Progress.of_this_job()
         if uses_cross_validation(row_count):
+            rows = pooled_rows(train.frame(), validation.frame())
             score, rounds = cross_validated_fit(rows, spec, parameters, arguments, cluster, progress=progress)
             print(f"{FOLDS}-fold cross-validation: {rounds} rounds on average")
             # Each fold fits (k-1)/k of the rows; the refit sees them all.
             rounds = max(1, round(rounds * FOLDS / (FOLDS - 1)))
         else:
-            score, rounds = holdout_fit(train, validation, spec, parameters, arguments, cluster, progress=progress)
+            # Tables too large to cross-validate are read a batch at a time, never whole.
+            rows = [train, validation]
+            score, rounds = holdout_fit([train], [validation], spec, parameters, arguments, cluster,
+                                        progress=progress)
             print(f"validation split: best-iteration {rounds - 1}")
             rounds = max(1, round(rounds * row_count / train_count))
         booster = refit_booster(rows, spec, parameters, rounds, progress=progress)
