@@ -196,14 +196,20 @@ class TableBatches:
                    for path in self.files)
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
-        """The rows in batches of at most ``batch_rows`` (a CSV file whole), only ``columns`` if given."""
-        return self.batches()
+        """The rows in batches of at most ``batch_rows`` (a CSV file whole), Parquet text columns as pandas
+        categoricals: a batch to encode then costs a Python string per distinct value, not one per cell."""
+        return self.batches(text_as_categories=True)
 
-    def batches(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    def batches(self, columns: list[str] | None = None, text_as_categories: bool = False) -> Iterator[pd.DataFrame]:
+        """The rows in batches (only ``columns`` if given)."""
         for path in self.files:
             if path.suffix == ".parquet":
-                for batch in self._read(lambda: pq.ParquetFile(path).iter_batches(self.batch_rows, columns=columns),
-                                        path):
+                text = [field.name for field in pq.read_schema(path)
+                        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)]
+                batches = self._read(lambda: pq.ParquetFile(
+                    path, read_dictionary=text if text_as_categories else None).iter_batches(
+                        self.batch_rows, columns=columns), path)
+                for batch in batches:
                     yield batch.to_pandas()
             else:
                 frame = self._csv(path)

@@ -356,6 +356,22 @@ def test_xgboost_stops_early_at_the_best_round(pipeline, tmp_path):
     assert len(history) == best_rounds + arguments.early_stopping_rounds
 
 
+def test_xgboost_reads_a_large_table_in_batches_to_the_model_it_fits_in_memory(pipeline):
+    """The path of tables too large to cross-validate: rows quantised a batch at a time, never held whole."""
+    from container import TableBatches
+    from train_xgboost import booster_parameters, holdout_fit, model_spec
+
+    arguments = train_xgboost.parse_arguments(["--nthread", "1", "--eta", "0.3"])
+    parameters = booster_parameters(arguments)
+    train, validation = pipeline.split("train"), pipeline.split("validation")
+    spec = model_spec(pipeline.spec, train, arguments.target_transform)
+    in_memory = holdout_fit(train, validation, spec, parameters, arguments)
+    tables = {name: TableBatches(pipeline.processing / "processing" / name, name, batch_rows=300)
+              for name in ("train", "validation")}
+    assert [len(batch) for batch in tables["train"]] == [300] * 6 + [len(train) - 1800]
+    assert holdout_fit([tables["train"]], [tables["validation"]], spec, parameters, arguments) == in_memory
+
+
 def test_xgboost_fits_the_target_itself_when_asked_or_when_it_cannot_be_logged(pipeline):
     from train_xgboost import model_spec
 
