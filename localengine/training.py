@@ -158,7 +158,7 @@ class _Host:
         return frozenset(share) if share else cpu_set
 
     def environment(self) -> dict[str, str]:
-        """What a host of a multi-host job needs on this machine: the meeting port, and host names that resolve."""
+        """What a host of a multi-host job needs on this machine besides the contract: the port to meet on."""
         if len(self.names) == 1:
             return {}
         return {CLUSTER_PORT_VARIABLE: str(self.cluster_port)}

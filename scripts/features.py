@@ -248,11 +248,10 @@ class FeatureEncoder:
             if all(dtype == object for dtype in frame.dtypes) else None
         values = self._numeric(frame, None if cells is None else cells[:, :len(self.numeric)])
         scaled = (np.where(np.isnan(values), self.medians, values) - self.means) / self.stds
-        categorical = frame[self.categorical].to_numpy(dtype=object) if cells is None else \
-            cells[:, len(self.numeric):]
         encoded = np.empty((len(frame), len(self.numeric) + self.width), dtype=dtype)
         encoded[:, :len(self.numeric)] = scaled
-        self._one_hot(categorical, encoded[:, len(self.numeric):])
+        self._one_hot(self._level_columns(frame, None if cells is None else cells[:, len(self.numeric):]),
+                      encoded[:, len(self.numeric):])
         return encoded
 
     def _numeric(self, frame: pd.DataFrame, cells: np.ndarray | None) -> np.ndarray:
@@ -269,13 +268,28 @@ class FeatureEncoder:
         values[np.isinf(values)] = np.nan
         return values
 
-    def _one_hot(self, cells: np.ndarray, out: np.ndarray) -> None:
-        """Fill ``out`` with one column per level of each categorical feature, 1 where the row has that level (an
-        unseen level counts as OTHER_LEVEL when the feature has one, else as none)."""
-        columns = np.empty(cells.shape, dtype=np.int64)
-        for index, (position, unseen) in enumerate(zip(self.positions, self.unseen)):
-            columns[:, index] = _distinct_values_mapped(
-                cells[:, index], lambda value: position.get(category_label(value), unseen))
+    def _level_columns(self, frame: pd.DataFrame, cells: np.ndarray | None) -> np.ndarray:
+        """For each row and categorical feature, the one-hot column of its level: an unseen level counts as
+        OTHER_LEVEL when the feature has one, else as none (-1)."""
+        columns = np.empty((len(frame), len(self.categorical)), dtype=np.int64)
+        for index, (name, position, unseen) in enumerate(zip(self.categorical, self.positions, self.unseen)):
+            def level(value, position=position, unseen=unseen):
+                return position.get(category_label(value), unseen)
+
+            if cells is None and isinstance(frame[name].dtype, pd.CategoricalDtype):
+                # A pandas categorical (a batch read for encoding): each category looked up once, then its codes;
+                # code -1, a missing value, takes the last entry.
+                column = frame[name].cat
+                table = np.array([level(value) for value in column.categories] + [level(None)], dtype=np.int64)
+                columns[:, index] = table[column.codes.to_numpy()]
+            else:
+                columns[:, index] = _distinct_values_mapped(
+                    frame[name].to_numpy(dtype=object) if cells is None else cells[:, index], level)
+        return columns
+
+    @staticmethod
+    def _one_hot(columns: np.ndarray, out: np.ndarray) -> None:
+        """Fill ``out`` with one column per level of each categorical feature, 1 in each row's level column."""
         out[:] = 0
         rows, which = np.nonzero(columns >= 0)
         out[rows, columns[rows, which]] = 1

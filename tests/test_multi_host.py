@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import xgboost
 
+from pipelines.local import image_environments
 from steps.code_bundle import CodeBundle
 
 from test_engine_support import BUCKET, Env, training_step
@@ -23,6 +24,7 @@ import preprocess  # noqa: E402
 from features import FEATURE_SPEC_FILE, decode_target, target_values, transform_features  # noqa: E402
 from metrics import rmse  # noqa: E402
 
+XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
 HYPERPARAMETERS = {"num_round": "400", "early_stopping_rounds": "50", "nthread": "1", "target_transform": "log1p"}
 # A model trained across two hosts differs from a one-host model trained on the same rows: each host samples
 # its own rows for `subsample`, and the quantile sketches are merged across hosts. Held-out errors agree
@@ -63,6 +65,22 @@ def trained_model(env: Env, result) -> tuple[xgboost.Booster, dict]:
         booster = xgboost.Booster(model_file=bytearray(archive.extractfile("xgboost-model.json").read()))
         spec = json.load(archive.extractfile(FEATURE_SPEC_FILE))
     return booster, spec
+
+
+def test_two_hosts_train_through_the_xgboost_images_toolkit(tmp_path, prepared):
+    """Faithful mode: each host's process is the image's own training toolkit, which waits until every host
+    name resolves and then starts the script."""
+    env = Env(tmp_path)
+    step = xgboost_training_step(env, prepared, 2)
+    step["Arguments"]["AlgorithmSpecification"]["TrainingImage"] = XGBOOST_IMAGE
+    step["Arguments"]["HyperParameters"].update(num_round="60", early_stopping_rounds="60")
+    result = env.run([step], images=image_environments())
+    assert result.status == "Succeeded", result.failure_reason
+    log = result.steps["Train"].log_path
+    for host_log in (log, log.with_name(f"{log.stem}.algo-2{log.suffix}")):
+        text = host_log.read_text()
+        assert "pip install" in text  # sagemaker-containers ran the script
+        assert "refit on 2,456 train + validation rows on 2 hosts" in text
 
 
 def test_two_hosts_train_a_model_equivalent_to_one_host(tmp_path, prepared):

@@ -100,6 +100,15 @@ def test_unseen_category_encodes_as_all_zeros_and_extra_columns_are_ignored(spec
     assert np.array_equal(np.delete(matrix, zone_columns, axis=1), np.delete(seen, zone_columns, axis=1))
 
 
+def test_categorical_columns_encode_like_the_same_values_as_objects(spec, train):
+    """Batches read for training bring text as pandas categoricals; missing and unseen levels included."""
+    rows = train.assign(zone=train["zone"].where(train.index != 1, "never seen").where(train.index != 2, None),
+                        code=train["code"].astype(object))
+    as_categories = rows.astype({"zone": "category", "flag": "category", "code": "category"})
+    assert (as_categories["zone"].cat.codes == -1).any()
+    np.testing.assert_array_equal(transform_features(as_categories, spec), transform_features(rows, spec))
+
+
 def test_transform_names_every_missing_column_and_non_numeric_value(spec, train):
     with pytest.raises(ValueError, match="'area', 'zone'"):
         transform_features(train.drop(columns=["area", "zone"]), spec)
