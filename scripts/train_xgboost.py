@@ -16,7 +16,7 @@ more than one instance, each reads its own parts and XGBoost trains across them 
 
 import argparse
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Union
 
@@ -53,17 +53,21 @@ def _encoded_matrix(rows: Rows, spec: dict, reference: xgboost.DMatrix | None = 
     return xgboost.QuantileDMatrix(_EncodedBatches(rows, spec), ref=reference)
 
 
+def _batches(rows: Rows) -> Iterator[pd.DataFrame]:
+    return iter([rows]) if isinstance(rows, pd.DataFrame) else itertools.chain.from_iterable(rows)
+
+
 class _EncodedBatches(xgboost.DataIter):
     """The encoded features and targets of one batch of rows at a time, for XGBoost to quantise (it reads them
     twice: once to find the bins, once to fill them)."""
 
-    def __init__(self, tables: Sequence[TableBatches], spec: dict):
+    def __init__(self, rows: Rows, spec: dict):
         super().__init__(release_data=True)
-        self._tables, self._spec = tables, spec
+        self._rows, self._spec = rows, spec
         self.reset()
 
     def reset(self) -> None:
-        self._batches = itertools.chain.from_iterable(self._tables)
+        self._batches = _batches(self._rows)
 
     def next(self, input_data) -> bool:
         batch = next(self._batches, None)
@@ -166,9 +170,8 @@ def holdout_fit(train: Rows, validation: Rows, spec: dict, parameters: dict,
     booster = fit_booster(train, validation, spec, parameters, arguments.num_round, arguments.early_stopping_rounds,
                           progress=progress)
     model = ServingModel(booster, spec)
-    batches = [validation] if isinstance(validation, pd.DataFrame) else itertools.chain.from_iterable(validation)
     squared_error, count = 0.0, 0
-    for batch in batches:
+    for batch in _batches(validation):
         squared_error += float(np.sum((target_values(batch, spec["target"]) - predict(batch, model)) ** 2))
         count += len(batch)
     return rmse_over_hosts(cluster, squared_error, count), booster.num_boosted_rounds()
