@@ -13,8 +13,6 @@ train, and the test RMSE, on the sample (several split seeds) and on a larger ta
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
 import time
@@ -32,7 +30,7 @@ from features import (  # noqa: E402
     category_label, decode_target, encode_target, numeric_values, target_values, transform_features,
 )
 from metrics import rmse  # noqa: E402
-from scale import SAMPLE, TARGET, generate_table  # noqa: E402
+from scale import SAMPLE, TARGET, generate_table, write_results  # noqa: E402
 from tabular_input import read_tables  # noqa: E402
 from train_xgboost import booster_parameters, parse_arguments  # noqa: E402
 
@@ -110,9 +108,7 @@ def main() -> None:
                     key: round(value, 2) if isinstance(value, float) else value for key, value in result.items()}})
                 print(f"{table:>24} {encoding:>8} | {result['columns']:>7} | {result['matrix_seconds']:>8.2f} | "
                       f"{result['train_seconds']:>7.2f} | {result['test_rmse']:>10,.0f}", flush=True)
-    args.json.write_text(json.dumps({"rounds": args.rounds, "threads": args.threads, "cpus": os.cpu_count(),
-                                     "results": results}, indent=2) + "\n")
-    print(f"written to {args.json}")
+    write_results(args.json, results, rounds=args.rounds, threads=args.threads)
 
 
 if __name__ == "__main__":

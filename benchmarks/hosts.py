@@ -31,7 +31,7 @@ import pandas as pd
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT_DIR), str(PROJECT_DIR / "scripts"), str(PROJECT_DIR / "benchmarks")]
 
-from scale import TARGET, generate_table  # noqa: E402
+from scale import TARGET, generate_table, write_results  # noqa: E402
 
 BUCKET = "s3://benchmark"
 
@@ -54,7 +54,7 @@ def training_step(s3, prepared: Path, hosts: int, rounds: int) -> dict:
         "InputDataConfig": channels,
         "OutputDataConfig": {"S3OutputPath": f"{BUCKET}/models"},
         "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": hosts, "VolumeSizeInGB": 30},
-        "RoleArn": "arn:aws:iam::111111111111:role/benchmark",
+        "RoleArn": "arn:aws:iam::123456789012:role/benchmark",
         "StoppingCondition": {"MaxRuntimeInSeconds": 86400}}}
 
 
@@ -123,9 +123,7 @@ def main() -> None:
             shutil.rmtree(work / f"job-{hosts}", ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.json.write_text(json.dumps({"rows": args.rows, "rounds": args.rounds, "cpus": os.cpu_count(),
-                                     "results": results}, indent=2) + "\n")
-    print(f"written to {args.json}")
+    write_results(args.json, results, rows=args.rows, rounds=args.rounds)
 
 
 if __name__ == "__main__":

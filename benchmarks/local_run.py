@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 """Benchmark `pipeline.py run`: a full local run on the Ames sample, then an unchanged re-run.
 
-Prints wall-clock figures for the whole command (build, staging, engine) and the engine's own
-execution time. Each repeat starts from an empty local directory, so the first run builds the
-definition and runs every job; the re-run is served from the definition and step caches.
+Prints wall-clock figures for the whole command (build, staging, engine), the engine's own
+execution time and the peak resident memory of the largest process (wait4). Each repeat starts from
+an empty local directory, so the first run builds the definition and runs every job; the re-run is
+served from the definition and step caches. With --rows, the run reads a table of that many rows
+from scale.py's generator instead of the sample, and each step's time is shown.
 
     python benchmarks/local_run.py [--trials 12] [--repeats 3]
+    python benchmarks/local_run.py --rows 1000000 --trials 4 --repeats 1
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -20,40 +24,56 @@ import time
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
+
+from scale import generate_table  # noqa: E402
+
 ENGINE_TIME = re.compile(r"^Execution \S+ of \S+: (\w+) in (?:(\d+)m)?([0-9.]+)s", re.MULTILINE)
+STEP_TIME = re.compile(r"^✔ (\S+) succeeded in (.+?)(?: \(|$)", re.MULTILINE)
 
 
-def timed_run(local_dir: Path, trials: int) -> tuple[float, float]:
+def timed_run(local_dir: Path, trials: int, data: Path | None = None) -> tuple[float, float, float, str]:
+    """(wall seconds, engine seconds, peak GB of the largest process, the run's output)."""
     command = [sys.executable, str(PROJECT_DIR / "pipeline.py"), "run", "--local-dir", str(local_dir),
-               "--tuning-max-jobs", str(trials)]
+               "--tuning-max-jobs", str(trials), *(["--data", str(data)] if data else [])]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
-    match = ENGINE_TIME.search(done.stdout)
-    if done.returncode != 0 or not match or match.group(1) != "Succeeded":
-        sys.exit(f"run failed (exit {done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    return wall, 60 * int(match.group(2) or 0) + float(match.group(3))
+    match = ENGINE_TIME.search(output)
+    if os.waitstatus_to_exitcode(status) != 0 or not match or match.group(1) != "Succeeded":
+        sys.exit(f"run failed:\n{output[-6000:]}")
+    return wall, 60 * int(match.group(2) or 0) + float(match.group(3)), usage.ru_maxrss / 1024 ** 2, output
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12, help="tuning trials per run (default 12)")
     parser.add_argument("--repeats", type=int, default=3, help="fresh first run + re-run pairs (default 3)")
+    parser.add_argument("--rows", type=int, default=None, help="a generated table of this many rows, not the sample")
     args = parser.parse_args()
 
     firsts, reruns = [], []
     for repeat in range(1, args.repeats + 1):
         with tempfile.TemporaryDirectory(prefix="bench-local-") as local_dir:
-            first = timed_run(Path(local_dir), args.trials)
-            rerun = timed_run(Path(local_dir), args.trials)
+            data = None
+            if args.rows:
+                data = Path(local_dir) / "table" / "table.csv"
+                generate_table(args.rows, data)
+            first = timed_run(Path(local_dir) / "local", args.trials, data)
+            rerun = timed_run(Path(local_dir) / "local", args.trials, data)
         firsts.append(first)
         reruns.append(rerun)
-        print(f"repeat {repeat}: first run {first[0]:.1f}s (engine {first[1]:.1f}s), "
-              f"re-run {rerun[0]:.2f}s (engine {rerun[1]:.2f}s)", flush=True)
+        print(f"repeat {repeat}: first run {first[0]:.1f}s (engine {first[1]:.1f}s, largest process "
+              f"{first[2]:.2f} GB), re-run {rerun[0]:.2f}s (engine {rerun[1]:.2f}s)", flush=True)
+        if args.rows:
+            print("  " + ", ".join(f"{step} {seconds}" for step, seconds in STEP_TIME.findall(first[3])), flush=True)
 
-    first_wall = statistics.median(wall for wall, _ in firsts)
-    rerun_wall = statistics.median(wall for wall, _ in reruns)
-    print(f"\nmedian over {args.repeats} repeats, {args.trials} tuning trials, Ames sample:")
+    first_wall = statistics.median(run[0] for run in firsts)
+    rerun_wall = statistics.median(run[0] for run in reruns)
+    table = f"{args.rows:,} generated rows" if args.rows else "Ames sample"
+    print(f"\nmedian over {args.repeats} repeats, {args.trials} tuning trials, {table}:")
     print(f"  full run       {first_wall:6.1f} s wall")
     print(f"  unchanged run  {rerun_wall:6.2f} s wall  ({rerun_wall / first_wall:.1%} of the full run)")
 

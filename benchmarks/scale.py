@@ -85,6 +85,12 @@ def benchmark(rows: int, work: Path, rounds: int, threads: int) -> dict:
             "preprocess": preprocess, "training": training}
 
 
+def write_results(path: Path, results: list[dict], **settings) -> None:
+    """A benchmark's table as JSON, with its settings and the machine's core count."""
+    path.write_text(json.dumps({**settings, "cpus": os.cpu_count(), "results": results}, indent=2) + "\n")
+    print(f"written to {path}")
+
+
 def row_counts(text: str) -> list[int]:
     return [int(float(part)) for part in text.split(",") if part.strip()]
 
@@ -114,9 +120,7 @@ def main() -> None:
     finally:
         if args.work_dir is None:
             shutil.rmtree(work_root, ignore_errors=True)
-    args.json.write_text(json.dumps({"rounds": args.rounds, "threads": args.threads, "cpus": os.cpu_count(),
-                                     "results": results}, indent=2) + "\n")
-    print(f"written to {args.json}")
+    write_results(args.json, results, rounds=args.rounds, threads=args.threads)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from typing import Any
 
 from localengine import LocalS3, run_pipeline
 
+REPO = Path(__file__).resolve().parent.parent
+
 BUCKET = "s3://bkt"
 
 
@@ -167,3 +169,29 @@ class EventLog(list):
 
     def __call__(self, event) -> None:
         self.append((event.kind, event.step_name))
+
+
+def prepared_sample(root: Path, *preprocess_arguments: str) -> Path:
+    """The Ames sample through the real Preprocess script: its train, validation, test and features outputs."""
+    import preprocess  # scripts/ is on sys.path in the tests that use this
+
+    (root / "input").mkdir(parents=True)
+    (root / "input" / "ames.csv").write_bytes((REPO / "data" / "ames_housing.csv").read_bytes())
+    preprocess.main(["--target-column", "SalePrice", "--input-dir", str(root / "input"),
+                     "--output-dir", str(root / "out"), *preprocess_arguments])
+    return root / "out"
+
+
+def xgboost_training_step(env: Env, prepared: Path, hyperparameters: dict[str, str]) -> dict[str, Any]:
+    """A Training step running the real train_xgboost.py on Preprocess's outputs, staged in the local S3."""
+    from steps.code_bundle import CodeBundle
+
+    source = env.s3.put_bytes(f"{BUCKET}/code/sourcedir.tar.gz",
+                              CodeBundle.for_script("train_xgboost.py").sourcedir_tarball)
+    channels = {}
+    for channel in ("train", "validation", "features"):
+        env.s3.publish([(prepared / channel, f"{BUCKET}/prepared/{channel}")])
+        channels[channel] = f"{BUCKET}/prepared/{channel}"
+    return training_step("Train", source, channels=channels, hyperparameters=hyperparameters,
+                         program="train_xgboost.py")
+

@@ -14,13 +14,11 @@ import pytest
 import xgboost
 
 from pipelines.local import image_environments
-from steps.code_bundle import CodeBundle
 
-from test_engine_support import BUCKET, Env, training_step
+from test_engine_support import BUCKET, Env, prepared_sample, training_step, xgboost_training_step
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
-import preprocess  # noqa: E402
 from features import FEATURE_SPEC_FILE, decode_target, target_values, transform_features  # noqa: E402
 from metrics import rmse  # noqa: E402
 
@@ -35,23 +33,11 @@ EQUIVALENCE_TOLERANCE = 0.05
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """The Ames sample through Preprocess for two training instances: train and validation in two parts."""
-    root = tmp_path_factory.mktemp("prepared")
-    (root / "input").mkdir()
-    (root / "input" / "ames.csv").write_bytes((REPO / "data" / "ames_housing.csv").read_bytes())
-    preprocess.main(["--target-column", "SalePrice", "--input-dir", str(root / "input"),
-                     "--output-dir", str(root / "out"), "--shards", "2"])
-    return root / "out"
+    return prepared_sample(tmp_path_factory.mktemp("prepared"), "--shards", "2")
 
 
-def xgboost_training_step(env: Env, prepared: Path, instance_count: int):
-    bundle = CodeBundle.for_script("train_xgboost.py")
-    source = env.s3.put_bytes(f"{BUCKET}/code/sourcedir.tar.gz", bundle.sourcedir_tarball)
-    channels = {}
-    for channel in ("train", "validation", "features"):
-        env.s3.publish([(prepared / channel, f"{BUCKET}/prepared/{channel}")])
-        channels[channel] = f"{BUCKET}/prepared/{channel}"
-    step = training_step("Train", source, channels=channels, hyperparameters=HYPERPARAMETERS,
-                         program="train_xgboost.py")
+def sharded_training_step(env: Env, prepared: Path, instance_count: int):
+    step = xgboost_training_step(env, prepared, HYPERPARAMETERS)
     step["Arguments"]["ResourceConfig"]["InstanceCount"] = instance_count
     for channel in step["Arguments"]["InputDataConfig"]:
         if channel["ChannelName"] in ("train", "validation"):
@@ -71,7 +57,7 @@ def test_two_hosts_train_through_the_xgboost_images_toolkit(tmp_path, prepared):
     """Faithful mode: each host's process is the image's own training toolkit, which waits until every host
     name resolves and then starts the script."""
     env = Env(tmp_path)
-    step = xgboost_training_step(env, prepared, 2)
+    step = sharded_training_step(env, prepared, 2)
     step["Arguments"]["AlgorithmSpecification"]["TrainingImage"] = XGBOOST_IMAGE
     step["Arguments"]["HyperParameters"].update(num_round="60", early_stopping_rounds="60")
     result = env.run([step], images=image_environments())
@@ -85,8 +71,8 @@ def test_two_hosts_train_through_the_xgboost_images_toolkit(tmp_path, prepared):
 
 def test_two_hosts_train_a_model_equivalent_to_one_host(tmp_path, prepared):
     one_env, two_env = Env(tmp_path / "one"), Env(tmp_path / "two")
-    one = one_env.run([xgboost_training_step(one_env, prepared, 1)])
-    two = two_env.run([xgboost_training_step(two_env, prepared, 2)])
+    one = one_env.run([sharded_training_step(one_env, prepared, 1)])
+    two = two_env.run([sharded_training_step(two_env, prepared, 2)])
     assert one.status == two.status == "Succeeded", two.failure_reason
 
     leader_log = two.steps["Train"].log_path

@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 
 from localengine import DefinitionError
-from steps.code_bundle import CodeBundle
 
-from test_engine_support import BUCKET, Env, training_step
+from test_engine_support import BUCKET, Env, prepared_sample, xgboost_training_step
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
-import preprocess  # noqa: E402
 
 CHECKPOINTS = f"{BUCKET}/checkpoints/xgboost"
 # Three boosting segments for the early-stopped fit and for the refit: the interruption comes mid-fit.
@@ -25,24 +23,11 @@ HYPERPARAMETERS = {"num_round": "250", "early_stopping_rounds": "250", "nthread"
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    """The Ames sample through Preprocess: the train, validation and features outputs."""
-    root = tmp_path_factory.mktemp("prepared")
-    (root / "input").mkdir()
-    (root / "input" / "ames.csv").write_bytes((REPO / "data" / "ames_housing.csv").read_bytes())
-    preprocess.main(["--target-column", "SalePrice", "--input-dir", str(root / "input"),
-                     "--output-dir", str(root / "out")])
-    return root / "out"
+    return prepared_sample(tmp_path_factory.mktemp("prepared"))
 
 
 def spot_training_step(env: Env, prepared: Path, **overrides):
-    bundle = CodeBundle.for_script("train_xgboost.py")
-    source = env.s3.put_bytes(f"{BUCKET}/code/sourcedir.tar.gz", bundle.sourcedir_tarball)
-    channels = {}
-    for channel in ("train", "validation", "features"):
-        env.s3.publish([(prepared / channel, f"{BUCKET}/prepared/{channel}")])
-        channels[channel] = f"{BUCKET}/prepared/{channel}"
-    step = training_step("Train", source, channels=channels, hyperparameters=HYPERPARAMETERS,
-                         program="train_xgboost.py")
+    step = xgboost_training_step(env, prepared, HYPERPARAMETERS)
     step["Arguments"].update(EnableManagedSpotTraining=True,
                              CheckpointConfig={"S3Uri": CHECKPOINTS, "LocalPath": "/opt/ml/checkpoints"})
     step["Arguments"]["StoppingCondition"]["MaxWaitTimeInSeconds"] = 1200
