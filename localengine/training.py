@@ -88,9 +88,10 @@ def run_training_job(job: str, request: dict[str, Any], context: RunContext, *,
     while True:
         # Each start is a new instance per host: a fresh sandbox with the checkpoints restored.
         with contextlib.ExitStack() as sandboxes:
-            runs, checkpoints = [], []
+            runs, checkpoints, host_sandboxes = [], [], []
             for host in hosts:
                 sandbox = sandboxes.enter_context(job_sandbox(host.sandbox_root(context, job)))
+                host_sandboxes.append(sandbox)
                 checkpoints.append(_Checkpoints.of(request, sandbox, context))
                 runs.append(_host_run(job, request, sandbox, host, context, log_path=host.log_path(log_path),
                                       cpus=max(1, cpus // len(hosts)), cpu_set=host.cpu_share(cpu_set),
@@ -100,7 +101,7 @@ def run_training_job(job: str, request: dict[str, Any], context: RunContext, *,
             for host_checkpoints in filter(None, checkpoints):
                 host_checkpoints.upload()
             if not outcome.interrupted:
-                _publish_artifacts(hosts[0].sandbox_root(context, job) / "opt" / "ml", output_prefix, context)
+                _publish_artifacts(host_sandboxes[0], output_prefix, context)
                 break
         interruptions -= 1
         with open(log_path, "a", encoding="utf-8") as log:
@@ -258,15 +259,14 @@ def _toolkit_run(job: str, request: dict[str, Any], sandbox: Sandbox, host: _Hos
                         interrupt_when=interrupt_when)
 
 
-def _publish_artifacts(opt_ml: Path, output_prefix: str, context: RunContext) -> None:
+def _publish_artifacts(sandbox: Sandbox, output_prefix: str, context: RunContext) -> None:
     """``model.tar.gz`` always (even of an empty model dir), ``output.tar.gz`` if there is output data; of a
     multi-host job, the leader's (``algo-1``)."""
-    uploads = [(_pack(opt_ml / "model", opt_ml.parent.parent / "model.tar.gz"),
+    uploads = [(_pack(sandbox.opt_ml / "model", sandbox.root / "model.tar.gz"),
                 join_s3_uri(output_prefix, "model.tar.gz"))]
-    output_data = opt_ml / "output" / "data"
+    output_data = sandbox.opt_ml / "output" / "data"
     if any(p.is_file() for p in output_data.rglob("*")):
-        uploads.append((_pack(output_data, opt_ml.parent.parent / "output.tar.gz"),
-                        join_s3_uri(output_prefix, "output.tar.gz")))
+        uploads.append((_pack(output_data, sandbox.root / "output.tar.gz"), join_s3_uri(output_prefix, "output.tar.gz")))
     context.s3.publish(uploads)
 
 

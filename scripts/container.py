@@ -180,10 +180,16 @@ class TableBatches:
         self.columns = self._columns()
 
     def _columns(self) -> list[str]:
-        columns = None
+        """The columns every file shares; also notes each Parquet file's text columns (``_text``)."""
+        columns, self._text = None, {}
         for path in self.files:
-            names = pq.read_schema(path).names if path.suffix == ".parquet" else \
-                list(self._read(lambda: pd.read_csv(path, nrows=0), path).columns)
+            if path.suffix == ".parquet":
+                schema = self._read(lambda: pq.read_schema(path), path)
+                names = schema.names
+                self._text[path] = [field.name for field in schema
+                                    if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)]
+            else:
+                names = list(self._read(lambda: pd.read_csv(path, nrows=0), path).columns)
             if columns is not None and names != columns:
                 differing = sorted(set(names) ^ set(columns)) or "same names, different order"
                 raise ValueError(f"{path} has different columns from {self.files[0]} (differing: {differing}); "
@@ -204,10 +210,8 @@ class TableBatches:
         """The rows in batches (only ``columns`` if given)."""
         for path in self.files:
             if path.suffix == ".parquet":
-                text = [field.name for field in pq.read_schema(path)
-                        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)]
                 batches = self._read(lambda: pq.ParquetFile(
-                    path, read_dictionary=text if text_as_categories else None).iter_batches(
+                    path, read_dictionary=self._text[path] if text_as_categories else None).iter_batches(
                         self.batch_rows, columns=columns), path)
                 for batch in batches:
                     yield batch.to_pandas()

@@ -237,10 +237,10 @@ def main(argv=None) -> None:
             exclude_columns=arguments.exclude_columns, validation_fraction=arguments.validation_fraction,
             test_fraction=arguments.test_fraction, seed=arguments.seed, input_uri=arguments.input_uri,
         )
-        if min(len(splits[name]) for name in SHARDED_SPLITS) < arguments.shards:
+        smallest = min(len(splits[name]) for name in SHARDED_SPLITS)
+        if smallest < arguments.shards:
             raise ValueError(f"--shards {arguments.shards} (TrainingInstanceCount) is more than the rows of the "
-                             f"smallest split ({min(len(splits[name]) for name in SHARDED_SPLITS):,}); "
-                             "use fewer training instances")
+                             f"smallest split ({smallest:,}); use fewer training instances")
         write_outputs(arguments.output_dir, splits, spec, report, arguments.shards)
         for line in report["summary"]:
             print(line)

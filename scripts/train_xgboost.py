@@ -238,7 +238,8 @@ def main(argv=None) -> None:
         train, validation, spec = training_sources(arguments)
         spec = model_spec(spec, train.frame([spec["target"]]), arguments.target_transform, cluster)
         parameters = booster_parameters(arguments)
-        train_count, row_count = (int(count) for count in cluster.total([len(train), len(train) + len(validation)]))
+        train_rows = len(train)  # a CSV channel is read to be counted
+        train_count, row_count = (int(count) for count in cluster.total([train_rows, train_rows + len(validation)]))
         progress = Progress.of_this_job()
         if uses_cross_validation(row_count):
             rows = pooled_rows(train.frame(), validation.frame())
