@@ -290,6 +290,10 @@ def write_table_atomic(path: Path, frame: pd.DataFrame) -> None:
     for name in frame.columns[frame.dtypes == object]:
         if pd.api.types.infer_dtype(frame[name], skipna=True) not in ("string", "empty"):
             typed[name] = frame[name].map(lambda value: value if is_missing(value) else category_label(value))
+    table = pa.Table.from_pandas(typed, preserve_index=False)
+    for position, column in enumerate(table.schema):
+        if pa.types.is_dictionary(column.type):  # categories (Preprocess's text) are stored as plain text
+            table = table.set_column(position, column.name, table.column(position).cast(column.type.value_type))
     buffer = io.BytesIO()
-    typed.to_parquet(buffer, index=False, row_group_size=BATCH_ROWS)
+    pq.write_table(table, buffer, row_group_size=BATCH_ROWS)
     write_bytes_atomic(path, buffer.getvalue())

@@ -16,7 +16,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from features import is_missing, is_numeric_text, numeric_values, plain_number_text
+from features import distinct_values_mapped, is_missing, is_numeric_text, numeric_values, plain_number_text
 
 DATA_REPORT_FILE = "data-report.json"  # what Preprocess writes and Evaluate carries along
 ID_WORDS = {"id", "pid", "uid", "uuid", "guid", "key", "index", "idx"}
@@ -55,8 +55,11 @@ def resolve_columns(names: list[str], columns, parameter: str, where: str) -> li
     return [resolve_column(name, columns, parameter, where) for name in names]
 
 
-def _missing(column: pd.Series) -> pd.Series:
-    return column.map(lambda value: is_missing(value.strip() if isinstance(value, str) else value))
+def _missing(column: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.isna().to_numpy()
+    return distinct_values_mapped(column.to_numpy(dtype=object),
+                                  lambda value: is_missing(value.strip() if isinstance(value, str) else value), bool)
 
 
 def _fitting_scale(values: np.ndarray) -> np.ndarray:
@@ -89,7 +92,9 @@ class TargetRows:
 
     def __init__(self, frame: pd.DataFrame, target: str, where: str):
         column = frame[target]
-        missing = _missing(column).to_numpy()
+        if isinstance(column.dtype, pd.CategoricalDtype):  # text: read as the numbers it may be formatted as
+            column = column.astype(object)
+        missing = _missing(column)
         if missing.all():
             raise ValueError(f"TargetColumn {target!r} is empty in every row of {where}; choose a column "
                              "that holds the values to predict")
@@ -142,7 +147,8 @@ class TargetRows:
         for reason in ("target missing", "target infinite"):
             if self.dropped[reason]:
                 self.notes.append(f"dropped {self.dropped[reason]:,} row(s): {reason}")
-        self.frame = frame.loc[kept].reset_index(drop=True)
+        # Copying a large table costs seconds and its size again: only when rows go.
+        self.frame = frame if kept.all() else frame.loc[kept].reset_index(drop=True)
         kept_values = values[kept]
         # Whole numbers stay whole in the split files ("215000", not "215000.0").
         whole = np.all(np.mod(kept_values, 1) == 0) and np.all(np.abs(kept_values) < 2 ** 53)
@@ -171,6 +177,19 @@ def _is_id_like(name: str, column: pd.Series, numeric: bool) -> bool:
     return contiguous or monotonic or bool(words and words[-1] in ID_WORDS)
 
 
+def _numbers_in_text(column: pd.Series) -> np.ndarray | None:
+    """The column's values as numbers when it is text that holds only numbers ('$1,234', '12%'), else None."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = pd.Series(column.cat.categories.to_numpy(dtype=object), name=column.name)
+        if not is_numeric_text(categories):
+            return None
+        codes = column.cat.codes.to_numpy()
+        return np.where(codes >= 0, numeric_values(categories, "")[codes], np.nan)
+    if column.dtype == object and is_numeric_text(column):
+        return numeric_values(column, "")
+    return None
+
+
 def repair_numbers(frame: pd.DataFrame, target: str) -> list[str]:
     """Numbers formatted as text become numbers; infinite values become missing. In place; one finding per column."""
     findings = []
@@ -178,8 +197,8 @@ def repair_numbers(frame: pd.DataFrame, target: str) -> list[str]:
         if name == target:
             continue
         column = frame[name]
-        if column.dtype == object and is_numeric_text(column):
-            frame[name] = numeric_values(column, "")
+        if (numbers := _numbers_in_text(column)) is not None:
+            frame[name] = numbers
             findings.append(f"read column {name!r} as numbers (it holds numbers formatted as text, e.g. "
                             f"{column.dropna().iloc[0]!r})")
         elif pd.api.types.is_float_dtype(column):
@@ -227,6 +246,8 @@ def _binned_codes(train: pd.Series, other: pd.Series, numeric: bool) -> tuple[np
             values = series.to_numpy(dtype=float)
             return np.where(np.isnan(values), -1, np.searchsorted(edges, values, side="right"))
         return codes(train), codes(other)
+    if isinstance(train.dtype, pd.CategoricalDtype) and train.dtype == other.dtype:
+        return train.cat.codes.to_numpy(), other.cat.codes.to_numpy()
     return train.astype(str).to_numpy(), other.astype(str).to_numpy()
 
 

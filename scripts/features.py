@@ -119,7 +119,10 @@ def category_label(value) -> str:
 
 
 def _category_labels(column: pd.Series) -> np.ndarray:
-    return _distinct_values_mapped(column.to_numpy(dtype=object), category_label, dtype=object)
+    if isinstance(column.dtype, pd.CategoricalDtype):  # code -1 (missing) takes the last label
+        labels = [category_label(value) for value in column.cat.categories] + [MISSING_LEVEL]
+        return np.array(labels, dtype=object)[column.cat.codes.to_numpy()]
+    return distinct_values_mapped(column.to_numpy(dtype=object), category_label, dtype=object)
 
 
 def infer_feature_types(frame: pd.DataFrame, target: str, drop) -> tuple[list[str], list[str]]:
@@ -283,7 +286,7 @@ class FeatureEncoder:
                 table = np.array([level(value) for value in column.categories] + [level(None)], dtype=np.int64)
                 columns[:, index] = table[column.codes.to_numpy()]
             else:
-                columns[:, index] = _distinct_values_mapped(
+                columns[:, index] = distinct_values_mapped(
                     frame[name].to_numpy(dtype=object) if cells is None else cells[:, index], level)
         return columns
 
@@ -313,7 +316,7 @@ def _plain_floats(cells: np.ndarray) -> np.ndarray | None:
         return None
 
 
-def _distinct_values_mapped(values: np.ndarray, mapping, dtype=np.int64) -> np.ndarray:
+def distinct_values_mapped(values: np.ndarray, mapping, dtype=np.int64) -> np.ndarray:
     """mapping(value) for each value, computed once per distinct value (keyed by type too: True == 1)."""
     if _factorizable(values):
         codes, distinct = pd.factorize(values, use_na_sentinel=False)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+# How hash_pandas_object combines a frame's column hashes; public pandas offers no column-wise form.
+from pandas.core.util.hashing import combine_hash_arrays
 
 from container import (
     ContractArgumentParser, failure_reporting, opt_ml_root, positive_whole_number, write_json_atomic,
@@ -29,29 +31,33 @@ MINIMUM_ROWS_PER_SPLIT = 5
 FEW_TEST_ROWS = 100
 
 
-def row_identity(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """The columns that identify each row, as canonical text: a number is written the same whether its
-    column was read as integers or floats (20 and 20.0 alike), a missing value as nothing."""
-    canonical = {}
-    for name in columns:
-        column = frame[name]
-        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-            column = column.astype(float)
-        elif pd.api.types.infer_dtype(column, skipna=True) != "string":  # hashing would merge True and 1
-            canonical[name] = column.astype(str).where(column.notna(), "")
-            continue
-        # Each distinct value written once: columns repeat their values, and writing is per value.
+def identity_hashes(column: pd.Series, key: str) -> np.ndarray:
+    """The keyed hash of each value of an identity column as canonical text: a number is written the same
+    whether its column was read as integers or floats (20 and 20.0 alike), a missing value as nothing.
+    Each distinct value is written and hashed once: columns repeat their values."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes, distinct = column.cat.codes.to_numpy(), column.cat.categories
+    elif pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        codes, distinct = pd.factorize(column.astype(float), use_na_sentinel=True)
+    elif pd.api.types.infer_dtype(column, skipna=True) == "string":
         codes, distinct = pd.factorize(column, use_na_sentinel=True)
-        canonical[name] = np.array([str(value) for value in distinct] + [""], dtype=object)[codes]  # -1: missing
-    return pd.DataFrame(canonical, index=frame.index)
+    else:  # factorizing would merge True and 1
+        canonical = column.astype(str).where(column.notna(), "").to_numpy(dtype=object)
+        return pd.util.hash_array(canonical, hash_key=key)
+    canonical = np.array([str(value) for value in distinct] + [""], dtype=object)  # code -1 (missing): ""
+    return pd.util.hash_array(canonical, hash_key=key, categorize=False)[codes]
 
 
 def split_fractions(frame: pd.DataFrame, identity_columns: list[str], seed: int) -> np.ndarray:
     """Where each row falls in [0, 1): a seeded hash of its identity, so the same row always falls in the
-    same place, whatever else the table holds and in whatever order."""
+    same place, whatever else the table holds and in whatever order.
+
+    The hash is pandas' ``hash_pandas_object`` of the identity columns as canonical text, column by
+    column, so no canonical copy of the table is ever held."""
     key = hashlib.blake2b(f"split-seed-{seed}".encode(), digest_size=8).hexdigest()  # the 16 characters it takes
-    hashes = pd.util.hash_pandas_object(row_identity(frame, identity_columns), index=False, hash_key=key)
-    return hashes.to_numpy(dtype=np.uint64) / float(2 ** 64)
+    hashes = combine_hash_arrays((identity_hashes(frame[name], key) for name in identity_columns),
+                                 len(identity_columns))
+    return hashes / float(2 ** 64)
 
 
 def split_rows(frame: pd.DataFrame, identity_columns: list[str], validation_fraction: float,

@@ -352,3 +352,59 @@ def test_malformed_input(name, sample, tmp_path):
 
 def test_the_table_covers_at_least_25_inputs():
     assert len(CASES) >= 25
+
+
+# Cells that pandas and Arrow's inference could read differently, and a type that changes only past
+# Arrow's first block (1 MiB): an integer column with one word at its end.
+EDGE_TABLE = (
+    "when,count,flag,name,blank,amount,stamp\n"
+    "2020-01-01, 12,True, Ames,,\"1.5\",2020-01-01T10:00\n"
+    "2020-02-03, NA,false,Boone,, 2,2021-01-01 11:00\n"
+    + "".join(f"2021-03-04,{i},TRUE, Story City ,,{i}.25,\n" for i in range(120_000))
+    + "2021-03-05,many,FALSE,Ames,,3,\n"
+)
+
+
+def pandas_reading(source, names: list[str]) -> pd.DataFrame:
+    """The table as pandas reads it with the rules tabular_input documents."""
+    from features import MISSING_VALUE_MARKERS
+    return pd.read_csv(source.path, header=0, names=names, sep=source.delimiter, decimal=source.decimal,
+                       encoding="utf-8-sig" if source.encoding == "utf-8" else source.encoding,
+                       compression="gzip" if source.compressed else None, keep_default_na=False,
+                       na_values=list(MISSING_VALUE_MARKERS), skipinitialspace=True, low_memory=False)
+
+
+def assert_same_values(fast: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert list(fast.columns) == list(expected.columns)
+    for name in expected.columns:
+        ours, theirs = fast[name], expected[name]
+        if pd.api.types.is_float_dtype(theirs) and pd.api.types.is_float_dtype(ours):
+            # Arrow rounds every decimal correctly; pandas' fast parser may be an ulp off.
+            np.testing.assert_allclose(ours, theirs, rtol=1e-12, equal_nan=True, err_msg=name)
+            continue
+        assert ours.dtype == theirs.dtype or isinstance(ours.dtype, pd.CategoricalDtype), name
+        ours, theirs = ours.astype(object), theirs.astype(object)
+        assert ours.where(ours.notna(), None).tolist() == theirs.where(theirs.notna(), None).tolist(), name
+
+
+def test_the_fast_reader_reads_every_accepted_input_as_pandas_does(sample, tmp_path):
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    from tabular_input import data_files, read_file
+
+    tables = {name: build(sample.copy())[0] for name, (build, (outcome, _)) in CASES.items() if outcome == "accepted"}
+    tables["edge_cases"] = {"edge.csv": EDGE_TABLE.encode()}
+    compared = 0
+    for name, files in tables.items():
+        for file_name, content in files.items():
+            (tmp_path / name / file_name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name / file_name).write_bytes(content)
+        for source in data_files(tmp_path / name, "")[0]:
+            frame = read_file(source, [])
+            assert_same_values(frame, pandas_reading(source, list(frame.columns)))
+            compared += 1
+    assert compared >= 25
+    edge = read_file(data_files(tmp_path / "edge_cases", "")[0][0], [])
+    # Text stays text (dates too), in categories; the word past the first block makes its column text.
+    assert isinstance(edge["count"].dtype, pd.CategoricalDtype) and edge["count"].iloc[-1] == "many"
+    assert isinstance(edge["when"].dtype, pd.CategoricalDtype) and edge["amount"].dtype == float
+    assert edge["name"].iloc[0] == "Ames" and edge["blank"].isna().all()

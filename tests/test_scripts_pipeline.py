@@ -1,5 +1,6 @@
 """The container entry scripts end to end on the bundled Ames data, each job in its own /opt/ml."""
 
+import hashlib
 import io
 import json
 import math
@@ -184,6 +185,20 @@ def test_a_row_keeps_its_split_when_the_table_grows_or_is_reordered():
     for name in preprocess.SPLITS:
         assert first[name] == grown[name] & set(table.head(2000)["Order"])
     assert orders(hashed_splits(table, seed=7))["test"] != grown["test"]
+
+
+def test_the_split_hash_is_pandas_hash_of_the_identity_as_canonical_text():
+    # Hashed column by column, once per distinct value: the same as hashing the canonical text of every row.
+    frame = pd.DataFrame({"whole": [20, 21, 22, 20], "real": [20.0, np.nan, 1.5, 20.0], "text": ["a", None, "b", "a"],
+                          "category": pd.Categorical(["x", "y", None, "x"]), "mixed": [True, 1, None, True]})
+    canonical = pd.DataFrame({"whole": ["20.0", "21.0", "22.0", "20.0"], "real": ["20.0", "", "1.5", "20.0"],
+                              "text": ["a", "", "b", "a"], "category": ["x", "y", "", "x"],
+                              "mixed": ["True", "1", "", "True"]})
+    key = hashlib.blake2b(b"split-seed-42", digest_size=8).hexdigest()
+    expected = pd.util.hash_pandas_object(canonical, index=False, hash_key=key).to_numpy() / float(2 ** 64)
+    fractions = preprocess.split_fractions(frame, list(frame.columns), 42)
+    assert np.array_equal(fractions, expected)
+    assert fractions[0] == fractions[3] and len(set(fractions[:3])) == 3
 
 
 def test_id_columns_alone_identify_a_row_and_equal_rows_fall_together():
