@@ -354,14 +354,14 @@ def test_the_table_covers_at_least_25_inputs():
     assert len(CASES) >= 25
 
 
-# Cells that pandas and Arrow's inference could read differently, and a type that changes only past
-# Arrow's first block (1 MiB): an integer column with one word at its end.
+# Cells that pandas and Arrow's inference could read differently, and types that change only past
+# Arrow's first block: a word at the end of a column of numbers, a number at the end of an empty column.
 EDGE_TABLE = (
-    "when,count,flag,name,blank,amount,stamp\n"
-    "2020-01-01, 12,True, Ames,,\"1.5\",2020-01-01T10:00\n"
-    "2020-02-03, NA,false,Boone,, 2,2021-01-01 11:00\n"
-    + "".join(f"2021-03-04,{i},TRUE, Story City ,,{i}.25,\n" for i in range(120_000))
-    + "2021-03-05,many,FALSE,Ames,,3,\n"
+    "when,count,flag,name,blank,amount,stamp,rooms,later\n"
+    "2020-01-01, 12,True, Ames,,\"1.5\",2020-01-01T10:00,3,\n"
+    "2020-02-03, NA,false,Boone,, 2,2021-01-01 11:00,4,\n"
+    + "".join(f"2021-03-04,{i},TRUE, Story City ,,{i}.25,,{i % 9},\n" for i in range(120_000))
+    + "2021-03-05,many,FALSE,Ames,,3,,several,7\n"
 )
 
 
@@ -387,9 +387,15 @@ def assert_same_values(fast: pd.DataFrame, expected: pd.DataFrame) -> None:
         assert ours.where(ours.notna(), None).tolist() == theirs.where(theirs.notna(), None).tolist(), name
 
 
-def test_the_fast_reader_reads_every_accepted_input_as_pandas_does(sample, tmp_path):
+@pytest.mark.parametrize("reader", ["whole file", "block by block"])
+def test_the_fast_reader_reads_every_accepted_input_as_pandas_does(reader, sample, tmp_path, monkeypatch):
     sys.path.insert(0, str(SCRIPTS_DIR))
+    import tabular_input
     from tabular_input import data_files, read_file
+
+    if reader == "block by block":  # as a file above _WHOLE_FILE_BYTES is read, in blocks the tables span
+        monkeypatch.setattr(tabular_input, "_WHOLE_FILE_BYTES", 0)
+        monkeypatch.setattr(tabular_input, "_BLOCK_BYTES", 1 << 16)
 
     tables = {name: build(sample.copy())[0] for name, (build, (outcome, _)) in CASES.items() if outcome == "accepted"}
     tables["edge_cases"] = {"edge.csv": EDGE_TABLE.encode()}
@@ -408,3 +414,5 @@ def test_the_fast_reader_reads_every_accepted_input_as_pandas_does(sample, tmp_p
     assert isinstance(edge["count"].dtype, pd.CategoricalDtype) and edge["count"].iloc[-1] == "many"
     assert isinstance(edge["when"].dtype, pd.CategoricalDtype) and edge["amount"].dtype == float
     assert edge["name"].iloc[0] == "Ames" and edge["blank"].isna().all()
+    assert isinstance(edge["rooms"].dtype, pd.CategoricalDtype) and edge["rooms"].iloc[-1] == "several"
+    assert edge["later"].dtype == float and edge["later"].iloc[-1] == 7
