@@ -267,14 +267,22 @@ def _log_positive(column: pd.Series) -> np.ndarray | None:
 
 
 def _pair_r2(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """R² of least squares of y on a, b and an intercept, over the rows where both are present.
+
+    Solved on the centred 2x2 normal equations: a few dot products instead of a factorisation of the
+    rows, which a thousand pairs of a million rows make worth it."""
     rows = ~(np.isnan(a) | np.isnan(b))
     if rows.sum() < 10:
         return 0.0
-    design = np.column_stack([np.ones(rows.sum()), a[rows], b[rows]])
-    coefficients, *_ = np.linalg.lstsq(design, y[rows], rcond=None)
-    residual = y[rows] - design @ coefficients
-    total = float(np.sum((y[rows] - y[rows].mean()) ** 2))
-    return 0.0 if total == 0 else 1 - float(np.sum(residual ** 2)) / total
+    if not rows.all():
+        y, a, b = y[rows], a[rows], b[rows]
+    y, a, b = y - y.mean(), a - a.mean(), b - b.mean()
+    total = float(y @ y)
+    if total == 0:
+        return 0.0
+    cross = np.array([a @ y, b @ y])
+    coefficients = np.linalg.lstsq(np.array([[a @ a, a @ b], [a @ b, b @ b]]), cross, rcond=None)[0]
+    return float(coefficients @ cross) / total
 
 
 def suspected_leaks(train: pd.DataFrame, held_out: pd.DataFrame, target: str,
