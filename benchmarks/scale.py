@@ -9,6 +9,7 @@ Prints a table and writes it as JSON.
 
     python benchmarks/scale.py                         # 100k and 1M rows
     python benchmarks/scale.py --rows 10000000         # about 4 GB of CSV; needs about 12 GB of disk
+    python benchmarks/scale.py --rows 10000000 --steps preprocess
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def measured(command: list[str], opt_ml: Path) -> dict:
     return {"seconds": round(seconds, 2), "peak_gb": round(usage.ru_maxrss / 1024 ** 2, 2)}  # ru_maxrss is in KiB
 
 
-def benchmark(rows: int, work: Path, rounds: int, threads: int) -> dict:
+def benchmark(rows: int, work: Path, rounds: int, threads: int, steps: list[str]) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     table = work / "input" / "table.csv"
     started = time.perf_counter()
@@ -80,9 +81,13 @@ def benchmark(rows: int, work: Path, rounds: int, threads: int) -> dict:
                          "--train", str(processed / "train"), "--validation", str(processed / "validation"),
                          "--features", str(processed / "features"), "--model-dir", str(work / "model"),
                          "--num_round", str(rounds), "--early_stopping_rounds", str(rounds),
-                         "--nthread", str(threads)], work)
+                         "--nthread", str(threads)], work) if "training" in steps else None
     return {"rows": rows, "csv_gb": round(table.stat().st_size / 1e9, 2), "generated_seconds": round(generated, 1),
             "preprocess": preprocess, "training": training}
+
+
+def figures(measured: dict | None) -> str:
+    return f"{measured['seconds']:>12.1f} {measured['peak_gb']:>6.2f}" if measured else f"{'-':>12} {'-':>6}"
 
 
 def write_results(path: Path, results: list[dict], **settings) -> None:
@@ -95,12 +100,21 @@ def row_counts(text: str) -> list[int]:
     return [int(float(part)) for part in text.split(",") if part.strip()]
 
 
+def step_list(text: str) -> list[str]:
+    steps = [part.strip() for part in text.split(",")]
+    if "preprocess" not in steps or not set(steps) <= {"preprocess", "training"}:
+        raise argparse.ArgumentTypeError(f"{text!r}: give preprocess or preprocess,training")
+    return steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=row_counts, default=[100_000, 1_000_000],
                         help="comma-separated table sizes (default 100000,1000000)")
     parser.add_argument("--rounds", type=int, default=300, help="boosting rounds of the training job (default 300)")
     parser.add_argument("--threads", type=int, default=2, help="XGBoost threads (default 2)")
+    parser.add_argument("--steps", type=step_list, default=["preprocess", "training"],
+                        help="preprocess, or preprocess,training (default)")
     parser.add_argument("--json", type=Path, default=PROJECT_DIR / "benchmarks" / "scale.json",
                         help="where the table is written as JSON")
     parser.add_argument("--work-dir", type=Path, default=None, help="where tables go (default: a temporary dir)")
@@ -111,12 +125,11 @@ def main() -> None:
     print(f"{'rows':>12} {'CSV GB':>7} | {'Preprocess s':>12} {'GB':>6} | {'training s':>10} {'GB':>6}")
     try:
         for rows in args.rows:
-            result = benchmark(rows, work_root / str(rows), args.rounds, args.threads)
+            result = benchmark(rows, work_root / str(rows), args.rounds, args.threads, args.steps)
             shutil.rmtree(work_root / str(rows), ignore_errors=True)
             results.append(result)
-            print(f"{rows:>12,} {result['csv_gb']:>7.2f} | {result['preprocess']['seconds']:>12.1f} "
-                  f"{result['preprocess']['peak_gb']:>6.2f} | {result['training']['seconds']:>10.1f} "
-                  f"{result['training']['peak_gb']:>6.2f}", flush=True)
+            print(f"{rows:>12,} {result['csv_gb']:>7.2f} | {figures(result['preprocess'])} | "
+                  f"{figures(result['training'])}", flush=True)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work_root, ignore_errors=True)
