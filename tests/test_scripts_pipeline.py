@@ -201,6 +201,18 @@ def test_the_split_hash_is_pandas_hash_of_the_identity_as_canonical_text():
     assert fractions[0] == fractions[3] and len(set(fractions[:3])) == 3
 
 
+def test_leakage_is_found_in_tables_larger_than_the_scan(monkeypatch):
+    import data_checks
+
+    table = read_raw_csv(DATA).sort_values(TARGET).reset_index(drop=True)  # sorted: every k-th row spans it
+    rng = np.random.default_rng(1)
+    table["ListPrice"] = (table[TARGET] * rng.uniform(1.0, 1.03, len(table))).round(-2)
+    monkeypatch.setattr(data_checks, "LEAKAGE_SCAN_ROWS", 400)
+    numeric = ["Lot Area", "Gr Liv Area", "ListPrice"]
+    leaks = data_checks.suspected_leaks(table.iloc[::2], table.iloc[1::2], TARGET, numeric, ["Neighborhood"])
+    assert [leak["columns"] for leak in leaks] == [["ListPrice"]] and leaks[0]["r2"] > 0.95
+
+
 def test_id_columns_alone_identify_a_row_and_equal_rows_fall_together():
     table = read_raw_csv(DATA)
     by_id = orders(hashed_splits(table, ids=["PID"]))
