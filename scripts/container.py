@@ -12,7 +12,6 @@ Environment:
 """
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import BinaryIO, NoReturn
 
 import pandas as pd
 import pyarrow as pa
@@ -246,19 +245,25 @@ def read_feature_spec(directory: Path) -> dict:
     return spec_from_json(read_text(directory / FEATURE_SPEC_FILE, "feature spec"))
 
 
-def write_bytes_atomic(path: Path, content: bytes) -> None:
-    """Write via a temporary sibling and os.replace, so readers never see half a file."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file written via a temporary sibling and os.replace, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
+            yield stream
         # mkstemp creates 0600 files; artefacts are read later by other processes and users.
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: Path, content: bytes) -> None:
+    with atomic_file(path) as stream:
+        stream.write(content)
 
 
 def copy_file_atomic(source: Path, destination: Path) -> None:
@@ -290,10 +295,12 @@ def write_table_atomic(path: Path, frame: pd.DataFrame) -> None:
     for name in frame.columns[frame.dtypes == object]:
         if pd.api.types.infer_dtype(frame[name], skipna=True) not in ("string", "empty"):
             typed[name] = frame[name].map(lambda value: value if is_missing(value) else category_label(value))
-    table = pa.Table.from_pandas(typed, preserve_index=False)
-    for position, column in enumerate(table.schema):
-        if pa.types.is_dictionary(column.type):  # categories (Preprocess's text) are stored as plain text
-            table = table.set_column(position, column.name, table.column(position).cast(column.type.value_type))
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, row_group_size=BATCH_ROWS)
-    write_bytes_atomic(path, buffer.getvalue())
+    schema = pa.Schema.from_pandas(typed, preserve_index=False)
+    # Categories (Preprocess's text) are stored as plain text.
+    stored = pa.schema([column.with_type(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+                        for column in schema], metadata=schema.metadata)
+    # A row group at a time: a table of millions of rows is never converted (or buffered) whole.
+    with atomic_file(path) as stream, pq.ParquetWriter(stream, stored) as writer:
+        for start in range(0, max(len(typed), 1), BATCH_ROWS):
+            batch = pa.Table.from_pandas(typed.iloc[start:start + BATCH_ROWS], schema=schema, preserve_index=False)
+            writer.write_table(batch.cast(stored))

@@ -237,9 +237,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     arguments = parse_arguments(argv)
     with failure_reporting("processing"):
-        table = read_tables(arguments.input_dir, arguments.input_uri)
+        # The table read is not kept: once split, its rows live on in the splits.
         splits, spec, report = prepare(
-            table, target_column=arguments.target_column, id_columns=arguments.id_columns,
+            read_tables(arguments.input_dir, arguments.input_uri), target_column=arguments.target_column, id_columns=arguments.id_columns,
             exclude_columns=arguments.exclude_columns, validation_fraction=arguments.validation_fraction,
             test_fraction=arguments.test_fraction, seed=arguments.seed, input_uri=arguments.input_uri,
         )
