@@ -393,9 +393,9 @@ def test_the_fast_reader_reads_every_accepted_input_as_pandas_does(reader, sampl
     import tabular_input
     from tabular_input import data_files, read_file
 
-    if reader == "block by block":  # as a file above _WHOLE_FILE_BYTES is read, in blocks the tables span
+    monkeypatch.setattr(tabular_input, "_BLOCK_BYTES", 1 << 16)  # blocks the tables span, as large files do
+    if reader == "block by block":  # as a file above _WHOLE_FILE_BYTES is read
         monkeypatch.setattr(tabular_input, "_WHOLE_FILE_BYTES", 0)
-        monkeypatch.setattr(tabular_input, "_BLOCK_BYTES", 1 << 16)
 
     tables = {name: build(sample.copy())[0] for name, (build, (outcome, _)) in CASES.items() if outcome == "accepted"}
     tables["edge_cases"] = {"edge.csv": EDGE_TABLE.encode()}
