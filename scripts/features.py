@@ -118,11 +118,15 @@ def category_label(value) -> str:
     return str(value)
 
 
-def _category_labels(column: pd.Series) -> np.ndarray:
-    if isinstance(column.dtype, pd.CategoricalDtype):  # code -1 (missing) takes the last label
+def _label_counts(column: pd.Series) -> pd.Series:
+    """How many rows hold each category label."""
+    if isinstance(column.dtype, pd.CategoricalDtype):  # counted on the codes; code -1 (missing) is the last label
         labels = [category_label(value) for value in column.cat.categories] + [MISSING_LEVEL]
-        return np.array(labels, dtype=object)[column.cat.codes.to_numpy()]
-    return distinct_values_mapped(column.to_numpy(dtype=object), category_label, dtype=object)
+        codes = column.cat.codes.to_numpy()
+        counts = pd.Series(np.bincount(np.where(codes < 0, len(labels) - 1, codes), minlength=len(labels)),
+                           index=labels)
+        return counts[counts > 0].groupby(level=0).sum()  # two categories may share a label
+    return pd.Series(distinct_values_mapped(column.to_numpy(dtype=object), category_label, dtype=object)).value_counts()
 
 
 def infer_feature_types(frame: pd.DataFrame, target: str, drop) -> tuple[list[str], list[str]]:
@@ -173,7 +177,7 @@ def fit_feature_spec(train: pd.DataFrame, target: str, numeric: list[str], categ
         std = float(np.std(imputed))
         medians[name], means[name], stds[name] = median, float(np.mean(imputed)), std if std > 0 else 1.0
 
-    categories = {name: _levels(_category_labels(train[name])) for name in categorical}
+    categories = {name: _levels(_label_counts(train[name])) for name in categorical}
 
     targets = target_values(train, target)
     return {
@@ -189,9 +193,9 @@ def fit_feature_spec(train: pd.DataFrame, target: str, numeric: list[str], categ
     }
 
 
-def _levels(labels: np.ndarray) -> list[str]:
-    """Sorted levels; beyond MAX_LEVELS only the most frequent keep a column and the rest share OTHER_LEVEL."""
-    counts = pd.Series(labels).value_counts()
+def _levels(counts: pd.Series) -> list[str]:
+    """Sorted levels (from each label's row count); beyond MAX_LEVELS only the most frequent keep a column and the
+    rest share OTHER_LEVEL."""
     if len(counts) <= MAX_LEVELS:
         return sorted(counts.index)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))

@@ -44,8 +44,18 @@ def identity_hashes(column: pd.Series, key: str) -> np.ndarray:
     else:  # factorizing would merge True and 1
         canonical = column.astype(str).where(column.notna(), "").to_numpy(dtype=object)
         return pd.util.hash_array(canonical, hash_key=key)
-    canonical = np.array([str(value) for value in distinct] + [""], dtype=object)  # code -1 (missing): ""
+    canonical = np.array(_texts(distinct) + [""], dtype=object)  # code -1 (missing): ""
     return pd.util.hash_array(canonical, hash_key=key, categorize=False)[codes]
+
+
+def _texts(distinct) -> list[str]:
+    """str() of each distinct value; whole floats (identifiers run to millions) formatted as integers, three
+    times faster, and exactly as str() writes them below 10^16 (but for -0.0)."""
+    if isinstance(distinct, np.ndarray) and distinct.dtype == float:
+        whole = (np.mod(distinct, 1) == 0) & (np.abs(distinct) < 1e16) & ~((distinct == 0) & np.signbit(distinct))
+        if whole.all():
+            return [f"{value}.0" for value in distinct.astype(np.int64).tolist()]
+    return [str(value) for value in distinct]
 
 
 def split_fractions(frame: pd.DataFrame, identity_columns: list[str], seed: int) -> np.ndarray:

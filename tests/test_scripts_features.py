@@ -109,6 +109,19 @@ def test_categorical_columns_encode_like_the_same_values_as_objects(spec, train)
     np.testing.assert_array_equal(transform_features(as_categories, spec), transform_features(rows, spec))
 
 
+def test_a_spec_fitted_on_categoricals_equals_one_fitted_on_the_same_objects(train):
+    """Preprocess holds text as categoricals; the levels, their ranking beyond MAX_LEVELS and the missing
+    level must come out as from plain objects."""
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame({"street": [f"s{i}" for i in rng.zipf(1.5, 3000) % 400],
+                         "zone": rng.choice(["A", "B", None], 3000), "code": rng.choice([20.0, 60.0, np.nan], 3000),
+                         "price": rng.uniform(1, 9, 3000)})
+    as_categories = rows.astype({"street": "category", "zone": "category", "code": "category"})
+    objects = fit_feature_spec(rows, "price", [], ["street", "zone", "code"])
+    assert len(objects["categories"]["street"]) == 100 and MISSING_LEVEL in objects["categories"]["zone"]
+    assert fit_feature_spec(as_categories, "price", [], ["street", "zone", "code"]) == objects
+
+
 def test_transform_names_every_missing_column_and_non_numeric_value(spec, train):
     with pytest.raises(ValueError, match="'area', 'zone'"):
         transform_features(train.drop(columns=["area", "zone"]), spec)

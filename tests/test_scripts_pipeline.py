@@ -189,9 +189,11 @@ def test_a_row_keeps_its_split_when_the_table_grows_or_is_reordered():
 
 def test_the_split_hash_is_pandas_hash_of_the_identity_as_canonical_text():
     # Hashed column by column, once per distinct value: the same as hashing the canonical text of every row.
-    frame = pd.DataFrame({"whole": [20, 21, 22, 20], "real": [20.0, np.nan, 1.5, 20.0], "text": ["a", None, "b", "a"],
+    frame = pd.DataFrame({"whole": [20, -21, 10 ** 15 + 1, 20], "real": [20.0, np.nan, 1.5, 20.0],
+                          "large": [1e16, -0.0, 3.0, 1e16], "text": ["a", None, "b", "a"],
                           "category": pd.Categorical(["x", "y", None, "x"]), "mixed": [True, 1, None, True]})
-    canonical = pd.DataFrame({"whole": ["20.0", "21.0", "22.0", "20.0"], "real": ["20.0", "", "1.5", "20.0"],
+    canonical = pd.DataFrame({"whole": ["20.0", "-21.0", "1000000000000001.0", "20.0"],
+                              "real": ["20.0", "", "1.5", "20.0"], "large": ["1e+16", "-0.0", "3.0", "1e+16"],
                               "text": ["a", "", "b", "a"], "category": ["x", "y", "", "x"],
                               "mixed": ["True", "1", "", "True"]})
     key = hashlib.blake2b(b"split-seed-42", digest_size=8).hexdigest()
