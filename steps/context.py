@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -26,6 +26,7 @@ FRAMEWORK_VERSIONS = {"sklearn": "1.9-0", "xgboost": "3.2-0"}
 MAX_JOB_SECONDS = 3600
 
 
+@lru_cache(maxsize=None)  # every step asks; each lookup reloads botocore's endpoint data (about 0.1 s)
 def framework_image(framework: str, region: str) -> str:
     return image_uris.retrieve(
         framework=framework, region=region, version=FRAMEWORK_VERSIONS[framework], instance_type="ml.m5.xlarge"
