@@ -250,8 +250,9 @@ def main(argv=None) -> None:
         # The table read is not kept: once split, its rows live on in the splits.
         splits, spec, report = prepare(
             read_tables(arguments.input_dir, arguments.input_uri), target_column=arguments.target_column,
-            id_columns=arguments.id_columns, exclude_columns=arguments.exclude_columns, validation_fraction=arguments.validation_fraction,
-            test_fraction=arguments.test_fraction, seed=arguments.seed, input_uri=arguments.input_uri,
+            id_columns=arguments.id_columns, exclude_columns=arguments.exclude_columns,
+            validation_fraction=arguments.validation_fraction, test_fraction=arguments.test_fraction,
+            seed=arguments.seed, input_uri=arguments.input_uri,
         )
         smallest = min(len(splits[name]) for name in SHARDED_SPLITS)
         if smallest < arguments.shards:
