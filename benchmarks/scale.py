@@ -9,7 +9,7 @@ Prints a table and writes it as JSON.
 
     python benchmarks/scale.py                         # 100k and 1M rows
     python benchmarks/scale.py --rows 10000000         # about 4 GB of CSV; needs about 12 GB of disk
-    python benchmarks/scale.py --rows 10000000 --steps preprocess
+    python benchmarks/scale.py --rows 10000000 --steps preprocess --work-dir DIR   # DIR keeps the table
 """
 
 from __future__ import annotations
@@ -71,7 +71,10 @@ def benchmark(rows: int, work: Path, rounds: int, threads: int, steps: list[str]
     work.mkdir(parents=True, exist_ok=True)
     table = work / "input" / "table.csv"
     started = time.perf_counter()
-    generate_table(rows, table)
+    if not table.exists():  # seeded: a table kept in --work-dir is the one this would write
+        partial = table.with_suffix(".partial")
+        generate_table(rows, partial)
+        partial.rename(table)
     generated = time.perf_counter() - started
     processed = work / "processing"
     preprocess = measured([sys.executable, str(PROJECT_DIR / "scripts" / "preprocess.py"),
@@ -117,7 +120,8 @@ def main() -> None:
                         help="preprocess, or preprocess,training (default)")
     parser.add_argument("--json", type=Path, default=PROJECT_DIR / "benchmarks" / "scale.json",
                         help="where the table is written as JSON")
-    parser.add_argument("--work-dir", type=Path, default=None, help="where tables go (default: a temporary dir)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="where tables go and stay, to be reused by the next run (default: a temporary dir)")
     args = parser.parse_args()
 
     work_root = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
@@ -126,7 +130,8 @@ def main() -> None:
     try:
         for rows in args.rows:
             result = benchmark(rows, work_root / str(rows), args.rounds, args.threads, args.steps)
-            shutil.rmtree(work_root / str(rows), ignore_errors=True)
+            for output in ("processing", "model"):
+                shutil.rmtree(work_root / str(rows) / output, ignore_errors=True)
             results.append(result)
             print(f"{rows:>12,} {result['csv_gb']:>7.2f} | {figures(result['preprocess'])} | "
                   f"{figures(result['training'])}", flush=True)
