@@ -370,7 +370,7 @@ def _parse(source: InputFile, names: list[str]) -> pd.DataFrame:
     table = pa.table([_as_pandas_column(kind.type, column, kind.name in as_text, source.decimal)
                       for kind, column in zip(table.schema, table.columns)], names=names)
     # Text as categories: a code per cell instead of an object, which the checks count and hash in a blink.
-    frame = table.to_pandas(self_destruct=True, split_blocks=True)  # frees each column once converted
+    frame = table.to_pandas(self_destruct=True)  # frees each column once converted
     # Arrow's allocator keeps what it freed for reuse, which pandas' allocations cannot use: give it back.
     pa.default_memory_pool().release_unused()
     return frame
