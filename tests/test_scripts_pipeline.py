@@ -189,11 +189,14 @@ def test_a_row_keeps_its_split_when_the_table_grows_or_is_reordered():
 
 def test_the_split_hash_is_pandas_hash_of_the_identity_as_canonical_text():
     # Hashed column by column, once per distinct value: the same as hashing the canonical text of every row.
-    frame = pd.DataFrame({"whole": [20, -21, 10 ** 15 + 1, 20], "real": [20.0, np.nan, 1.5, 20.0],
-                          "large": [1e16, -0.0, 3.0, 1e16], "text": ["a", None, "b", "a"],
+    # 0.038075906433424102 is how pandas' parser reads the text 0.0380759064334241, one unit in the last place
+    # off the 0.038075906433424094 Arrow reads: rounded to 15 digits, both are the same row.
+    frame = pd.DataFrame({"whole": [20, -21, 10 ** 14 + 1, 20], "real": [20.0, np.nan, 0.038075906433424102, 20.0],
+                          "large": [1e16, -0.0, 0.038075906433424094, 1e16], "text": ["a", None, "b", "a"],
                           "category": pd.Categorical(["x", "y", None, "x"]), "mixed": [True, 1, None, True]})
-    canonical = pd.DataFrame({"whole": ["20.0", "-21.0", "1000000000000001.0", "20.0"],
-                              "real": ["20.0", "", "1.5", "20.0"], "large": ["1e+16", "-0.0", "3.0", "1e+16"],
+    canonical = pd.DataFrame({"whole": ["20.0", "-21.0", "100000000000001.0", "20.0"],
+                              "real": ["20.0", "", "0.0380759064334241", "20.0"],
+                              "large": ["1e+16", "-0.0", "0.0380759064334241", "1e+16"],
                               "text": ["a", "", "b", "a"], "category": ["x", "y", "", "x"],
                               "mixed": ["True", "1", "", "True"]})
     key = hashlib.blake2b(b"split-seed-42", digest_size=8).hexdigest()
