@@ -26,6 +26,9 @@ _FACTORIZABLE_KINDS = ("string", "floating", "integer", "mixed-integer-float", "
 # One definition of "missing" for CSV files and JSON requests alike, so a request
 # cannot be encoded differently from the training rows it resembles.
 MISSING_VALUE_MARKERS = ("", "#N/A", "N/A", "n/a", "NA", "NaN", "nan", "NULL", "null", "None")
+# The texts pandas reads as booleans.
+TRUE_TEXTS, FALSE_TEXTS = ("True", "TRUE", "true"), ("False", "FALSE", "false")
+_BOOLEAN_LABELS = {**dict.fromkeys(TRUE_TEXTS, "True"), **dict.fromkeys(FALSE_TEXTS, "False")}
 
 _REQUIRED_SPEC_KEYS = (
     "version", "target", "target_transform", "numeric", "categorical",
@@ -110,6 +113,12 @@ def is_numeric_text(column: pd.Series) -> bool:
 
 
 def category_label(value) -> str:
+    """The level a value counts as. Text counts without its surrounding spaces, and a boolean whatever its case
+    ('TRUE', ' true' and True are one level): a CSV reader may or may not strip and type them, and a request
+    must land in the level its training rows did."""
+    if isinstance(value, str):
+        value = value.strip()
+        value = _BOOLEAN_LABELS.get(value, value)
     if is_missing(value):
         return MISSING_LEVEL
     # A code column read as floats because of gaps ("20.0") must match the same code sent as 20.

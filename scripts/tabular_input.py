@@ -31,7 +31,7 @@ import pyarrow.csv as pacsv
 
 from pandas.api.types import union_categoricals
 
-from features import MISSING_VALUE_MARKERS
+from features import FALSE_TEXTS, MISSING_VALUE_MARKERS, TRUE_TEXTS
 
 DATA_FILE_SUFFIXES = (".csv", ".tsv", ".txt")
 DELIMITERS = (",", ";", "\t", "|")
@@ -286,7 +286,7 @@ def _csv_options(source: InputFile, names: list[str], as_text: set[str]) -> dict
         "convert_options": pacsv.ConvertOptions(
             null_values=list(MISSING_VALUE_MARKERS), strings_can_be_null=True, decimal_point=source.decimal,
             # What pandas reads as booleans; Arrow would also take 0 and 1.
-            true_values=["True", "TRUE", "true"], false_values=["False", "FALSE", "false"],
+            true_values=list(TRUE_TEXTS), false_values=list(FALSE_TEXTS),
             auto_dict_encode=True, auto_dict_max_cardinality=2 ** 31 - 1,
             column_types={name: TEXT for name in as_text}),
     }
@@ -335,7 +335,7 @@ def _arrow_parses_beyond_pandas(kind: pa.DataType) -> bool:
 
 def _typed_as_pandas(column: pa.ChunkedArray, decimal: str) -> pa.ChunkedArray:
     """A text column as pandas reads it, over all its values: leading spaces skipped, missing markers missing,
-    and numbers when every value is one."""
+    and numbers, or booleans, when every value is one."""
     text = pc.utf8_ltrim(column.cast(pa.string()), characters=" ")
     text = pc.if_else(pc.is_in(text, pa.array(MISSING_VALUE_MARKERS)), pa.scalar(None, pa.string()), text)
     numbers = pc.replace_substring(text, ",", ".") if decimal == "," else text
@@ -344,6 +344,9 @@ def _typed_as_pandas(column: pa.ChunkedArray, decimal: str) -> pa.ChunkedArray:
             return numbers.cast(numeric)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
+    present = pc.is_valid(text)
+    if pc.all(pc.or_(pc.is_in(text, pa.array(TRUE_TEXTS + FALSE_TEXTS)), pc.invert(present))).as_py():
+        return pc.if_else(present, pc.is_in(text, pa.array(TRUE_TEXTS)), pa.scalar(None, pa.bool_()))
     return text.dictionary_encode()
 
 

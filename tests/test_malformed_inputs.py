@@ -357,11 +357,11 @@ def test_the_table_covers_at_least_25_inputs():
 # Cells that pandas and Arrow's inference could read differently, and types that change only past
 # Arrow's first block: a word at the end of a column of numbers, a number at the end of an empty column.
 EDGE_TABLE = (
-    "when,count,flag,name,blank,amount,stamp,rooms,later\n"
-    "2020-01-01, 12,True, Ames,,\"1.5\",2020-01-01T10:00,3,\n"
-    "2020-02-03, NA,false,Boone,, 2,2021-01-01 11:00,4,\n"
-    + "".join(f"2021-03-04,{i},TRUE, Story City ,,{i}.25,,{i % 9},\n" for i in range(120_000))
-    + "2021-03-05,many,FALSE,Ames,,3,,several,7\n"
+    "when,count,flag,name,blank,amount,stamp,rooms,later,padded\n"
+    "2020-01-01, 12,True, Ames,,\"1.5\",2020-01-01T10:00,3,, TRUE\n"
+    "2020-02-03, NA,false,Boone,, 2,2021-01-01 11:00,4,,FALSE\n"
+    + "".join(f"2021-03-04,{i},TRUE, Story City ,,{i}.25,,{i % 9},, FALSE\n" for i in range(120_000))
+    + "2021-03-05,many,FALSE,Ames,,3,,several,7,NA\n"
 )
 
 
@@ -416,3 +416,5 @@ def test_the_fast_reader_reads_every_accepted_input_as_pandas_does(reader, sampl
     assert edge["name"].iloc[0] == "Ames" and edge["blank"].isna().all()
     assert isinstance(edge["rooms"].dtype, pd.CategoricalDtype) and edge["rooms"].iloc[-1] == "several"
     assert edge["later"].dtype == float and edge["later"].iloc[-1] == 7
+    # Booleans padded with spaces (as R writes them) are booleans; a missing one stays missing.
+    assert edge["padded"].iloc[:2].tolist() == [True, False] and pd.isna(edge["padded"].iloc[-1])

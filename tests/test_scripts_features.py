@@ -141,6 +141,34 @@ def test_json_requests_encode_like_the_same_rows_in_csv(spec):
     assert from_json[:, feature_names(spec).index("code=20")].tolist() == [1.0, 0.0]
 
 
+def test_a_file_with_spaces_after_its_delimiters_serves_its_own_rows(tmp_path):
+    """Preprocess skips the spaces after each comma and reads TRUE/FALSE as booleans; a request in the file's
+    own format, or as JSON, must land every row in the level its training rows did."""
+    from tabular_input import read_tables
+
+    rng = np.random.default_rng(0)
+    cities, flags = rng.choice(["Ames", "Story City"], 4_000), rng.choice(["TRUE", "FALSE"], 4_000)
+    lines = ["price, city, flag, area"] + [f"{100 + i % 7}, {city}, {flag}, {i % 50}"
+                                          for i, (city, flag) in enumerate(zip(cities, flags))]
+    (tmp_path / "table.csv").write_text("\n".join(lines) + "\n")
+    train = read_tables(tmp_path).frame
+    assert train["flag"].dtype == bool
+    spec = fit_feature_spec(train, "price", ["area"], ["city", "flag"])
+    assert spec["categories"] == {"city": ["Ames", "Story City"], "flag": ["False", "True"]}
+    expected = transform_features(train, spec)
+    body = "\n".join(lines) + "\n"
+    assert len(body) > inference.SMALL_BODY_BYTES  # pandas reads it; the csv module reads the small one
+    assert np.array_equal(transform_features(inference.read_rows(body, "text/csv"), spec), expected)
+    small = "\n".join(lines[:30]) + "\n"
+    assert np.array_equal(transform_features(inference.read_rows(small, "text/csv"), spec), expected[:29])
+    records = [{"city": f" {city} ", "flag": flag == "TRUE", "area": i % 50} for i, (city, flag) in
+               enumerate(zip(cities[:29], flags[:29]))]
+    assert np.array_equal(transform_features(inference.read_rows(json.dumps(records), "application/json"), spec),
+                          expected[:29])
+    # Every row in a level seen in training: one 1 among each feature's level columns.
+    assert (expected[:, 1:].sum(axis=1) == 2).all()
+
+
 def test_metrics_agree_with_scikit_learn():
     actual, predicted = np.array([100.0, 250.0, 330.0, 80.0]), np.array([110.0, 240.0, 300.0, 95.0])
     assert rmse(actual, predicted) == pytest.approx(np.sqrt(mean_squared_error(actual, predicted)))
