@@ -16,7 +16,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from features import distinct_values_mapped, is_missing, is_numeric_text, numeric_values, plain_number_text
+from features import by_category, distinct_values_mapped, is_missing, is_numeric_text, numeric_values, plain_number_text
 
 DATA_REPORT_FILE = "data-report.json"  # what Preprocess writes and Evaluate carries along
 ID_WORDS = {"id", "pid", "uid", "uuid", "guid", "key", "index", "idx"}
@@ -186,8 +186,7 @@ def _numbers_in_text(column: pd.Series) -> np.ndarray | None:
         categories = pd.Series(column.cat.categories.to_numpy(dtype=object), name=column.name)
         if not is_numeric_text(categories):
             return None
-        codes = column.cat.codes.to_numpy()
-        return np.where(codes >= 0, numeric_values(categories, "")[codes], np.nan)
+        return by_category(column, numeric_values(categories, ""), np.nan)
     if column.dtype == object and is_numeric_text(column):
         return numeric_values(column, "")
     return None

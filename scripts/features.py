@@ -127,13 +127,20 @@ def category_label(value) -> str:
     return str(value)
 
 
+def by_category(column: pd.Series, per_category, missing) -> np.ndarray:
+    """Each row of a categorical column as its category's entry in ``per_category`` (computed once per category,
+    not once per row), or ``missing`` where the value is missing."""
+    per_category = np.asarray(per_category)
+    table = np.concatenate([per_category, np.asarray([missing], dtype=per_category.dtype)])
+    return table[column.cat.codes.to_numpy()]  # code -1, a missing value, takes the last entry
+
+
 def _label_counts(column: pd.Series) -> pd.Series:
     """How many rows hold each category label."""
-    if isinstance(column.dtype, pd.CategoricalDtype):  # counted on the codes; code -1 (missing) is the last label
+    if isinstance(column.dtype, pd.CategoricalDtype):  # counted on the codes
         labels = [category_label(value) for value in column.cat.categories] + [MISSING_LEVEL]
-        codes = column.cat.codes.to_numpy()
-        counts = pd.Series(np.bincount(np.where(codes < 0, len(labels) - 1, codes), minlength=len(labels)),
-                           index=labels)
+        positions = by_category(column, np.arange(len(labels) - 1), len(labels) - 1)
+        counts = pd.Series(np.bincount(positions, minlength=len(labels)), index=labels)
         return counts[counts > 0].groupby(level=0).sum()  # two categories may share a label
     return pd.Series(distinct_values_mapped(column.to_numpy(dtype=object), category_label, dtype=object)).value_counts()
 
@@ -292,12 +299,10 @@ class FeatureEncoder:
             def level(value, position=position, unseen=unseen):
                 return position.get(category_label(value), unseen)
 
-            if cells is None and isinstance(frame[name].dtype, pd.CategoricalDtype):
-                # A pandas categorical (a batch read for encoding): each category looked up once, then its codes;
-                # code -1, a missing value, takes the last entry.
-                column = frame[name].cat
-                table = np.array([level(value) for value in column.categories] + [level(None)], dtype=np.int64)
-                columns[:, index] = table[column.codes.to_numpy()]
+            if cells is None and isinstance(frame[name].dtype, pd.CategoricalDtype):  # a batch read for encoding
+                columns[:, index] = by_category(
+                    frame[name], np.array([level(value) for value in frame[name].cat.categories], dtype=np.int64),
+                    level(None))
             else:
                 columns[:, index] = distinct_values_mapped(
                     frame[name].to_numpy(dtype=object) if cells is None else cells[:, index], level)

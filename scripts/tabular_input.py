@@ -301,14 +301,14 @@ def _dated(schema: pa.Schema) -> set[str]:
     return {kind.name for kind in schema if _arrow_parses_beyond_pandas(kind.type)}
 
 
-def _arrow_table(source: InputFile, names: list[str], as_text: set[str]) -> pa.Table:
+def _arrow_table(source: InputFile, names: list[str]) -> tuple[pa.Table, set[str]]:
     """The rows in Arrow. Below _WHOLE_FILE_BYTES, Arrow's reader parses blocks on every core and holds about
     three times the file meanwhile; a larger file is read one block at a time.
 
     Arrow types each column from the first block (dates too, which pandas leaves as text); a column with a
-    date, or with a value further on that its type cannot hold (a word among numbers), is read as text
-    (``as_text``) and typed over all its values afterwards."""
-    as_text |= _dated(pacsv.open_csv(_stream(source), **_csv_options(source, names, as_text)).schema)
+    date, or with a value further on that its type cannot hold (a word among numbers), is read as text and
+    typed over all its values afterwards: the table comes with the names of those columns."""
+    as_text = _dated(pacsv.open_csv(_stream(source), **_csv_options(source, names, set())).schema)
     while True:
         try:
             if source.path.stat().st_size * (_GZIP_RATIO if source.compressed else 1) <= _WHOLE_FILE_BYTES:
@@ -323,7 +323,7 @@ def _arrow_table(source: InputFile, names: list[str], as_text: set[str]) -> pa.T
             as_text.add(names[int(failing.group(1))])
             continue
         if not _dated(table.schema):
-            return table
+            return table, as_text
         as_text |= _dated(table.schema)
 
 
@@ -365,9 +365,8 @@ def _as_pandas_column(kind: pa.DataType, column: pa.ChunkedArray, retyped: bool,
 def _parse(source: InputFile, names: list[str]) -> pd.DataFrame:
     """The table, read by Arrow's CSV reader with pandas' rules (types, missing markers, leading spaces);
     anything Arrow refuses goes through pandas."""
-    as_text: set[str] = set()
     try:
-        table = _arrow_table(source, names, as_text)
+        table, as_text = _arrow_table(source, names)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeError):
         return _parse_with_pandas(source, names)
     table = pa.table([_as_pandas_column(kind.type, column, kind.name in as_text, source.decimal)
