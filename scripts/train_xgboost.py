@@ -10,8 +10,10 @@ The last line printed is `validation-rmse: <target units>`, the held-out RMSE (v
 or out-of-fold), computed through the serving handlers.
 
 Tables too large to cross-validate are read a batch of rows at a time and quantised batch by batch
-(XGBoost's own form, a byte per cell), so a job never holds a whole table, nor its float matrix. With
-more than one instance, each reads its own parts and XGBoost trains across them (cluster.py).
+(XGBoost's own form, a bin index per present cell), so a job never holds a whole table, nor its float
+matrix. The trees are given the levels a row does not have as missing (features.ABSENT_LEVELS), which
+their histograms skip. With more than one instance, each reads its own parts and XGBoost trains across
+them (cluster.py).
 """
 
 import argparse
@@ -32,7 +34,7 @@ from container import (
 )
 from features import (
     FEATURE_SPEC_FILE, TARGET_TRANSFORMS, encode_target, target_values, transform_features,
-    usable_target_transforms, with_target_transform,
+    usable_target_transforms, with_absent_levels, with_target_transform,
 )
 from inference import BOOSTER_FILE, ServingModel, predict
 from metrics import validation_metric_line
@@ -43,14 +45,24 @@ from resampling import FOLDS, fold_indices, pooled_rows, uses_cross_validation
 Rows = Union[pd.DataFrame, Sequence[TableBatches]]
 
 
-def _encoded_matrix(rows: Rows, spec: dict, reference: xgboost.DMatrix | None = None) -> xgboost.DMatrix:
-    """XGBoost's quantised matrix of the rows (the form its hist method trains on, a byte per cell); other rows
-    are quantised with the training rows' bins (``reference``). Tables read in batches are quantised batch by
-    batch, so neither the rows nor their float matrix are ever held whole."""
+def _encoded_matrix(rows: Rows, spec: dict) -> xgboost.QuantileDMatrix:
+    """XGBoost's quantised matrix of the training rows (the form its hist method trains on, a bin index per present
+    cell). Tables read in batches are quantised batch by batch, so neither the rows nor their float matrix are
+    ever held whole."""
     if isinstance(rows, pd.DataFrame):
         labels = encode_target(target_values(rows, spec["target"]), spec)
-        return xgboost.QuantileDMatrix(transform_features(rows, spec, np.float32), label=labels, ref=reference)
-    return xgboost.QuantileDMatrix(_EncodedBatches(rows, spec), ref=reference)
+        return xgboost.QuantileDMatrix(transform_features(rows, spec, np.float32), label=labels)
+    return xgboost.QuantileDMatrix(_EncodedBatches(rows, spec))
+
+
+def _held_out_matrix(rows: Rows, spec: dict) -> xgboost.DMatrix:
+    """The rows early stopping scores after every round, as their present cells (a value and an index each), read
+    batch by batch too. Not quantised: XGBoost predicts a quantised matrix with missing cells one row at a time,
+    which made the 1M-row scale benchmark's rounds several times slower than training them."""
+    if isinstance(rows, pd.DataFrame):
+        labels = encode_target(target_values(rows, spec["target"]), spec)
+        return xgboost.DMatrix(transform_features(rows, spec, np.float32), label=labels)
+    return xgboost.DMatrix(_EncodedBatches(rows, spec))
 
 
 def _batches(rows: Rows) -> Iterator[pd.DataFrame]:
@@ -58,8 +70,8 @@ def _batches(rows: Rows) -> Iterator[pd.DataFrame]:
 
 
 class _EncodedBatches(xgboost.DataIter):
-    """The encoded features and targets of one batch of rows at a time, for XGBoost to quantise (it reads them
-    twice: once to find the bins, once to fill them)."""
+    """The encoded features and targets of one batch of rows at a time, for XGBoost to take in (a quantised matrix
+    reads them twice: once to find the bins, once to fill them)."""
 
     def __init__(self, rows: Rows, spec: dict):
         super().__init__(release_data=True)
@@ -150,10 +162,8 @@ def fit_booster(train: Rows, validation: Rows, spec: dict, parameters: dict,
                 num_round: int, early_stopping_rounds: int, *, progress: Progress = NOT_KEPT,
                 name: str = "selection") -> xgboost.Booster:
     """Boost until the validation RMSE (in encoded units) stops improving; keep only the best rounds."""
-    matrix = _encoded_matrix(train, spec)
-    return boost(parameters, matrix, num_round, progress, name,
-                 validation=_encoded_matrix(validation, spec, reference=matrix),
-                 early_stopping_rounds=early_stopping_rounds)
+    return boost(parameters, _encoded_matrix(train, spec), num_round, progress, name,
+                 validation=_held_out_matrix(validation, spec), early_stopping_rounds=early_stopping_rounds)
 
 
 def refit_booster(rows: Rows, spec: dict, parameters: dict, num_round: int, *,
@@ -199,9 +209,10 @@ def rmse_over_hosts(cluster: Cluster, squared_error: float, count: int) -> float
 
 def model_spec(spec: dict, train: pd.DataFrame, requested: str, cluster: Cluster = ONE_HOST) -> dict:
     """The spec in the requested target transform, or without one when the targets (of any host) cannot be
-    logged."""
+    logged; absent levels are given as missing, which the trees skip."""
     unusable = requested not in usable_target_transforms(target_values(train, spec["target"]))
-    return with_target_transform(spec, spec["target_transform"] if cluster.total([unusable])[0] else requested)
+    transform = spec["target_transform"] if cluster.total([unusable])[0] else requested
+    return with_absent_levels(with_target_transform(spec, transform), "missing")
 
 
 def save_model(model_dir: Path, booster: xgboost.Booster, spec: dict) -> None:

@@ -271,7 +271,9 @@ def test_feature_spec_is_fitted_on_the_training_split_only(pipeline):
     assert spec["means"]["Gr Liv Area"] == pytest.approx(train["Gr Liv Area"].mean())
     for name in spec["categorical"]:
         missing = {"__missing__"} if train[name].isna().any() else set()
-        assert set(spec["categories"][name]) == set(train[name].dropna().astype(str)) | missing
+        # A level is its text without surrounding spaces: the sample's Sale Type has 'WD ' for 'WD'.
+        assert set(spec["categories"][name]) == set(train[name].dropna().astype(str).str.strip()) | missing
+    assert "WD" in spec["categories"]["Sale Type"] and (train["Sale Type"] == "WD ").any()
 
 
 def test_preprocess_runs_as_a_process_relocated_by_sm_opt_ml_alone(pipeline, tmp_path):
