@@ -31,9 +31,9 @@ TRUE_TEXTS, FALSE_TEXTS = ("True", "TRUE", "true"), ("False", "FALSE", "false")
 _BOOLEAN_LABELS = {**dict.fromkeys(TRUE_TEXTS, "True"), **dict.fromkeys(FALSE_TEXTS, "False")}
 
 # How a level a row does not have is encoded: 0, or missing. Trees are given missing: XGBoost's histograms visit
-# present cells only, so a row costs its own levels rather than every level (a third of the time per round
-# on the scale benchmark's 330 columns), and a split on present-or-missing is the split on 1-or-0, the same trees. A spec
-# without the key (Preprocess's, the linear baseline's, models saved before it) encodes 0.
+# present cells only, so a row costs its own levels rather than every level (a third of the time per round on
+# the scale benchmark's 319 columns), and a split on present-or-missing is the split on 1-or-0: the same trees.
+# A spec without the key (Preprocess's, the linear baseline's, models saved before it) encodes 0.
 ABSENT_LEVELS = ("zero", "missing")
 
 _REQUIRED_SPEC_KEYS = (
