@@ -267,7 +267,10 @@ class FeatureEncoder:
         self.positions, self.unseen, offset = [], [], 0
         for name in self.categorical:
             levels = spec["categories"][name]
-            position = {level: offset + i for i, level in enumerate(levels)}
+            # Keyed as category_label gives them now: a spec saved before levels lost their spaces and booleans
+            # their case ('WD ', 'TRUE': an approved champion's) still finds its rows.
+            position = {level if level in (MISSING_LEVEL, OTHER_LEVEL) else category_label(level): offset + i
+                        for i, level in enumerate(levels)}
             self.positions.append(position)
             self.unseen.append(position.get(OTHER_LEVEL, -1))
             offset += len(levels)

@@ -169,6 +169,17 @@ def test_a_file_with_spaces_after_its_delimiters_serves_its_own_rows(tmp_path):
     assert (expected[:, 1:].sum(axis=1) == 2).all()
 
 
+def test_a_spec_saved_with_padded_levels_still_finds_its_rows():
+    """Models registered before levels lost their surrounding spaces (Ames' 'WD ') and booleans their case keep
+    scoring their rows as they were trained: an approved champion is compared on the same footing."""
+    old = {"version": 1, "target": "price", "target_transform": "identity", "numeric": [], "medians": {},
+           "means": {}, "stds": {}, "categorical": ["sale", "new"],
+           "categories": {"sale": ["COD", "WD "], "new": ["FALSE", "TRUE"]}}
+    rows = pd.DataFrame({"sale": ["WD ", "COD", "WD", None], "new": [True, "FALSE", " TRUE", "false"]})
+    assert transform_features(rows, spec_from_json(json.dumps(old))).tolist() == [
+        [0, 1, 0, 1], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]]
+
+
 def test_trees_given_absent_levels_as_missing_are_the_trees_given_zeros():
     """XGBoost skips missing cells, so a one-hot column of 1s and missing splits exactly where 1s and 0s do: the
     same model for a third of the histogram work. Serving follows the spec the model saved."""
