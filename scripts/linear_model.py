@@ -1,7 +1,7 @@
 """The baseline's fitted linear model as JSON, scored with numpy only.
 
-The baseline is fitted with scikit-learn in its image but evaluated in the XGBoost image,
-whose scikit-learn is older: plain coefficients travel safely where a pickle would not.
+The baseline is fitted in the scikit-learn image but evaluated in the XGBoost image, whose
+scikit-learn is older: plain coefficients travel safely where a pickle would not.
 """
 
 import json

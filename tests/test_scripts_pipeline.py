@@ -31,7 +31,7 @@ import inference  # noqa: E402
 import preprocess  # noqa: E402
 import train_baseline  # noqa: E402
 import train_xgboost  # noqa: E402
-from features import read_raw_csv  # noqa: E402
+from features import encode_target, read_raw_csv, target_values, transform_features  # noqa: E402
 from metrics import rmse  # noqa: E402
 
 TARGET = "SalePrice"
@@ -433,6 +433,27 @@ def test_baseline_chooses_its_transform_on_held_out_rows_and_alpha_by_cross_vali
     assert saved == model  # the refit on train + validation is what the artefact holds
     assert json.loads((pipeline.baseline_root / "model" / "features.json").read_text()) == spec
     assert chosen.startswith(f"target transform {spec['target_transform']}, alpha ")
+
+
+@pytest.mark.parametrize("transform", ["log1p", "identity"])
+def test_the_baseline_solves_ridge_from_sums_as_scikit_learn_does(pipeline, monkeypatch, transform):
+    """Ridge from cross-products summed a batch at a time gives scikit-learn's leave-one-out errors (RidgeCV),
+    hence its alpha, and its coefficients (Ridge), without holding the encoded matrix."""
+    from sklearn.linear_model import Ridge, RidgeCV
+
+    monkeypatch.setattr(train_baseline, "BATCH_ROWS", 500)  # the sums span several batches
+    train, spec = pipeline.split("train"), {**pipeline.spec, "target_transform": transform}
+    features, targets = transform_features(train, spec), encode_target(target_values(train, TARGET), spec)
+    search = RidgeCV(alphas=train_baseline.ALPHAS, store_cv_results=True).fit(features, targets)
+    moments = train_baseline.Moments.of(train, spec)
+    errors = train_baseline.leave_one_out_errors(moments, train, spec, train_baseline.ALPHAS)
+    assert np.allclose(errors, search.cv_results_.mean(axis=0), rtol=1e-6, atol=0)
+    model, alpha = train_baseline.cross_validated_fit(train, spec, train_baseline.ALPHAS)
+    assert alpha == search.alpha_
+    ridge = Ridge(alpha=alpha).fit(features, targets)
+    scale = np.abs(ridge.coef_).max()
+    assert np.allclose(model["coefficients"], ridge.coef_, rtol=0, atol=1e-7 * scale)
+    assert model["intercept"] == pytest.approx(ridge.intercept_, abs=1e-7 * scale)
 
 
 def test_model_artifacts_hold_json_and_serving_code_but_no_pickle(pipeline):
