@@ -10,6 +10,7 @@ Prints a table and writes it as JSON.
     python benchmarks/scale.py                         # 100k and 1M rows
     python benchmarks/scale.py --rows 10000000         # about 4 GB of CSV; needs about 12 GB of disk
     python benchmarks/scale.py --rows 10000000 --steps preprocess --work-dir DIR   # DIR keeps the table
+    python benchmarks/scale.py --steps preprocess,baseline     # the Ridge job instead of the XGBoost one
 """
 
 from __future__ import annotations
@@ -80,13 +81,15 @@ def benchmark(rows: int, work: Path, rounds: int, threads: int, steps: list[str]
     preprocess = measured([sys.executable, str(PROJECT_DIR / "scripts" / "preprocess.py"),
                            "--target-column", TARGET, "--input-dir", str(table.parent),
                            "--output-dir", str(processed)], work)
-    training = measured([sys.executable, str(PROJECT_DIR / "scripts" / "train_xgboost.py"),
-                         "--train", str(processed / "train"), "--validation", str(processed / "validation"),
-                         "--features", str(processed / "features"), "--model-dir", str(work / "model"),
+    channels = ["--train", str(processed / "train"), "--validation", str(processed / "validation"),
+                "--features", str(processed / "features"), "--model-dir", str(work / "model")]
+    training = measured([sys.executable, str(PROJECT_DIR / "scripts" / "train_xgboost.py"), *channels,
                          "--num_round", str(rounds), "--early_stopping_rounds", str(rounds),
                          "--nthread", str(threads)], work) if "training" in steps else None
+    baseline = measured([sys.executable, str(PROJECT_DIR / "scripts" / "train_baseline.py"), *channels], work) \
+        if "baseline" in steps else None
     return {"rows": rows, "csv_gb": round(table.stat().st_size / 1e9, 2), "generated_seconds": round(generated, 1),
-            "preprocess": preprocess, "training": training}
+            "preprocess": preprocess, "training": training, "baseline": baseline}
 
 
 def figures(measured: dict | None) -> str:
@@ -105,8 +108,8 @@ def row_counts(text: str) -> list[int]:
 
 def step_list(text: str) -> list[str]:
     steps = [part.strip() for part in text.split(",")]
-    if "preprocess" not in steps or not set(steps) <= {"preprocess", "training"}:
-        raise argparse.ArgumentTypeError(f"{text!r}: give preprocess or preprocess,training")
+    if "preprocess" not in steps or not set(steps) <= {"preprocess", "training", "baseline"}:
+        raise argparse.ArgumentTypeError(f"{text!r}: give preprocess, then any of training and baseline")
     return steps
 
 
@@ -117,7 +120,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300, help="boosting rounds of the training job (default 300)")
     parser.add_argument("--threads", type=int, default=2, help="XGBoost threads (default 2)")
     parser.add_argument("--steps", type=step_list, default=["preprocess", "training"],
-                        help="preprocess, or preprocess,training (default)")
+                        help="preprocess, then any of training (the XGBoost job) and baseline (the Ridge job); "
+                             "default preprocess,training")
     parser.add_argument("--json", type=Path, default=PROJECT_DIR / "benchmarks" / "scale.json",
                         help="where the table is written as JSON")
     parser.add_argument("--work-dir", type=Path, default=None,
@@ -126,7 +130,8 @@ def main() -> None:
 
     work_root = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     results = []
-    print(f"{'rows':>12} {'CSV GB':>7} | {'Preprocess s':>12} {'GB':>6} | {'training s':>10} {'GB':>6}")
+    print(f"{'rows':>12} {'CSV GB':>7} | {'Preprocess s':>12} {'GB':>6} | {'training s':>12} {'GB':>6} | "
+          f"{'baseline s':>12} {'GB':>6}")
     try:
         for rows in args.rows:
             result = benchmark(rows, work_root / str(rows), args.rounds, args.threads, args.steps)
@@ -134,7 +139,7 @@ def main() -> None:
                 shutil.rmtree(work_root / str(rows) / output, ignore_errors=True)
             results.append(result)
             print(f"{rows:>12,} {result['csv_gb']:>7.2f} | {figures(result['preprocess'])} | "
-                  f"{figures(result['training'])}", flush=True)
+                  f"{figures(result['training'])} | {figures(result['baseline'])}", flush=True)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work_root, ignore_errors=True)
