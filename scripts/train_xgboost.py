@@ -45,24 +45,16 @@ from resampling import FOLDS, fold_indices, pooled_rows, uses_cross_validation
 Rows = Union[pd.DataFrame, Sequence[TableBatches]]
 
 
-def _encoded_matrix(rows: Rows, spec: dict) -> xgboost.QuantileDMatrix:
-    """XGBoost's quantised matrix of the training rows (the form its hist method trains on, a bin index per present
-    cell). Tables read in batches are quantised batch by batch, so neither the rows nor their float matrix are
-    ever held whole."""
+def _encoded_matrix(rows: Rows, spec: dict, kind: type[xgboost.DMatrix] = xgboost.QuantileDMatrix) -> xgboost.DMatrix:
+    """The rows encoded for XGBoost, read batch by batch when they come in batches, so neither the rows nor their
+    float matrix are ever held whole. Training rows are quantised (the form its hist method trains on, a bin
+    index per present cell). The rows early stopping scores after every round are a plain DMatrix of their
+    present cells (a value and an index each): XGBoost predicts a quantised matrix with missing cells one row
+    at a time, which made the 1M-row scale benchmark's rounds several times slower than training them."""
     if isinstance(rows, pd.DataFrame):
         labels = encode_target(target_values(rows, spec["target"]), spec)
-        return xgboost.QuantileDMatrix(transform_features(rows, spec, np.float32), label=labels)
-    return xgboost.QuantileDMatrix(_EncodedBatches(rows, spec))
-
-
-def _held_out_matrix(rows: Rows, spec: dict) -> xgboost.DMatrix:
-    """The rows early stopping scores after every round, as their present cells (a value and an index each), read
-    batch by batch too. Not quantised: XGBoost predicts a quantised matrix with missing cells one row at a time,
-    which made the 1M-row scale benchmark's rounds several times slower than training them."""
-    if isinstance(rows, pd.DataFrame):
-        labels = encode_target(target_values(rows, spec["target"]), spec)
-        return xgboost.DMatrix(transform_features(rows, spec, np.float32), label=labels)
-    return xgboost.DMatrix(_EncodedBatches(rows, spec))
+        return kind(transform_features(rows, spec, np.float32), label=labels)
+    return kind(_EncodedBatches(rows, spec))
 
 
 def _batches(rows: Rows) -> Iterator[pd.DataFrame]:
@@ -163,7 +155,8 @@ def fit_booster(train: Rows, validation: Rows, spec: dict, parameters: dict,
                 name: str = "selection") -> xgboost.Booster:
     """Boost until the validation RMSE (in encoded units) stops improving; keep only the best rounds."""
     return boost(parameters, _encoded_matrix(train, spec), num_round, progress, name,
-                 validation=_held_out_matrix(validation, spec), early_stopping_rounds=early_stopping_rounds)
+                 validation=_encoded_matrix(validation, spec, xgboost.DMatrix),
+                 early_stopping_rounds=early_stopping_rounds)
 
 
 def refit_booster(rows: Rows, spec: dict, parameters: dict, num_round: int, *,
