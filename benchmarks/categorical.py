@@ -80,9 +80,9 @@ def fit_and_score(splits: dict, spec: dict, encoding: str, rounds: int, threads:
 
 
 def prepared(table_dir: Path, seed: int) -> tuple[dict, dict]:
-    splits, spec, _ = preprocess.prepare(read_tables(table_dir, ""), target_column=TARGET, id_columns=None,
-                                         exclude_columns=[], validation_fraction=0.15, test_fraction=0.15, seed=seed)
-    return splits, spec
+    prepared = preprocess.prepare(read_tables(table_dir, ""), target_column=TARGET, id_columns=None,
+                                  exclude_columns=[], validation_fraction=0.15, test_fraction=0.15, seed=seed)
+    return prepared.splits, prepared.spec
 
 
 def main() -> None:

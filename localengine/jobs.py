@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-
+import os
+import socket
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 from .container import ContainerOutcome, ContainerRun, failure_reason, read_message, run_containers_together
 from .context import RunContext
 from .errors import EngineError, StepFailed
+from .images import SHIMS
 from .parameters import format_value
 from .s3 import LocalS3
 
@@ -38,12 +41,6 @@ def max_runtime(arguments: dict[str, Any]) -> float | None:
     return float(seconds) if seconds is not None else None
 
 
-def run_job_process(run: ContainerRun, context: RunContext, message_file: Path) -> ContainerOutcome:
-    """Run the container process in a job slot; raise ``StepFailed`` with the job's own
-    message and the end of its log if it fails or runs out of time (an interrupted one is returned)."""
-    return run_job_processes([(run, message_file)], context)
-
-
 def run_job_processes(hosts: list[tuple[ContainerRun, Path]], context: RunContext) -> ContainerOutcome:
     """Run the processes of a job's hosts (each with its message file, the first the leader's) together in one
     job slot. Raise ``StepFailed`` for the first host that failed on its own (the others were stopped with it);
@@ -57,6 +54,71 @@ def run_job_processes(hosts: list[tuple[ContainerRun, Path]], context: RunContex
     leader = outcomes[0]
     metrics = {name: value for outcome in reversed(outcomes) for name, value in outcome.metrics.items()}
     return dataclasses.replace(leader, metrics=metrics, interrupted=any(outcome.interrupted for outcome in outcomes))
+
+
+# Where the hosts of a multi-host job meet on this machine (SageMaker's hosts are instances of their own, each
+# with every port free; here they share one machine, so each job gets a free port). A script may read it in
+# place of its framework's fixed port.
+CLUSTER_PORT_VARIABLE = "LOCALENGINE_CLUSTER_PORT"
+HOSTNAMES_SHIM = SHIMS.parent / "hostnames"  # its sitecustomize.py resolves algo-N to this machine
+
+
+@dataclass(frozen=True)
+class JobHost:
+    """One instance of a job: ``algo-<n>``, as SageMaker names them."""
+
+    name: str
+    names: tuple[str, ...]
+    cluster_port: int | None  # set when there is more than one host
+
+    @property
+    def index(self) -> int:
+        return self.names.index(self.name)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.index == 0
+
+    def sandbox_root(self, context: RunContext, job: str) -> Path:
+        root = context.sandbox_root(job)
+        return root / self.name if len(self.names) > 1 else root
+
+    def log_path(self, job_log: Path) -> Path:
+        """The leader logs to the job's log; each other host to one beside it (a log stream per host)."""
+        return job_log if self.is_leader else job_log.with_name(f"{job_log.stem}.{self.name}{job_log.suffix}")
+
+    def cpu_share(self, cpu_set: frozenset[int] | None) -> frozenset[int] | None:
+        if cpu_set is None or len(self.names) == 1:
+            return cpu_set
+        cores = sorted(cpu_set)
+        share = cores[self.index::len(self.names)]
+        return frozenset(share) if share else cpu_set
+
+    def environment(self) -> dict[str, str]:
+        """What a host of a multi-host job needs on this machine besides the contract: the port to meet on."""
+        if len(self.names) == 1:
+            return {}
+        return {CLUSTER_PORT_VARIABLE: str(self.cluster_port)}
+
+    def resolving_names(self, environment: dict[str, str]) -> dict[str, str]:
+        """``environment`` in which the host names of a multi-host job resolve to this machine."""
+        if len(self.names) == 1:
+            return environment
+        paths = [str(HOSTNAMES_SHIM), environment.get("PYTHONPATH")]
+        return {**environment, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+
+
+def job_hosts(count: int) -> list[JobHost]:
+    """The hosts of a job of ``count`` instances."""
+    names = tuple(f"algo-{number}" for number in range(1, count + 1))
+    port = _free_port() if count > 1 else None
+    return [JobHost(name, names, port) for name in names]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def resource_config(instance_type: str | None, current_host: str = "algo-1",

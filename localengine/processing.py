@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Any
 
-from .container import ContainerRun, job_sandbox, read_message
+from .container import ContainerRun, Sandbox, job_sandbox, read_message
 from .context import RunContext, StepOutput
 from .errors import DefinitionError, UnsupportedConstruct
 from .expressions import format_timestamp
-from .jobs import (download_input, max_runtime, now, resource_config, run_job_process,
-                   text_environment)
+from .jobs import (
+    JobHost, download_input, job_hosts, max_runtime, now, resource_config, run_job_processes, text_environment,
+)
 from .files import write_json
 from .names import arn
 from .spec import StepSpec
@@ -60,37 +63,51 @@ def _check_local_paths(spec: StepSpec) -> None:
 
 
 def run_processing(spec: StepSpec, arguments: dict[str, Any], context: RunContext) -> StepOutput:
-    """Copy the inputs in, run the entrypoint, publish the outputs only if it succeeded."""
+    """Copy the inputs in, run the entrypoint on every host, publish the outputs only if all of them succeeded."""
     job = context.job_name(spec.name)
     log_path = context.log_path(spec.name)
     started = now()
     outputs = (arguments.get("ProcessingOutputConfig") or {}).get("Outputs") or []
-    with job_sandbox(context.sandbox_root(job)) as sandbox:
-        for processing_input in arguments.get("ProcessingInputs") or []:
-            s3_input = processing_input["S3Input"]
-            download_input(context.s3, s3_input["S3Uri"], sandbox.local_path(s3_input["LocalPath"]),
-                           f"processing input {processing_input.get('InputName')}")
-        for output in outputs:
-            sandbox.local_path(output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
-        config_dir = sandbox.opt_ml / "config"
-        write_json(config_dir / "processingjobconfig.json", {**arguments, "ProcessingJobName": job})
-        instance_type = ((arguments.get("ProcessingResources") or {}).get("ClusterConfig") or {}).get("InstanceType")
-        write_json(config_dir / "resourceconfig.json", resource_config(instance_type))
-        app = arguments["AppSpecification"]
-        run = ContainerRun(
-            argv=sandbox.command([*app["ContainerEntrypoint"], *(app.get("ContainerArguments") or [])],
-                                 str(context.interpreter(app.get("ImageUri", "")))),
-            env={**context.container_environment(sandbox, app.get("ImageUri", "")),
-                 **text_environment(arguments.get("Environment"))},
-            cwd=sandbox.root, log_path=log_path, max_runtime_seconds=max_runtime(arguments))
-        message_file = sandbox.opt_ml / "output" / "message"
-        run_job_process(run, context, message_file)
-        exit_message = read_message(message_file)
+    cluster = (arguments.get("ProcessingResources") or {}).get("ClusterConfig") or {}
+    hosts = job_hosts(int(cluster.get("InstanceCount") or 1))
+    with contextlib.ExitStack() as sandboxes:
+        runs, host_sandboxes = [], []
+        for host in hosts:
+            sandbox = sandboxes.enter_context(job_sandbox(host.sandbox_root(context, job)))
+            host_sandboxes.append(sandbox)
+            runs.append((_host_run(job, arguments, sandbox, host, context, log_path=host.log_path(log_path),
+                                   instance_type=cluster.get("InstanceType")), sandbox.opt_ml / "output" / "message"))
+        run_job_processes(runs, context)
+        exit_message = read_message(runs[0][1])
+        # Every host uploads its own output directories to the same URIs, as SageMaker does.
         published = context.s3.publish([(sandbox.local_path(o["S3Output"]["LocalPath"]), o["S3Output"]["S3Uri"])
-                                        for o in outputs])
+                                        for sandbox in host_sandboxes for o in outputs])
     started, finished = format_timestamp(started), format_timestamp(now())
     properties = {**arguments, "ProcessingJobName": job,
                   "ProcessingJobArn": arn(f"processing-job/{job}"), "ProcessingJobStatus": "Completed",
                   "ExitMessage": exit_message, "ProcessingStartTime": started,
                   "ProcessingEndTime": finished, "CreationTime": started, "LastModifiedTime": finished}
-    return StepOutput(properties, log_path, published)
+    return StepOutput(properties, log_path, list(dict.fromkeys(published)))
+
+
+def _host_run(job: str, arguments: dict[str, Any], sandbox: Sandbox, host: JobHost, context: RunContext, *,
+              log_path: Path, instance_type: str | None) -> ContainerRun:
+    """One host's process: its share of each ShardedByS3Key input (all of a FullyReplicated one), its resource
+    config, and the job's entrypoint."""
+    for processing_input in arguments.get("ProcessingInputs") or []:
+        s3_input = processing_input["S3Input"]
+        shard = (host.index, len(host.names)) if s3_input.get("S3DataDistributionType") == "ShardedByS3Key" else (0, 1)
+        download_input(context.s3, s3_input["S3Uri"], sandbox.local_path(s3_input["LocalPath"]),
+                       f"processing input {processing_input.get('InputName')}", shard)
+    for output in (arguments.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+        sandbox.local_path(output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+    config_dir = sandbox.opt_ml / "config"
+    write_json(config_dir / "processingjobconfig.json", {**arguments, "ProcessingJobName": job})
+    write_json(config_dir / "resourceconfig.json", resource_config(instance_type, host.name, host.names))
+    app = arguments["AppSpecification"]
+    return ContainerRun(
+        argv=sandbox.command([*app["ContainerEntrypoint"], *(app.get("ContainerArguments") or [])],
+                             str(context.interpreter(app.get("ImageUri", "")))),
+        env={**host.resolving_names(context.container_environment(sandbox, app.get("ImageUri", ""))),
+             **host.environment(), **text_environment(arguments.get("Environment"))},
+        cwd=sandbox.root, log_path=log_path, max_runtime_seconds=max_runtime(arguments))

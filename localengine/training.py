@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,9 @@ from .container import ContainerRun, Sandbox, job_sandbox
 from .context import RunContext, StepOutput
 from .errors import DefinitionError, EngineError, UnsupportedConstruct
 from .expressions import format_timestamp
-from .jobs import download_input, max_runtime, now, resource_config, run_job_processes, text_environment
+from .jobs import (
+    JobHost, download_input, job_hosts, max_runtime, now, resource_config, run_job_processes, text_environment,
+)
 from .files import write_json
 from .images import SHIMS, framework_image
 from .names import arn
@@ -84,7 +83,7 @@ def run_training_job(job: str, request: dict[str, Any], context: RunContext, *,
     started = now()
     output_prefix = join_s3_uri(request["OutputDataConfig"]["S3OutputPath"], f"{job}/output")
     interruptions = 1 if context.interrupt_spot_jobs and request.get("EnableManagedSpotTraining") else 0
-    hosts = _hosts(request)
+    hosts = job_hosts(int((request.get("ResourceConfig") or {}).get("InstanceCount") or 1))
     while True:
         # Each start is a new instance per host: a fresh sandbox with the checkpoints restored.
         with contextlib.ExitStack() as sandboxes:
@@ -120,64 +119,6 @@ def run_training_job(job: str, request: dict[str, Any], context: RunContext, *,
             "TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds * len(hosts)}
 
 
-# Where the hosts of a multi-host job meet on this machine (SageMaker's hosts are instances of their own, each
-# with every port free; here they share one machine, so each job gets a free port). A script may read it in
-# place of its framework's fixed port.
-CLUSTER_PORT_VARIABLE = "LOCALENGINE_CLUSTER_PORT"
-HOSTNAMES_SHIM = SHIMS.parent / "hostnames"  # its sitecustomize.py resolves algo-N to this machine
-
-
-@dataclass(frozen=True)
-class _Host:
-    """One instance of a training job: ``algo-<n>``, as SageMaker names them."""
-
-    name: str
-    names: tuple[str, ...]
-    cluster_port: int | None  # set when there is more than one host
-
-    @property
-    def index(self) -> int:
-        return self.names.index(self.name)
-
-    @property
-    def is_leader(self) -> bool:
-        return self.index == 0
-
-    def sandbox_root(self, context: RunContext, job: str) -> Path:
-        root = context.sandbox_root(job)
-        return root / self.name if len(self.names) > 1 else root
-
-    def log_path(self, job_log: Path) -> Path:
-        """The leader logs to the job's log; each other host to one beside it (a log stream per host)."""
-        return job_log if self.is_leader else job_log.with_name(f"{job_log.stem}.{self.name}{job_log.suffix}")
-
-    def cpu_share(self, cpu_set: frozenset[int] | None) -> frozenset[int] | None:
-        if cpu_set is None or len(self.names) == 1:
-            return cpu_set
-        cores = sorted(cpu_set)
-        share = cores[self.index::len(self.names)]
-        return frozenset(share) if share else cpu_set
-
-    def environment(self) -> dict[str, str]:
-        """What a host of a multi-host job needs on this machine besides the contract: the port to meet on."""
-        if len(self.names) == 1:
-            return {}
-        return {CLUSTER_PORT_VARIABLE: str(self.cluster_port)}
-
-
-def _hosts(request: dict[str, Any]) -> list[_Host]:
-    count = int((request.get("ResourceConfig") or {}).get("InstanceCount") or 1)
-    names = tuple(f"algo-{number}" for number in range(1, count + 1))
-    port = _free_port() if count > 1 else None
-    return [_Host(name, names, port) for name in names]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class _Checkpoints:
     """A job's CheckpointConfig: the service copies the S3 URI to the local path when the job starts, and the
     local path to the S3 URI while it runs (here: when its process ends, however it ends)."""
@@ -203,7 +144,7 @@ class _Checkpoints:
         self._s3.publish([(self.local, self.uri)])
 
 
-def _host_run(job: str, request: dict[str, Any], sandbox: Sandbox, host: _Host, context: RunContext, *,
+def _host_run(job: str, request: dict[str, Any], sandbox: Sandbox, host: JobHost, context: RunContext, *,
               log_path: Path, cpus: int, cpu_set: frozenset[int] | None,
               interrupt_when: Callable[[], bool] | None = None) -> tuple[ContainerRun, Path]:
     """One host's process of the job, and the file its failure message goes to."""
@@ -223,10 +164,8 @@ def _host_run(job: str, request: dict[str, Any], sandbox: Sandbox, host: _Host, 
                     "OMP_NUM_THREADS": str(cpus)}
     else:
         contract = _training_environment(sandbox, host, job, channels, hyperparameters, user_args, cpus)
-    base = sandbox.base_environment()
-    if len(host.names) > 1:
-        base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOSTNAMES_SHIM), base.get("PYTHONPATH")]))
-    environment = {**context.job_environment(base), **contract, **host.environment(),
+    environment = {**context.job_environment(host.resolving_names(sandbox.base_environment())), **contract,
+                   **host.environment(),
                    **text_environment(request.get("Environment"))}
     run = ContainerRun(argv=argv, env=environment, cwd=cwd, log_path=log_path,
                        max_runtime_seconds=max_runtime(request),
@@ -235,7 +174,7 @@ def _host_run(job: str, request: dict[str, Any], sandbox: Sandbox, host: _Host, 
     return run, failure_file
 
 
-def _toolkit_run(job: str, request: dict[str, Any], sandbox: Sandbox, host: _Host, context: RunContext,
+def _toolkit_run(job: str, request: dict[str, Any], sandbox: Sandbox, host: JobHost, context: RunContext,
                  hyperparameters: dict[str, str], *, log_path: Path,
                  cpu_set: frozenset[int] | None, interrupt_when: Callable[[], bool] | None = None) -> ContainerRun:
     """Faithful mode: the image's own `train` entry point (its training toolkit) runs the job, with
@@ -270,7 +209,7 @@ def _publish_artifacts(sandbox: Sandbox, output_prefix: str, context: RunContext
     context.s3.publish(uploads)
 
 
-def _stage_channels(request: dict[str, Any], sandbox: Sandbox, host: _Host, context: RunContext) -> dict[str, Path]:
+def _stage_channels(request: dict[str, Any], sandbox: Sandbox, host: JobHost, context: RunContext) -> dict[str, Path]:
     """Each channel's objects, or with ShardedByS3Key the host's share of them."""
     channels = {}
     for channel in request.get("InputDataConfig") or []:
@@ -282,7 +221,7 @@ def _stage_channels(request: dict[str, Any], sandbox: Sandbox, host: _Host, cont
     return channels
 
 
-def _write_config(request: dict[str, Any], sandbox: Sandbox, host: _Host, hyperparameters: dict[str, str]) -> None:
+def _write_config(request: dict[str, Any], sandbox: Sandbox, host: JobHost, hyperparameters: dict[str, str]) -> None:
     config_dir = sandbox.opt_ml / "input" / "config"
     write_json(config_dir / "hyperparameters.json", hyperparameters)
     write_json(config_dir / "resourceconfig.json",
@@ -354,7 +293,7 @@ def to_cmd_args(hyperparameters: dict[str, Any]) -> list[str]:
     return args
 
 
-def _training_environment(sandbox: Sandbox, host: _Host, job: str, channels: dict[str, Path],
+def _training_environment(sandbox: Sandbox, host: JobHost, job: str, channels: dict[str, Path],
                           hyperparameters: dict[str, str], user_args: list[str], cpus: int) -> dict[str, str]:
     opt_ml = sandbox.opt_ml
     decoded = user_hyperparameters({k: decode_hyperparameter(v) for k, v in hyperparameters.items()})

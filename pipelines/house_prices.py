@@ -40,7 +40,7 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
         input_key=params.input_key,
         target_column=params.target_column, id_columns=params.id_columns,
         exclude_columns=params.exclude_columns, instance_type=params.processing_instance_type,
-        training_instance_count=params.training_instance_count,
+        instance_count=params.processing_instance_count, training_instance_count=params.training_instance_count,
     )
     splits = {
         name: preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri

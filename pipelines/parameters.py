@@ -26,6 +26,7 @@ class PipelineParameters:
     id_columns: ParameterString
     exclude_columns: ParameterString
     processing_instance_type: ParameterString
+    processing_instance_count: ParameterInteger
     training_instance_type: ParameterString
     training_instance_count: ParameterInteger
     min_r2: ParameterFloat
@@ -46,6 +47,7 @@ class PipelineParameters:
             id_columns=ParameterString("IdColumns", default_value=""),
             exclude_columns=ParameterString("ExcludeColumns", default_value=""),
             processing_instance_type=ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge"),
+            processing_instance_count=ParameterInteger("ProcessingInstanceCount", default_value=1),
             training_instance_type=ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge"),
             training_instance_count=ParameterInteger("TrainingInstanceCount", default_value=1),
             min_r2=ParameterFloat("MinR2", default_value=0.5),
@@ -70,6 +72,9 @@ DESCRIPTIONS = {
                  "(a different value in every row) are detected and left out.",
     "ExcludeColumns": "Comma-separated columns that must not be features, e.g. ones derived from the target.",
     "ProcessingInstanceType": "Instance type of the Preprocess and Evaluate jobs.",
+    "ProcessingInstanceCount": "Instances of the Preprocess job; above 1, each reads its share of the input files "
+                               "(give it at least as many files), and the first decides the columns and the feature "
+                               "spec for all on up to a million of their rows.",
     "TrainingInstanceType": "Instance type of the baseline training job and of every tuning trial.",
     "TrainingInstanceCount": "Instances of every tuning trial; above 1, Preprocess writes the train and validation "
                              "splits in that many parts, each instance reads one, and XGBoost trains across them.",
@@ -95,6 +100,7 @@ MAX_COLUMN_LIST_BYTES = 230
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 # Each part is a file of its own, and a part per instance is only worth it on tables of many rows.
 MAX_TRAINING_INSTANCES = 20
+MAX_PROCESSING_INSTANCES = 20
 # What SageMaker cannot check when an execution starts; `start` and `run` check it first.
 VALUE_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "InputDataBucket": (lambda v: bool(_BUCKET_NAME.match(v)), "must be an S3 bucket name"),
@@ -107,6 +113,8 @@ VALUE_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "ExcludeColumns": (lambda v: len(v.encode()) <= MAX_COLUMN_LIST_BYTES,
                        f"must list at most {MAX_COLUMN_LIST_BYTES} bytes of column names; to keep only a few "
                        "columns, upload a file with just those"),
+    "ProcessingInstanceCount": (lambda v: 1 <= v <= MAX_PROCESSING_INSTANCES,
+                                f"must be from 1 to {MAX_PROCESSING_INSTANCES} instances of the Preprocess job"),
     "TrainingInstanceCount": (lambda v: 1 <= v <= MAX_TRAINING_INSTANCES,
                               f"must be from 1 to {MAX_TRAINING_INSTANCES} instances per tuning trial"),
     "MinR2": (lambda v: v <= 1, "must be at most 1 (R² of a perfect model)"),

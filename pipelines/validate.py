@@ -172,6 +172,7 @@ def _cycle_problems(steps: dict[str, dict]) -> Iterator[Problem]:
 
 # Inputs every instance needs whole (a feature spec, a configuration); data comes in other content types.
 DOCUMENT_CONTENT_TYPES = frozenset({"application/json"})
+CODE_INPUT = "code"  # the name steps/processing.py gives a processing job's code: every instance runs all of it
 
 
 def multi_instance_warnings(definition: str | dict) -> list[Problem]:
@@ -206,7 +207,8 @@ def _instances_and_inputs(step: dict) -> tuple[object, list[tuple[str, str, str 
     if step.get("Type") == "Processing":
         count = ((arguments.get("ProcessingResources") or {}).get("ClusterConfig") or {}).get("InstanceCount")
         return count, [(item.get("InputName"), item["S3Input"].get("S3DataDistributionType", "FullyReplicated"), None)
-                       for item in arguments.get("ProcessingInputs") or [] if "S3Input" in item]
+                       for item in arguments.get("ProcessingInputs") or []
+                       if "S3Input" in item and item.get("InputName") != CODE_INPUT]
     if step.get("Type") in ("Training", "Tuning"):
         job = arguments.get("TrainingJobDefinition") or arguments
         return (job.get("ResourceConfig") or {}).get("InstanceCount"), [

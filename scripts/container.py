@@ -212,15 +212,17 @@ class TableBatches:
                 batches = self._read(lambda: pq.ParquetFile(
                     path, read_dictionary=self._text[path] if text_as_categories else None).iter_batches(
                         self.batch_rows, columns=columns), path)
+                # An empty part (a processing instance's share of no rows) adds nothing, not even its column types.
                 for batch in batches:
-                    yield batch.to_pandas()
+                    if batch.num_rows:
+                        yield batch.to_pandas()
             else:
                 frame = self._csv(path)
                 yield frame if columns is None else frame[columns]
 
     def frame(self, columns: list[str] | None = None) -> pd.DataFrame:
         """All the rows as one frame (only ``columns`` if given)."""
-        frames = list(self.batches(columns))
+        frames = list(self.batches(columns)) or [pd.DataFrame(columns=columns or self.columns)]
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
     def _csv(self, path: Path) -> pd.DataFrame:
@@ -287,14 +289,33 @@ def write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
     write_bytes_atomic(path, frame.to_csv(index=False).encode())
 
 
-def write_table_atomic(path: Path, frame: pd.DataFrame) -> None:
-    """Parquet: typed columns, read back as they were written, in a fraction of a CSV's time and space. A column
-    of objects is stored as text; a value of another kind in it (a number among words, from input files typed
-    differently) as its category label, which is how the models read it anyway."""
+def text_typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each column of objects as text: a value of another kind in it (a number among words, from
+    input files typed differently) becomes its category label, which is how the models read it anyway."""
     typed = frame.copy(deep=False)
     for name in frame.columns[frame.dtypes == object]:
         if pd.api.types.infer_dtype(frame[name], skipna=True) not in ("string", "empty"):
             typed[name] = frame[name].map(lambda value: value if is_missing(value) else category_label(value))
+    return typed
+
+
+def table_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` as an Arrow IPC stream (text columns as ``text_typed``); ``frame_of_bytes`` reads it back."""
+    sink = pa.BufferOutputStream()
+    table = pa.Table.from_pandas(text_typed(frame), preserve_index=False)
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def frame_of_bytes(blob: bytes) -> pd.DataFrame:
+    return pa.ipc.open_stream(blob).read_all().to_pandas()
+
+
+def write_table_atomic(path: Path, frame: pd.DataFrame) -> None:
+    """Parquet: typed columns, read back as they were written, in a fraction of a CSV's time and space. A column
+    of objects is stored as text (``text_typed``)."""
+    typed = text_typed(frame)
     schema = pa.Schema.from_pandas(typed, preserve_index=False)
     # Categories (Preprocess's text) are stored as plain text.
     stored = pa.schema([column.with_type(column.type.value_type) if pa.types.is_dictionary(column.type) else column

@@ -10,13 +10,17 @@ Three kinds of finding (documented in scripts/README.md):
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from features import by_category, distinct_values_mapped, is_missing, is_numeric_text, numeric_values, plain_number_text
+from features import (
+    by_category, distinct_values_mapped, is_missing, is_number_column, is_numeric_text, numeric_values, plain_number_text,
+)
 
 DATA_REPORT_FILE = "data-report.json"  # what Preprocess writes and Evaluate carries along
 ID_WORDS = {"id", "pid", "uid", "uuid", "guid", "key", "index", "idx"}
@@ -59,7 +63,7 @@ def resolve_columns(names: list[str], columns, parameter: str, where: str) -> li
 
 
 def _missing(column: pd.Series) -> np.ndarray:
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+    if is_number_column(column):
         return column.isna().to_numpy()
     return distinct_values_mapped(column.to_numpy(dtype=object),
                                   lambda value: is_missing(value.strip() if isinstance(value, str) else value), bool)
@@ -70,15 +74,39 @@ def _fitting_scale(values: np.ndarray) -> np.ndarray:
     return np.log1p(values) if np.all(values >= 0) else values
 
 
-def robust_z(values: np.ndarray) -> np.ndarray:
-    centre = np.median(values)
+def robust_centre_spread(values: np.ndarray) -> tuple[float, float]:
+    """Median and a spread that ignores the tails: the scaled MAD, else the scaled IQR, else the standard deviation."""
+    centre = float(np.median(values))
     spread = 1.4826 * np.median(np.abs(values - centre))
     if spread == 0:
         q75, q25 = np.percentile(values, [75, 25])
         spread = (q75 - q25) / 1.349
     if spread == 0:
         spread = np.std(values)
-    return np.zeros_like(values) if spread == 0 else np.abs(values - centre) / spread
+    return centre, float(spread)
+
+
+@dataclass(frozen=True)
+class TargetScale:
+    """Where a target's usual values lie, on the scale the models fit (log1p when nothing is negative). Values
+    farther than OUTLIER_DROP_Z robust z-scores are dropped when they are few (``drop_far_off``). Decided once on
+    a table, then applied to each of its shards."""
+
+    log: bool
+    centre: float
+    spread: float
+    drop_far_off: bool
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "TargetScale":
+        log = bool(np.all(values >= 0))
+        undecided = cls(log, *robust_centre_spread(np.log1p(values) if log else values), drop_far_off=True)
+        far_off = int((undecided.z(values) > OUTLIER_DROP_Z).sum())
+        return dataclasses.replace(undecided, drop_far_off=far_off <= MAX_DROPPED_OUTLIER_SHARE * values.size)
+
+    def z(self, values: np.ndarray) -> np.ndarray:
+        fitted = np.log1p(values) if self.log else values
+        return np.zeros_like(values) if self.spread == 0 else np.abs(fitted - self.centre) / self.spread
 
 
 def format_number(value: float) -> str:
@@ -91,14 +119,18 @@ def format_number(value: float) -> str:
 
 
 class TargetRows:
-    """The rows with a usable target, and what was dropped on the way, with reasons."""
+    """The rows with a usable target, and what was dropped on the way, with reasons.
 
-    def __init__(self, frame: pd.DataFrame, target: str, where: str):
+    Given the ``scale`` decided on the whole table, the rows are a shard's: the checks that only the whole
+    table can answer (an empty or constant target) are left to whoever decided the scale."""
+
+    def __init__(self, frame: pd.DataFrame, target: str, where: str, scale: TargetScale | None = None):
+        deciding = scale is None
         column = frame[target]
         if isinstance(column.dtype, pd.CategoricalDtype):  # text: read as the numbers it may be formatted as
             column = column.astype(object)
         missing = _missing(column)
-        if missing.all():
+        if deciding and missing.all():
             raise ValueError(f"TargetColumn {target!r} is empty in every row of {where}; choose a column "
                              "that holds the values to predict")
         text_values = column[~missing]
@@ -118,21 +150,20 @@ class TargetRows:
         self.warnings: list[str] = []  # what a reviewer must look at
         self.notes: list[str] = []
         self.suspected_outliers: list[float] = []
-        if usable.sum() and np.unique(values[usable]).size == 1:
+        if deciding and usable.sum() and np.unique(values[usable]).size == 1:
             raise ValueError(
                 f"TargetColumn {target!r} has the same value ({format_number(values[usable][0])}) in every row "
                 f"of {where}; there is nothing to learn: choose a column that varies"
             )
         far_off = np.zeros_like(usable)
-        if usable.sum():
+        self.scale = TargetScale.of(values[usable]) if deciding and usable.any() else scale
+        if usable.any():
             z = np.zeros_like(values)
-            z[usable] = robust_z(_fitting_scale(values[usable]))
-            far_off = usable & (z > OUTLIER_DROP_Z)
-            if far_off.sum() > MAX_DROPPED_OUTLIER_SHARE * usable.sum():
-                far_off[:] = False
+            z[usable] = self.scale.z(values[usable])
+            far_off = usable & (z > OUTLIER_DROP_Z) if self.scale.drop_far_off else far_off
             unusual = usable & ~far_off & (z > OUTLIER_REPORT_Z)
             self.suspected_outliers = sorted(float(v) for v in values[unusual])
-            if far_off.any():
+            if far_off.any() and (usable & ~far_off).any():
                 self.warnings.append(
                     f"dropped {int(far_off.sum()):,} row(s) whose {target} is far outside the rest "
                     f"({', '.join(format_number(v) for v in sorted(values[far_off])[:5])}; typical range "
@@ -156,7 +187,7 @@ class TargetRows:
         # Whole numbers stay whole in the split files ("215000", not "215000.0").
         whole = np.all(np.mod(kept_values, 1) == 0) and np.all(np.abs(kept_values) < 2 ** 53)
         self.frame[target] = kept_values.astype(np.int64) if whole else kept_values
-        if self.frame[target].nunique() < 2:
+        if deciding and self.frame[target].nunique() < 2:
             raise ValueError(f"TargetColumn {target!r} varies in no more than one row of {where}; supply rows "
                              "with different target values")
 
@@ -220,7 +251,7 @@ def leave_out_reasons(frame: pd.DataFrame, target: str, id_columns: list[str] | 
             continue
         column = frame[name]
         present = column.dropna()
-        numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+        numeric = is_number_column(column)
         if name in exclude_columns:
             reasons[name] = "named in ExcludeColumns"
         elif id_columns is not None and name in id_columns:
@@ -287,7 +318,8 @@ def _pair_r2(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(coefficients @ cross) / total
 
 
-def _evenly_spaced(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+def evenly_spaced(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """``rows`` rows of ``frame``, every k-th, so sorted input is covered end to end (all of it when it is shorter)."""
     if len(frame) <= rows:
         return frame
     return frame.iloc[np.linspace(0, len(frame) - 1, rows).round().astype(int)].reset_index(drop=True)
@@ -296,7 +328,7 @@ def _evenly_spaced(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
 def suspected_leaks(train: pd.DataFrame, held_out: pd.DataFrame, target: str,
                     numeric: list[str], categorical: list[str]) -> list[dict]:
     """Columns that alone (or two numbers as a product or ratio) reproduce the target almost perfectly."""
-    train, held_out = _evenly_spaced(train, LEAKAGE_SCAN_ROWS), _evenly_spaced(held_out, LEAKAGE_SCAN_ROWS)
+    train, held_out = evenly_spaced(train, LEAKAGE_SCAN_ROWS), evenly_spaced(held_out, LEAKAGE_SCAN_ROWS)
     y_train = _fitting_scale(train[target].to_numpy(dtype=float))
     scale_all = _fitting_scale(np.concatenate([train[target].to_numpy(float), held_out[target].to_numpy(float)]))
     y_held_out = scale_all[len(train):]

@@ -68,13 +68,18 @@ def plain_number_text(value) -> str:
     return f"-{text}" if negative else text
 
 
+def is_number_column(column: pd.Series) -> bool:
+    """Whether a column holds numbers (booleans are numeric to pandas, but levels here)."""
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
 def numeric_values(column: pd.Series, remedy: str) -> np.ndarray:
     """Floats of a column (missing and infinite as NaN); a ValueError naming the column if a value is no number.
 
     Numbers formatted as text ('$1,234', '12%') count as numbers, in training and in requests alike.
     """
     # Columns parsed from CSV are numeric already; only JSON requests and mixed columns need the scan.
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+    if is_number_column(column):
         values = column.to_numpy(dtype=float, na_value=np.nan)
     else:
         values = _distinct_text_numbers(column, remedy)
@@ -159,7 +164,7 @@ def infer_feature_types(frame: pd.DataFrame, target: str, drop) -> tuple[list[st
         if name in excluded:
             continue
         column = frame[name]
-        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        if is_number_column(column):
             numeric.append(name)
         else:
             categorical.append(name)

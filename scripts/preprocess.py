@@ -7,7 +7,10 @@ split only, and a data report saying what was done to the data and what looks wr
 """
 
 import argparse
+import dataclasses
 import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +19,18 @@ import pandas as pd
 from pandas.core.util.hashing import combine_hash_arrays
 
 from container import (
-    ContractArgumentParser, failure_reporting, opt_ml_root, positive_whole_number, write_json_atomic,
-    write_table_atomic,
+    ContractArgumentParser, failure_reporting, frame_of_bytes, opt_ml_root, positive_whole_number, table_bytes,
+    write_json_atomic, write_table_atomic,
 )
 from data_checks import (
-    DATA_REPORT_FILE, TargetRows, format_number, leave_out_reasons, repair_numbers, resolve_column, resolve_columns,
-    suspected_leaks, target_summary,
+    DATA_REPORT_FILE, TargetRows, TargetScale, evenly_spaced, format_number, leave_out_reasons, repair_numbers,
+    resolve_column, resolve_columns, suspected_leaks, target_summary,
 )
-from features import FEATURE_SPEC_FILE, fit_feature_spec, infer_feature_types
-from tabular_input import TableRead, read_tables
+from features import (
+    FEATURE_SPEC_FILE, fit_feature_spec, infer_feature_types, is_number_column, numeric_values, plain_number_text,
+)
+from processing_hosts import Exchange, ProcessingHosts
+from tabular_input import InputFile, TableRead, joined_frames, read_tables
 
 SPLITS = ("train", "validation", "test")
 MINIMUM_ROWS_PER_SPLIT = 5
@@ -37,7 +43,7 @@ def identity_hashes(column: pd.Series, key: str) -> np.ndarray:
     Each distinct value is written and hashed once: columns repeat their values."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         codes, distinct = column.cat.codes.to_numpy(), column.cat.categories
-    elif pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+    elif is_number_column(column):
         codes, distinct = pd.factorize(column.astype(float), use_na_sentinel=True)
     elif pd.api.types.infer_dtype(column, skipna=True) == "string":
         codes, distinct = pd.factorize(column, use_na_sentinel=True)
@@ -73,21 +79,30 @@ def split_fractions(frame: pd.DataFrame, identity_columns: list[str], seed: int)
     return hashes / float(2 ** 64)
 
 
-def split_rows(frame: pd.DataFrame, identity_columns: list[str], validation_fraction: float,
-               test_fraction: float, seed: int, where: str) -> dict[str, pd.DataFrame]:
+def split_by_identity(frame: pd.DataFrame, identity_columns: list[str], validation_fraction: float,
+                      test_fraction: float, seed: int) -> dict[str, pd.DataFrame]:
     """Disjoint splits by each row's hashed identity (test below test_fraction, validation next, train
     the rest): a row keeps its split when the table grows, and rows alike fall together. Each split
-    keeps the input's row order."""
+    keeps the input's row order. Row by row, so a table's shards split as the table does."""
     fractions = split_fractions(frame, identity_columns, seed)
     chosen = {"train": fractions >= test_fraction + validation_fraction,
               "validation": (fractions >= test_fraction) & (fractions < test_fraction + validation_fraction),
               "test": fractions < test_fraction}
-    splits = {name: frame[rows].reset_index(drop=True) for name, rows in chosen.items()}
-    if min(len(split) for split in splits.values()) < MINIMUM_ROWS_PER_SPLIT:
+    return {name: frame[rows].reset_index(drop=True) for name, rows in chosen.items()}
+
+
+def check_split_sizes(sizes: dict[str, int], where: str) -> None:
+    if min(sizes.values()) < MINIMUM_ROWS_PER_SPLIT:
         raise ValueError(
-            f"too few rows: {len(frame):,} row(s) with a usable target in {where} give split sizes "
-            f"{', '.join(f'{name} {len(split)}' for name, split in splits.items())}, and every split needs at "
+            f"too few rows: {sum(sizes.values()):,} row(s) with a usable target in {where} give split sizes "
+            f"{', '.join(f'{name} {size}' for name, size in sizes.items())}, and every split needs at "
             f"least {MINIMUM_ROWS_PER_SPLIT}; supply more rows")
+
+
+def split_rows(frame: pd.DataFrame, identity_columns: list[str], validation_fraction: float,
+               test_fraction: float, seed: int, where: str) -> dict[str, pd.DataFrame]:
+    splits = split_by_identity(frame, identity_columns, validation_fraction, test_fraction, seed)
+    check_split_sizes({name: len(split) for name, split in splits.items()}, where)
     return splits
 
 
@@ -107,10 +122,29 @@ def choose_columns(table: TableRead, where: str, target_column: str, id_columns:
     return target, ids, excluded
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What was decided on a table that each of its shards applies to its own rows: the target, the scale its
+    far-off values are judged on, the columns read as numbers and the columns that make a row's identity."""
+
+    columns: list[str]
+    target: str
+    scale: dict
+    numbers: list[str]
+    identity: list[str]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    splits: dict[str, pd.DataFrame]
+    spec: dict
+    report: dict
+    plan: Plan
+
+
 def prepare(table: TableRead, *, target_column: str, id_columns: list[str] | None, exclude_columns: list[str],
-            validation_fraction: float, test_fraction: float, seed: int,
-            input_uri: str = "") -> tuple[dict[str, pd.DataFrame], dict, dict]:
-    """The splits, the feature spec fitted on train, and the data report."""
+            validation_fraction: float, test_fraction: float, seed: int, input_uri: str = "") -> Prepared:
+    """The splits, the feature spec fitted on train, the data report, and the plan that made them."""
     where = _where(table, input_uri)
     target, ids, excluded = choose_columns(table, where, target_column, id_columns, exclude_columns)
     rows = TargetRows(table.frame, target, where)
@@ -148,7 +182,9 @@ def prepare(table: TableRead, *, target_column: str, id_columns: list[str] | Non
         "notes": [*_file_notes(table), *notes, *rows.notes],
     }
     report["summary"] = summary_lines(report)
-    return splits, spec, report
+    numbers = [name for name in cleaned.columns if name != target and is_number_column(cleaned[name])]
+    return Prepared(splits, spec, report, Plan(list(cleaned.columns), target, dataclasses.asdict(rows.scale), numbers,
+                                                 identity))
 
 
 def _file_notes(table: TableRead) -> list[str]:
@@ -191,22 +227,172 @@ def summary_lines(report: dict) -> list[str]:
 SHARDED_SPLITS = ("train", "validation")
 
 
-def split_files(name: str, frame: pd.DataFrame, shards: int) -> list[tuple[str, pd.DataFrame]]:
-    """(file name, rows) of one split: whole, or ``shards`` consecutive parts of near-equal size."""
+def split_files(name: str, frame: pd.DataFrame, shards: int, host: str = "") -> list[tuple[str, pd.DataFrame]]:
+    """(file name, rows) of one split: whole, or ``shards`` consecutive parts of near-equal size. The host of a
+    multi-host job names its own files, and writes each of them even when it is empty: a later run onto the same
+    output (new data under the same key) then replaces every one."""
+    stem = f"{name}-{host}" if host else name
     if shards == 1 or name not in SHARDED_SPLITS:
-        return [(f"{name}.parquet", frame)]
-    bounds = np.linspace(0, len(frame), shards + 1).round().astype(int)
-    return [(f"{name}-{index + 1}-of-{shards}.parquet", frame.iloc[start:end])
-            for index, (start, end) in enumerate(zip(bounds[:-1], bounds[1:]))]
+        files = [(f"{stem}.parquet", frame)]
+    else:
+        bounds = np.linspace(0, len(frame), shards + 1).round().astype(int)
+        files = [(f"{stem}-{index + 1}-of-{shards}.parquet", frame.iloc[start:end])
+                 for index, (start, end) in enumerate(zip(bounds[:-1], bounds[1:]))]
+    return files
+
+
+def write_splits(output_dir: Path, splits: dict[str, pd.DataFrame], shards: int = 1, host: str = "") -> None:
+    for name, frame in splits.items():
+        for file_name, rows in split_files(name, frame, shards, host):
+            write_table_atomic(output_dir / name / file_name, rows)
 
 
 def write_outputs(output_dir: Path, splits: dict[str, pd.DataFrame], spec: dict, report: dict,
                   shards: int = 1) -> None:
-    for name, frame in splits.items():
-        for file_name, rows in split_files(name, frame, shards):
-            write_table_atomic(output_dir / name / file_name, rows)
+    write_splits(output_dir, splits, shards)
     write_json_atomic(output_dir / "features" / FEATURE_SPEC_FILE, spec)
     write_json_atomic(output_dir / "report" / DATA_REPORT_FILE, report)
+
+
+def check_shards(sizes: dict[str, int], shards: int) -> None:
+    smallest = min(sizes[name] for name in SHARDED_SPLITS)
+    if smallest < shards:
+        raise ValueError(f"--shards {shards} (TrainingInstanceCount) is more than the rows of the "
+                         f"smallest split ({smallest:,}); use fewer training instances")
+
+
+# With several processing instances, the leader decides (columns, target scale, feature spec, leakage) on at most
+# this many rows, evenly spaced in each input file; all rows when the table is no larger. A million rows decide
+# medians, levels and leakage as well as ten, and keep the leader's memory what one instance needs for them.
+DECISION_ROWS = 1_000_000
+
+
+def read_shard(directory: Path, input_uri: str) -> TableRead | None:
+    """This host's share of the input files, or None when ShardedByS3Key gave it none."""
+    if not directory.is_dir() or not any(path.is_file() for path in directory.rglob("*")):
+        return None
+    return read_tables(directory, input_uri)
+
+
+def file_rows(table: TableRead | None) -> list[tuple[InputFile, pd.DataFrame]]:
+    """Each file read and its rows (the table holds them one file after the other)."""
+    if table is None:
+        return []
+    bounds = np.cumsum([0, *(source.rows for source in table.files)])
+    return [(source, table.frame.iloc[start:end]) for source, start, end in zip(table.files, bounds[:-1], bounds[1:])]
+
+
+def decision_quotas(rows_per_file: dict[str, int], limit: int) -> dict[str, int]:
+    """How many of each file's rows the decisions are made on: all of them up to ``limit`` rows in all, else
+    each file's share of ``limit``."""
+    total = sum(rows_per_file.values())
+    if total <= limit:
+        return dict(rows_per_file)
+    return {name: max(1, round(limit * rows / total)) if rows else 0 for name, rows in rows_per_file.items()}
+
+
+def numbers_as_planned(column: pd.Series) -> np.ndarray:
+    """A column the plan reads as numbers. Infinite values are missing, as Preprocess repairs them; so is text that
+    is no number, which a shard can hold in rows the plan was not decided on."""
+    try:
+        return numeric_values(column, "")
+    except ValueError:
+        values = pd.to_numeric(column.astype(object).map(plain_number_text), errors="coerce").to_numpy(dtype=float)
+        values[np.isinf(values)] = np.nan
+        return values
+
+
+def apply_plan(table: TableRead, plan: Plan, *, validation_fraction: float, test_fraction: float, seed: int,
+               input_uri: str) -> tuple[dict[str, pd.DataFrame], dict]:
+    """A shard's splits under the plan decided for the whole table, and its counts for the data report."""
+    rows = TargetRows(table.frame, plan.target, _where(table, input_uri), TargetScale(**plan.scale))
+    frame = rows.frame
+    for name in plan.numbers:
+        if pd.api.types.is_float_dtype(frame[name]) or not is_number_column(frame[name]):
+            frame[name] = numbers_as_planned(frame[name])
+    splits = split_by_identity(frame, plan.identity, validation_fraction, test_fraction, seed)
+    counts = {"read": len(table.frame), "used": len(frame), "dropped": rows.dropped,
+              "splits": {name: len(split) for name, split in splits.items()}}
+    return splits, counts
+
+
+def merged_report(report: dict, counts: list[dict], decided_on: int, hosts: int) -> dict:
+    """The leader's data report with the rows of every host: the counts are exact; when the decisions were made on
+    a sample of the rows, a note says so."""
+    read = sum(count["read"] for count in counts)
+    dropped = {reason: sum(count["dropped"].get(reason, 0) for count in counts)
+               for reason in {reason for count in counts for reason in count["dropped"]}}
+    report = {**report, "rows": {"read": read, "used": sum(count["used"] for count in counts),
+                                 "dropped": {reason: total for reason, total in sorted(dropped.items()) if total}},
+              "splits": {name: sum(count["splits"][name] for count in counts) for name in SPLITS},
+              "instances": hosts}
+    if decided_on < read:
+        report["notes"] = [*report["notes"], f"the columns, the target's outliers, the feature spec and the leakage "
+                           f"scan were decided on {decided_on:,} of the {read:,} rows read, evenly spaced in each "
+                           "file; the row counts and the splits cover every row"]
+    report["summary"] = summary_lines(report)
+    return report
+
+
+def prepare_across_hosts(arguments: argparse.Namespace, exchange: Exchange) -> dict | None:
+    """Preprocess on one of several processing instances: each reads and splits its own files, and the leader
+    decides for all on the rows it gathers (``DECISION_ROWS``). Returns the data report on the leader."""
+    leader = exchange.hosts.is_leader
+    shard = read_shard(arguments.input_dir, arguments.input_uri)
+    pieces = file_rows(shard)
+    facts = [{**dataclasses.asdict(source), "path": str(source.path)} for source, _ in pieces]
+    shares = exchange.gather([json.dumps({"files": facts, "findings": shard.findings if shard else [],
+                                          "left_out": shard.left_out if shard else []}).encode()])
+    quotas = b""
+    if leader:
+        shares = [json.loads(blobs[0]) for blobs in shares]
+        files = sorted((InputFile(**{**fact, "path": Path(fact["path"])}) for share in shares
+                       for fact in share["files"]), key=lambda source: source.display)
+        if not files:
+            read_tables(arguments.input_dir, arguments.input_uri)  # raises, naming the input
+        quotas = json.dumps(decision_quotas({source.display: source.rows for source in files},
+                                            arguments.decision_rows)).encode()
+    quotas = json.loads(exchange.broadcast(quotas))
+    gathered = exchange.gather([json.dumps([source.display for source, _ in pieces]).encode(),
+                                *(table_bytes(evenly_spaced(rows, quotas[source.display])) for source, rows in pieces)])
+    plan = b""
+    if leader:
+        by_file = {name: blob for blobs in gathered for name, blob in zip(json.loads(blobs[0]), blobs[1:])}
+        decided_on = joined_frames([frame_of_bytes(by_file[source.display]) for source in files])
+        table = TableRead(decided_on, files, list(dict.fromkeys(f for share in shares for f in share["findings"])),
+                          [item for share in shares for item in share["left_out"]])
+        prepared = prepare(table, target_column=arguments.target_column, id_columns=arguments.id_columns,
+                           exclude_columns=arguments.exclude_columns, validation_fraction=arguments.validation_fraction,
+                           test_fraction=arguments.test_fraction, seed=arguments.seed, input_uri=arguments.input_uri)
+        plan = json.dumps(dataclasses.asdict(prepared.plan)).encode()
+    plan = Plan(**json.loads(exchange.broadcast(plan)))
+    if shard is None:
+        splits = dict.fromkeys(SPLITS, pd.DataFrame(columns=plan.columns))
+        counts = {"read": 0, "used": 0, "dropped": {}, "splits": dict.fromkeys(SPLITS, 0)}
+    else:
+        splits, counts = apply_plan(shard, plan, validation_fraction=arguments.validation_fraction,
+                                    test_fraction=arguments.test_fraction, seed=arguments.seed,
+                                    input_uri=arguments.input_uri)
+    everyone = exchange.gather([json.dumps(counts).encode()])
+    report = None
+    if leader:
+        report = merged_report(prepared.report, [json.loads(blobs[0]) for blobs in everyone], len(decided_on),
+                               len(exchange.hosts.hosts))
+        idle = sum(1 for share in shares if not share["files"])
+        if idle:
+            report["warnings"].append(
+                f"{idle} of {len(shares)} processing instances received no input file and idled; give the input "
+                f"at least as many files as ProcessingInstanceCount ({len(shares)})")
+        check_split_sizes(report["splits"], prepared.report["input"])
+        check_shards(report["splits"], arguments.shards)
+    exchange.broadcast()  # the go-ahead: nothing is written until every host's rows passed the checks
+    write_splits(arguments.output_dir, splits, arguments.shards, exchange.hosts.current_host)
+    if leader:
+        write_json_atomic(arguments.output_dir / "features" / FEATURE_SPEC_FILE, prepared.spec)
+        write_json_atomic(arguments.output_dir / "report" / DATA_REPORT_FILE, report)
+    print(f"{exchange.hosts.current_host}: {counts['read']:,} rows from {len(pieces):,} file(s); "
+          + ", ".join(f"{name} {size:,}" for name, size in counts["splits"].items()))
+    return report
 
 
 def fraction(text: str) -> float:
@@ -238,6 +424,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--shards", type=positive_whole_number, default=1,
                         help="TrainingInstanceCount: write the train and validation splits in this many parts")
+    parser.add_argument("--decision-rows", type=positive_whole_number, default=DECISION_ROWS,
+                        help="with several processing instances, the rows the leader decides on at most")
     parser.add_argument("--input-dir", type=Path, default=opt_ml_root() / "processing" / "input" / "data")
     parser.add_argument("--output-dir", type=Path, default=opt_ml_root() / "processing",
                         help="parent of the train/, validation/, test/, features/ and report/ outputs")
@@ -249,22 +437,25 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     arguments = parse_arguments(argv)
+    hosts = ProcessingHosts.of_this_job(opt_ml_root() / "config")
     with failure_reporting("processing"):
-        # The table read is not kept: once split, its rows live on in the splits.
-        splits, spec, report = prepare(
-            read_tables(arguments.input_dir, arguments.input_uri), target_column=arguments.target_column,
-            id_columns=arguments.id_columns, exclude_columns=arguments.exclude_columns,
-            validation_fraction=arguments.validation_fraction, test_fraction=arguments.test_fraction,
-            seed=arguments.seed, input_uri=arguments.input_uri,
-        )
-        smallest = min(len(splits[name]) for name in SHARDED_SPLITS)
-        if smallest < arguments.shards:
-            raise ValueError(f"--shards {arguments.shards} (TrainingInstanceCount) is more than the rows of the "
-                             f"smallest split ({smallest:,}); use fewer training instances")
-        write_outputs(arguments.output_dir, splits, spec, report, arguments.shards)
-        for line in report["summary"]:
+        if hosts.distributed:
+            with hosts.exchange() as exchange:
+                report = prepare_across_hosts(arguments, exchange)
+        else:
+            # The table read is not kept: once split, its rows live on in the splits.
+            prepared = prepare(
+                read_tables(arguments.input_dir, arguments.input_uri), target_column=arguments.target_column,
+                id_columns=arguments.id_columns, exclude_columns=arguments.exclude_columns,
+                validation_fraction=arguments.validation_fraction, test_fraction=arguments.test_fraction,
+                seed=arguments.seed, input_uri=arguments.input_uri,
+            )
+            check_shards(prepared.report["splits"], arguments.shards)
+            write_outputs(arguments.output_dir, prepared.splits, prepared.spec, prepared.report, arguments.shards)
+            report = prepared.report
+        for line in report["summary"] if report else []:
             print(line)
-        for warning in report["warnings"]:
+        for warning in report["warnings"] if report else []:
             print(f"warning: {warning}")
 
 

@@ -411,7 +411,12 @@ def read_tables(directory: Path, input_uri: str = "") -> TableRead:
                 "under the input the same header, or point InputDataKey at one of them"
             )
         frames.append(frame)
-    return TableRead(_text_as_categories(_concatenated(frames)), files, findings, left_out)
+    return TableRead(joined_frames(frames), files, findings, left_out)
+
+
+def joined_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of several files' frames (in order) as one frame, as ``read_tables`` joins them."""
+    return _text_as_categories(_concatenated(frames))
 
 
 def _concatenated(frames: list[pd.DataFrame]) -> pd.DataFrame:

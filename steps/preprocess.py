@@ -13,7 +13,7 @@ OUTPUTS = ("train", "validation", "test", "features", "report")
 
 def preprocess_step(
     ctx: StepContext, *, input_uri, input_bucket, input_key, target_column, id_columns, exclude_columns,
-    instance_type, training_instance_count,
+    instance_type, instance_count, training_instance_count,
 ) -> ProcessingStep:
     # Keyed by everything that shapes the output, so a cached result never points at files that a
     # later run with other inputs overwrote; "name=value" segments stay non-empty when a value is.
@@ -22,13 +22,16 @@ def preprocess_step(
         input_bucket, input_key, Join(on="=", values=["target", target_column]),
         Join(on="=", values=["ids", id_columns]), Join(on="=", values=["exclude", exclude_columns]),
         Join(on="=", values=["shards", training_instance_count]),
+        # Each instance names its own files: runs on other instance counts must not mix theirs in.
+        Join(on="=", values=["instances", instance_count]),
     ])
     return script_processing_step(
         ctx, "Preprocess",
         framework="sklearn",
         script="preprocess.py",
         instance_type=instance_type,
-        inputs=[processing_input("data", input_uri, "/opt/ml/processing/input/data")],
+        instance_count=instance_count,
+        inputs=[processing_input("data", input_uri, "/opt/ml/processing/input/data", sharded=True)],
         outputs=[
             processing_output(name, Join(on="/", values=[output_root, name]), f"/opt/ml/processing/{name}")
             for name in OUTPUTS

@@ -12,11 +12,13 @@ from steps.context import MAX_JOB_SECONDS, StepContext
 CODE_DIR = "/opt/ml/processing/input/code"
 
 
-def processing_input(name: str, s3_uri, local_path: str) -> ProcessingInput:
+def processing_input(name: str, s3_uri, local_path: str, *, sharded: bool = False) -> ProcessingInput:
+    """sharded: with several instances, each gets its share of the objects (on one instance, all of them)."""
     return ProcessingInput(
         input_name=name,
         s3_input=ProcessingS3Input(
-            s3_uri=s3_uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"
+            s3_uri=s3_uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File",
+            s3_data_distribution_type="ShardedByS3Key" if sharded else "FullyReplicated",
         ),
     )
 
@@ -35,6 +37,7 @@ def script_processing_step(
     framework: str,
     script: str,
     instance_type,
+    instance_count=1,
     inputs: list[ProcessingInput],
     outputs: list[ProcessingOutput],
     arguments: list,
@@ -52,7 +55,7 @@ def script_processing_step(
     processor = Processor(
         role=settings.role_arn,
         image_uri=ctx.image(framework),
-        instance_count=1,  # the scripts do not shard their input
+        instance_count=instance_count,
         instance_type=instance_type,
         entrypoint=["python3", f"{CODE_DIR}/{script}"],
         volume_kms_key=settings.kms_key_id or None,

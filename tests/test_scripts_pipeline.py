@@ -167,10 +167,8 @@ def test_splits_partition_the_rows_in_the_requested_proportions(pipeline):
 def hashed_splits(frame: pd.DataFrame, ids=None, seed: int = 42) -> dict[str, pd.DataFrame]:
     from tabular_input import TableRead
 
-    splits, _, _ = preprocess.prepare(TableRead(frame.reset_index(drop=True), []), target_column=TARGET,
-                                      id_columns=ids, exclude_columns=[], validation_fraction=0.15,
-                                      test_fraction=0.15, seed=seed)
-    return splits
+    return preprocess.prepare(TableRead(frame.reset_index(drop=True), []), target_column=TARGET, id_columns=ids,
+                              exclude_columns=[], validation_fraction=0.15, test_fraction=0.15, seed=seed).splits
 
 
 def orders(splits: dict[str, pd.DataFrame]) -> dict[str, set]:

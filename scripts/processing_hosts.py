@@ -1,0 +1,164 @@
+"""The instances of a processing job, and the messages they exchange.
+
+A processing job with InstanceCount above one runs the same script on every instance. SageMaker names them in
+``/opt/ml/config/resourceconfig.json`` (``current_host``, ``hosts``: ``algo-1``, ``algo-2``, ...; "How Amazon
+SageMaker Processing Configures Your Processing Container"), gives each its share of the ShardedByS3Key inputs,
+and lets them reach each other by those names, as Spark processing jobs do. The scikit-learn image has no
+collective, so the hosts talk through ``multiprocessing.connection``: every other host connects to the leader
+(the first by name), which gathers what they send and broadcasts back.
+
+What travels is bytes (JSON, Arrow IPC): nothing received is unpickled. The connection key is the job's name,
+which keeps other jobs' hosts out; the job's own network (VPC, inter-container encryption) is what guards it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Client, Connection, Listener
+from pathlib import Path
+
+EXCHANGE_PORT = 9097
+# Set by the local engine only: its hosts share one machine, so each multi-host job gets a free port of its own.
+LOCAL_PORT_VARIABLE = "LOCALENGINE_CLUSTER_PORT"
+# How long the hosts wait for each other to join; a host that never comes fails the job instead of hanging it.
+CONNECT_TIMEOUT_SECONDS = 300
+
+
+class HostFailed(ValueError):
+    """Another host of the job failed; the message is its reason, naming the host."""
+
+
+@dataclass(frozen=True)
+class ProcessingHosts:
+    hosts: tuple[str, ...]
+    current_host: str
+    job_name: str = ""
+
+    @classmethod
+    def of_this_job(cls, config_dir: Path) -> "ProcessingHosts":
+        """The hosts named in ``config_dir``'s resourceconfig.json; one host when there is none (outside a job)."""
+        resources = config_dir / "resourceconfig.json"
+        job = config_dir / "processingjobconfig.json"
+        config = json.loads(resources.read_text()) if resources.is_file() else {}
+        hosts = tuple(config.get("hosts") or ["algo-1"])
+        name = json.loads(job.read_text()).get("ProcessingJobName", "") if job.is_file() else ""
+        return cls(hosts, config.get("current_host") or hosts[0], name)
+
+    @property
+    def distributed(self) -> bool:
+        return len(self.hosts) > 1
+
+    @property
+    def leader(self) -> str:
+        return sorted(self.hosts)[0]
+
+    @property
+    def is_leader(self) -> bool:
+        return self.current_host == self.leader
+
+    @contextlib.contextmanager
+    def exchange(self) -> Iterator["Exchange"]:
+        """The open connections: the leader's to every other host, or this host's to the leader. A failure inside
+        is sent to the other hosts before it propagates, so they stop with its reason instead of waiting."""
+        port = int(os.environ.get(LOCAL_PORT_VARIABLE, EXCHANGE_PORT))
+        key = f"processing-job:{self.job_name}".encode()
+        exchange = Exchange(self, _accept_all(self, port, key) if self.is_leader else
+                            {self.leader: _connect(self.leader, port, key, self.current_host)})
+        try:
+            yield exchange
+        except BaseException as error:
+            if isinstance(error, HostFailed):
+                exchange.tell_failure(str(error))
+            else:
+                exchange.tell_failure(f"{error} (on {self.current_host})" if isinstance(error, ValueError)
+                                      else f"{self.current_host} stopped: {type(error).__name__}: {error}")
+            raise
+        finally:
+            for connection in exchange.connections.values():
+                connection.close()
+
+
+def _accept_all(hosts: ProcessingHosts, port: int, key: bytes) -> dict[str, Connection]:
+    others = [host for host in hosts.hosts if host != hosts.current_host]
+    # accept() times out through the listening socket's own timeout, which only the default reaches; the
+    # connections accepted after it is reset are blocking again.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(CONNECT_TIMEOUT_SECONDS)
+    try:
+        listener = Listener(("0.0.0.0", port), authkey=key)
+    finally:
+        socket.setdefaulttimeout(previous)
+    connections = {}
+    with listener:
+        while len(connections) < len(others):
+            try:
+                connection = listener.accept()
+            except TimeoutError:
+                missing = ", ".join(sorted(set(others) - set(connections)))
+                raise ValueError(f"processing hosts {missing} did not connect to {hosts.current_host} within "
+                                 f"{CONNECT_TIMEOUT_SECONDS} s; see their logs") from None
+            connections[connection.recv_bytes().decode()] = connection
+    return {host: connections[host] for host in others}
+
+
+def _connect(leader: str, port: int, key: bytes, current_host: str) -> Connection:
+    deadline = time.monotonic() + CONNECT_TIMEOUT_SECONDS
+    while True:
+        try:
+            connection = Client((socket.gethostbyname(leader), port), authkey=key)
+            break
+        except (ConnectionRefusedError, socket.gaierror):
+            if time.monotonic() > deadline:
+                raise ValueError(f"could not reach the leading processing host {leader} on port {port} within "
+                                 f"{CONNECT_TIMEOUT_SECONDS} s; see its log") from None
+            time.sleep(0.2)
+    connection.send_bytes(current_host.encode())
+    return connection
+
+
+class Exchange:
+    def __init__(self, hosts: ProcessingHosts, connections: dict[str, Connection]):
+        self.hosts, self.connections = hosts, connections
+
+    def gather(self, blobs: list[bytes]) -> list[list[bytes]]:
+        """On the leader: every host's blobs, the leader's first, then by host name; elsewhere: []."""
+        if not self.hosts.is_leader:
+            self._send(self.hosts.leader, blobs)
+            return []
+        return [blobs, *(self._receive(host) for host in self.connections)]
+
+    def broadcast(self, blob: bytes = b"") -> bytes:
+        """The leader's ``blob``, on every host."""
+        if not self.hosts.is_leader:
+            return self._receive(self.hosts.leader)[0]
+        for host in self.connections:
+            self._send(host, [blob])
+        return blob
+
+    def tell_failure(self, message: str) -> None:
+        """Best effort: a host that is gone already needs no telling."""
+        for connection in self.connections.values():
+            with contextlib.suppress(OSError):
+                connection.send_bytes(json.dumps({"failed": message}).encode())
+
+    def _send(self, host: str, blobs: list[bytes]) -> None:
+        connection = self.connections[host]
+        connection.send_bytes(json.dumps({"blobs": len(blobs)}).encode())
+        for blob in blobs:
+            connection.send_bytes(blob)
+
+    def _receive(self, host: str) -> list[bytes]:
+        connection = self.connections[host]
+        try:
+            header = json.loads(connection.recv_bytes())
+            if "failed" in header:
+                raise HostFailed(header["failed"])
+            return [connection.recv_bytes() for _ in range(header["blobs"])]
+        except (EOFError, OSError):
+            raise HostFailed(f"processing host {host} stopped without a word; see its log") from None
