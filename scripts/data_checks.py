@@ -196,8 +196,53 @@ def _name_words(name: str) -> list[str]:
     return [word.lower() for word in re.split(r"[_\s.\-]+|(?<=[a-z])(?=[A-Z])", name) if word]
 
 
-def _is_id_like(name: str, column: pd.Series, numeric: bool) -> bool:
-    if len(column) < MIN_ROWS_FOR_ID_GUESS or column.isna().any() or column.nunique() != len(column):
+def plain_value(value):
+    """A numpy scalar as the Python value it holds (JSON takes it, and a person reads 1.0, not np.float64(1.0))."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@dataclass(frozen=True)
+class ColumnFacts:
+    """A column over every row of a table whose decisions are made on a sample of them: the rows, how many hold
+    a value, the one value they all hold (None when they hold several) and the range of its numbers. A sample
+    cannot tell these: a rare value may miss it, and a sample of 1, 2, ..., n is not contiguous."""
+
+    rows: int
+    present: int
+    only_value: str | float | bool | None
+    low: float | None = None
+    high: float | None = None
+
+    @classmethod
+    def of(cls, column: pd.Series) -> "ColumnFacts":
+        present = column.dropna()
+        if is_number_column(column):
+            low, high = (float(present.min()), float(present.max())) if len(present) else (None, None)
+            only = [] if low is None else [low] if low == high else [low, high]
+        else:
+            low = high = None
+            if isinstance(column.dtype, pd.CategoricalDtype):
+                codes = np.unique(column.cat.codes.to_numpy())
+                only = column.cat.categories[codes[codes >= 0][:2]]
+            else:
+                only = pd.unique(present.to_numpy(dtype=object))[:2]
+        return cls(len(column), len(present), plain_value(only[0]) if len(only) == 1 else None, low, high)
+
+    @classmethod
+    def merged(cls, shards: list["ColumnFacts"]) -> "ColumnFacts":
+        holding = [facts for facts in shards if facts.present]
+        only = {facts.only_value for facts in holding}
+        lows = [facts.low for facts in holding if facts.low is not None]
+        highs = [facts.high for facts in holding if facts.high is not None]
+        return cls(sum(facts.rows for facts in shards), sum(facts.present for facts in holding),
+                   only.pop() if len(only) == 1 else None, min(lows, default=None), max(highs, default=None))
+
+
+def _is_id_like(name: str, column: pd.Series, numeric: bool, whole: ColumnFacts | None) -> bool:
+    """A different value in every row, and for numbers whole ones that count up (1, 2, ..., n), run in order, or
+    sit under an id's name. On a sample (``whole`` given), the gaps and the range are the whole column's."""
+    complete = whole.present == whole.rows if whole else not column.isna().any()
+    if len(column) < MIN_ROWS_FOR_ID_GUESS or not complete or column.nunique() != len(column):
         return False
     if not numeric:
         return True
@@ -205,7 +250,7 @@ def _is_id_like(name: str, column: pd.Series, numeric: bool) -> bool:
     if not np.all(np.mod(values, 1) == 0):
         return False
     steps = np.diff(values)
-    contiguous = np.ptp(values) == len(values) - 1
+    contiguous = whole.high - whole.low == whole.rows - 1 if whole else np.ptp(values) == len(values) - 1
     monotonic = bool(np.all(steps > 0) or np.all(steps < 0))
     words = _name_words(name)
     return contiguous or monotonic or bool(words and words[-1] in ID_WORDS)
@@ -243,24 +288,28 @@ def repair_numbers(frame: pd.DataFrame, target: str) -> list[str]:
 
 
 def leave_out_reasons(frame: pd.DataFrame, target: str, id_columns: list[str] | None,
-                      exclude_columns: list[str]) -> dict[str, str]:
-    """Columns that are not features, each with the reason; id-like ones are guessed unless IdColumns names them."""
+                      exclude_columns: list[str], whole: dict[str, ColumnFacts] | None = None) -> dict[str, str]:
+    """Columns that are not features, each with the reason; id-like ones are guessed unless IdColumns names them.
+    When ``frame`` is a sample of a table, ``whole`` holds each column's facts over all of it."""
     reasons = {}
     for name in frame.columns:
         if name == target:
             continue
         column = frame[name]
         present = column.dropna()
+        facts = whole[name] if whole else ColumnFacts(len(column), len(present), None)
         numeric = is_number_column(column)
         if name in exclude_columns:
             reasons[name] = "named in ExcludeColumns"
         elif id_columns is not None and name in id_columns:
             reasons[name] = "named in IdColumns"
-        elif present.empty:
+        elif facts.present == 0:
             reasons[name] = "empty in every row"
-        elif present.nunique() == 1 and len(present) == len(column):
-            reasons[name] = f"the same value in every row ({present.iloc[0]!r})"
-        elif id_columns is None and _is_id_like(name, column, numeric):
+        elif whole is None and present.nunique() == 1 and len(present) == len(column):
+            reasons[name] = f"the same value in every row ({plain_value(present.iloc[0])!r})"
+        elif whole is not None and facts.only_value is not None and facts.present == facts.rows:
+            reasons[name] = f"the same value in every row ({facts.only_value!r})"
+        elif id_columns is None and _is_id_like(name, column, numeric, whole and facts):
             reasons[name] = "id-like: a different value in every row (name it in IdColumns to decide yourself)"
         elif not numeric and present.nunique() > max(MIN_DISTINCT_FOR_FREE_TEXT,
                                                      MAX_DISTINCT_TEXT_SHARE * len(present)):

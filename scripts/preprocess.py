@@ -23,7 +23,7 @@ from container import (
     write_json_atomic, write_table_atomic,
 )
 from data_checks import (
-    DATA_REPORT_FILE, TargetRows, TargetScale, evenly_spaced, format_number, leave_out_reasons, repair_numbers,
+    DATA_REPORT_FILE, ColumnFacts, TargetRows, TargetScale, evenly_spaced, format_number, leave_out_reasons, repair_numbers,
     resolve_column, resolve_columns, suspected_leaks, target_summary,
 )
 from features import (
@@ -143,13 +143,15 @@ class Prepared:
 
 
 def prepare(table: TableRead, *, target_column: str, id_columns: list[str] | None, exclude_columns: list[str],
-            validation_fraction: float, test_fraction: float, seed: int, input_uri: str = "") -> Prepared:
-    """The splits, the feature spec fitted on train, the data report, and the plan that made them."""
+            validation_fraction: float, test_fraction: float, seed: int, input_uri: str = "",
+            whole: dict[str, ColumnFacts] | None = None) -> Prepared:
+    """The splits, the feature spec fitted on train, the data report, and the plan that made them. When the table
+    is a sample of the rows, ``whole`` holds each column's facts over all of them."""
     where = _where(table, input_uri)
     target, ids, excluded = choose_columns(table, where, target_column, id_columns, exclude_columns)
     rows = TargetRows(table.frame, target, where)
     notes = [*table.findings, *repair_numbers(rows.frame, target)]
-    left_out = leave_out_reasons(rows.frame, target, ids, excluded)
+    left_out = leave_out_reasons(rows.frame, target, ids, excluded, whole)
     # The splits keep every column, left-out ones too: an approved champion trained on other columns
     # is scored on exactly these rows, and the feature spec decides what each model reads.
     cleaned = rows.frame
@@ -350,20 +352,30 @@ def prepare_across_hosts(arguments: argparse.Namespace, exchange: Exchange) -> d
                        for fact in share["files"]), key=lambda source: source.display)
         if not files:
             read_tables(arguments.input_dir, arguments.input_uri)  # raises, naming the input
-        quotas = json.dumps(decision_quotas({source.display: source.rows for source in files},
-                                            arguments.decision_rows)).encode()
+        rows = {source.display: source.rows for source in files}
+        quotas = decision_quotas(rows, arguments.decision_rows)
+        quotas = json.dumps({"quotas": quotas, "sampled": sum(quotas.values()) < sum(rows.values())}).encode()
     quotas = json.loads(exchange.broadcast(quotas))
-    gathered = exchange.gather([json.dumps([source.display for source, _ in pieces]).encode(),
-                                *(table_bytes(evenly_spaced(rows, quotas[source.display])) for source, rows in pieces)])
+    # Sampled, the decisions need what only every row can tell about each column.
+    facts = {name: dataclasses.asdict(ColumnFacts.of(shard.frame[name])) for name in shard.frame.columns} \
+        if quotas["sampled"] and shard else {}
+    gathered = exchange.gather([
+        json.dumps({"files": [source.display for source, _ in pieces], "facts": facts}).encode(),
+        *(table_bytes(evenly_spaced(rows, quotas["quotas"][source.display])) for source, rows in pieces)])
     plan = b""
     if leader:
-        by_file = {name: blob for blobs in gathered for name, blob in zip(json.loads(blobs[0]), blobs[1:])}
+        headers = [json.loads(blobs[0]) for blobs in gathered]
+        by_file = {name: blob for header, blobs in zip(headers, gathered) for name, blob in zip(header["files"], blobs[1:])}
         decided_on = joined_frames([frame_of_bytes(by_file[source.display]) for source in files])
+        whole = {name: ColumnFacts.merged([ColumnFacts(**header["facts"][name]) for header in headers
+                                           if header["facts"]]) for name in decided_on.columns} \
+            if quotas["sampled"] else None
         table = TableRead(decided_on, files, list(dict.fromkeys(f for share in shares for f in share["findings"])),
                           [item for share in shares for item in share["left_out"]])
         prepared = prepare(table, target_column=arguments.target_column, id_columns=arguments.id_columns,
                            exclude_columns=arguments.exclude_columns, validation_fraction=arguments.validation_fraction,
-                           test_fraction=arguments.test_fraction, seed=arguments.seed, input_uri=arguments.input_uri)
+                           test_fraction=arguments.test_fraction, seed=arguments.seed, input_uri=arguments.input_uri,
+                           whole=whole)
         plan = json.dumps(dataclasses.asdict(prepared.plan)).encode()
     plan = Plan(**json.loads(exchange.broadcast(plan)))
     if shard is None:

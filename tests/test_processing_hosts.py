@@ -1,0 +1,169 @@
+"""Preprocess on several processing instances: real processes, one per host, each with its own /opt/ml, its
+share of the input files as ShardedByS3Key deals them, the hosts in its resourceconfig.json, meeting over a
+socket on this machine."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from container import TableBatches  # noqa: E402
+from preprocess import SPLITS  # noqa: E402
+
+HOSTNAMES_SHIM = REPO / "localengine" / "image_data" / "hostnames"
+SAMPLE = pd.read_csv(REPO / "data" / "ames_housing.csv")
+INPUT_URI = "s3://bucket/incoming/"
+
+
+def sample_files(count: int) -> list[pd.DataFrame]:
+    """The sample dealt into ``count`` files, row i to file i mod count."""
+    return [SAMPLE.iloc[index::count] for index in range(count)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_hosts(root: Path, files: list[pd.DataFrame], hosts: int, *arguments: str) -> list[subprocess.CompletedProcess]:
+    """Preprocess on ``hosts`` processes; host i reads files i, i + hosts, ... (the engine's ShardedByS3Key)."""
+    names = [f"algo-{number}" for number in range(1, hosts + 1)]
+    port, processes = free_port(), []
+    for index, name in enumerate(names):
+        opt_ml = root / name
+        data = opt_ml / "processing" / "input" / "data"
+        data.mkdir(parents=True)
+        for number in range(index, len(files), hosts):
+            files[number].to_csv(data / f"part-{number:02d}.csv", index=False)
+        (opt_ml / "config").mkdir()
+        (opt_ml / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": name, "hosts": names}))
+        (opt_ml / "config" / "processingjobconfig.json").write_text(json.dumps({"ProcessingJobName": root.name}))
+        environment = {**os.environ, "SM_OPT_ML": str(opt_ml), "LOCALENGINE_CLUSTER_PORT": str(port),
+                       "PYTHONPATH": str(HOSTNAMES_SHIM)}
+        processes.append(subprocess.Popen(
+            [sys.executable, str(REPO / "scripts" / "preprocess.py"), "--target-column", "SalePrice",
+             "--input-uri", INPUT_URI, *arguments], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True))
+    return [subprocess.CompletedProcess(process.args, process.wait(timeout=300), *process.communicate())
+            for process in processes]
+
+
+def outputs(root: Path, output: str) -> Path:
+    return root / "algo-1" / "processing" / output
+
+
+def split_rows(root: Path) -> dict[str, pd.DataFrame]:
+    """Each split as every host wrote it, in one frame ordered by the sample's Order column."""
+    return {name: TableBatches(_gathered(root, name), name).frame().sort_values("Order").reset_index(drop=True)
+            for name in SPLITS}
+
+
+def _gathered(root: Path, split: str) -> Path:
+    """The split's files of every host in one directory, as the shared S3 output holds them."""
+    gathered = root / "gathered" / split
+    gathered.mkdir(parents=True, exist_ok=True)
+    for path in root.glob(f"algo-*/processing/{split}/*.parquet"):
+        (gathered / path.name).write_bytes(path.read_bytes())
+    return gathered
+
+
+@pytest.fixture(scope="module")
+def one_host(tmp_path_factory):
+    root = tmp_path_factory.mktemp("one-host")
+    [finished] = run_hosts(root, sample_files(4), 1, "--shards", "2")
+    assert finished.returncode == 0, finished.stderr
+    return root
+
+
+def test_two_hosts_split_and_decide_exactly_as_one(tmp_path, one_host):
+    """A table within DECISION_ROWS is decided on whole: the same spec, the same report, the same rows in
+    each split, each host writing its own parts."""
+    finished = run_hosts(tmp_path, sample_files(4), 2, "--shards", "2")
+    assert [host.returncode for host in finished] == [0, 0], finished[0].stderr + finished[1].stderr
+    assert json.loads((outputs(tmp_path, "features") / "features.json").read_text()) == \
+        json.loads((outputs(one_host, "features") / "features.json").read_text())
+    report = json.loads((outputs(tmp_path, "report") / "data-report.json").read_text())
+    alone = json.loads((outputs(one_host, "report") / "data-report.json").read_text())
+    assert report.pop("instances") == 2
+    assert report == alone
+    assert not (tmp_path / "algo-2" / "processing" / "features").exists()  # the leader writes the spec
+    assert sorted(path.name for path in tmp_path.glob("algo-*/processing/train/*")) == [
+        "train-algo-1-1-of-2.parquet", "train-algo-1-2-of-2.parquet",
+        "train-algo-2-1-of-2.parquet", "train-algo-2-2-of-2.parquet"]
+    both, single = split_rows(tmp_path), split_rows(one_host)
+    for name in SPLITS:
+        pd.testing.assert_frame_equal(both[name], single[name], check_dtype=False, check_categorical=False)
+    assert "read 2,930 rows from s3://bucket/incoming/ (4 files)" in finished[0].stdout
+    assert finished[1].stdout.startswith("algo-2: 1,465 rows from 2 file(s)")
+
+
+def test_a_sample_decides_and_every_row_is_split(tmp_path, one_host):
+    """Above --decision-rows the leader decides on evenly spaced rows of each file; the counts and the splits
+    still cover every row, each in the split its identity hash gives it."""
+    finished = run_hosts(tmp_path, sample_files(4), 2, "--shards", "2", "--decision-rows", "1000")
+    assert [host.returncode for host in finished] == [0, 0], finished[0].stderr + finished[1].stderr
+    report = json.loads((outputs(tmp_path, "report") / "data-report.json").read_text())
+    alone = json.loads((outputs(one_host, "report") / "data-report.json").read_text())
+    assert report["rows"] == alone["rows"] and report["splits"] == alone["splits"]
+    assert "decided on 1,000 of the 2,930 rows read" in report["notes"][-1]
+    spec = json.loads((outputs(tmp_path, "features") / "features.json").read_text())
+    whole = json.loads((outputs(one_host, "features") / "features.json").read_text())
+    assert spec["numeric"] == whole["numeric"] and spec["categorical"] == whole["categorical"]
+    # A third of the rows places each median within a few percent of the whole table's spread.
+    spreads = {name: np.std(SAMPLE[name].dropna()) for name in whole["numeric"]}
+    assert max(abs(spec["medians"][name] - whole["medians"][name]) / spreads[name] for name in spreads) < 0.25
+    for name in SPLITS:
+        assert split_rows(tmp_path)[name]["Order"].tolist() == split_rows(one_host)[name]["Order"].tolist()
+
+
+def test_an_instance_without_files_idles_writes_empty_parts_and_says_so(tmp_path):
+    finished = run_hosts(tmp_path, sample_files(2), 3, "--shards", "2")
+    assert [host.returncode for host in finished] == [0, 0, 0], finished[0].stderr
+    report = json.loads((outputs(tmp_path, "report") / "data-report.json").read_text())
+    assert report["warnings"][-1] == ("1 of 3 processing instances received no input file and idled; give the "
+                                      "input at least as many files as ProcessingInstanceCount (3)")
+    # Every part is written, empty ones too, so a later run onto the same output replaces each of them.
+    idle = sorted(path.name for path in (tmp_path / "algo-3" / "processing").glob("*/*.parquet"))
+    assert idle == ["test-algo-3.parquet", "train-algo-3-1-of-2.parquet", "train-algo-3-2-of-2.parquet",
+                    "validation-algo-3-1-of-2.parquet", "validation-algo-3-2-of-2.parquet"]
+    assert sum(len(split) for split in split_rows(tmp_path).values()) == len(SAMPLE)
+
+
+def test_a_bad_value_on_one_host_fails_every_host_with_its_reason_and_writes_nothing(tmp_path):
+    files = sample_files(4)
+    files[3] = files[3].astype({"SalePrice": object})
+    files[3].iloc[7, files[3].columns.get_loc("SalePrice")] = "call us"
+    # Decided on a sample that misses the bad row, so the host that holds it finds it while applying the plan.
+    finished = run_hosts(tmp_path, files, 2, "--decision-rows", "100")
+    assert [host.returncode for host in finished] == [1, 1]
+    reason = ("TargetColumn 'SalePrice' must hold numbers, but 1 of 1,465 values in s3://bucket/incoming/ are "
+              "text (e.g. 'call us'); choose a numeric column as TargetColumn or fix those values")
+    assert (tmp_path / "algo-2" / "output" / "message").read_text().strip() == reason
+    assert (tmp_path / "algo-1" / "output" / "message").read_text().strip() == f"{reason} (on algo-2)"
+    assert not list(tmp_path.glob("algo-*/processing/*/*.parquet"))
+    assert not list(tmp_path.glob("algo-*/processing/*/*.json"))
+
+
+def test_column_facts_over_shards_tell_what_a_sample_cannot():
+    from data_checks import ColumnFacts, leave_out_reasons
+
+    shards = [pd.DataFrame({"row": np.arange(1, 501), "kind": ["a"] * 500, "gaps": [1.0] * 500}),
+              pd.DataFrame({"row": np.arange(501, 1001), "kind": ["a"] * 499 + ["b"], "gaps": [1.0] * 499 + [None]})]
+    whole = {name: ColumnFacts.merged([ColumnFacts.of(shard[name]) for shard in shards]) for name in shards[0]}
+    assert whole["row"] == ColumnFacts(1000, 1000, None, 1.0, 1000.0)
+    assert whole["kind"].only_value is None and whole["gaps"].only_value == 1.0
+    # Every 7th row, shuffled: no contiguous range, no order, "a" and 1.0 in every row of it.
+    sample = pd.concat(shards, ignore_index=True).iloc[::7].sample(frac=1, random_state=0)
+    assert leave_out_reasons(sample, "target", None, []) == {
+        "kind": "the same value in every row ('a')", "gaps": "the same value in every row (1.0)"}
+    assert leave_out_reasons(sample, "target", None, [], whole) == {
+        "row": "id-like: a different value in every row (name it in IdColumns to decide yourself)"}
