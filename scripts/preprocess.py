@@ -4,6 +4,9 @@ Reads every delimited file under the input directory (see tabular_input.py), kee
 usable target, decides which columns are features (data_checks.py), splits the rows by a seeded hash
 of each row's identity and writes the raw cleaned rows of each split, the feature spec fitted on the training
 split only, and a data report saying what was done to the data and what looks wrong.
+
+On several processing instances (ProcessingInstanceCount), each reads and splits its own share of the files,
+and the leader decides for all on the rows it gathers from them (``prepare_across_hosts``).
 """
 
 import argparse
@@ -338,46 +341,24 @@ def merged_report(report: dict, counts: list[dict], decided_on: int, hosts: int)
 
 def prepare_across_hosts(arguments: argparse.Namespace, exchange: Exchange) -> dict | None:
     """Preprocess on one of several processing instances: each reads and splits its own files, and the leader
-    decides for all on the rows it gathers (``DECISION_ROWS``). Returns the data report on the leader."""
+    decides for all on the rows it gathers (``--decision-rows``). Returns the data report on the leader."""
     leader = exchange.hosts.is_leader
     shard = read_shard(arguments.input_dir, arguments.input_uri)
     pieces = file_rows(shard)
-    facts = [{**dataclasses.asdict(source), "path": str(source.path)} for source, _ in pieces]
-    shares = exchange.gather([json.dumps({"files": facts, "findings": shard.findings if shard else [],
-                                          "left_out": shard.left_out if shard else []}).encode()])
-    quotas = b""
-    if leader:
-        shares = [json.loads(blobs[0]) for blobs in shares]
-        files = sorted((InputFile(**{**fact, "path": Path(fact["path"])}) for share in shares
-                       for fact in share["files"]), key=lambda source: source.display)
-        if not files:
-            read_tables(arguments.input_dir, arguments.input_uri)  # raises, naming the input
-        rows = {source.display: source.rows for source in files}
-        quotas = decision_quotas(rows, arguments.decision_rows)
-        quotas = json.dumps({"quotas": quotas, "sampled": sum(quotas.values()) < sum(rows.values())}).encode()
-    quotas = json.loads(exchange.broadcast(quotas))
+    shares = exchange.gather([json.dumps({
+        "files": [{**dataclasses.asdict(source), "path": str(source.path)} for source, _ in pieces],
+        "findings": shard.findings if shard else [], "left_out": shard.left_out if shard else []}).encode()])
+    shares = [json.loads(blobs[0]) for blobs in shares]
+    sampling = json.loads(exchange.broadcast(_sampling(shares, arguments) if leader else b""))
     # Sampled, the decisions need what only every row can tell about each column.
     facts = {name: dataclasses.asdict(ColumnFacts.of(shard.frame[name])) for name in shard.frame.columns} \
-        if quotas["sampled"] and shard else {}
+        if sampling["sampled"] and shard else {}
     gathered = exchange.gather([
         json.dumps({"files": [source.display for source, _ in pieces], "facts": facts}).encode(),
-        *(table_bytes(evenly_spaced(rows, quotas["quotas"][source.display])) for source, rows in pieces)])
-    plan = b""
-    if leader:
-        headers = [json.loads(blobs[0]) for blobs in gathered]
-        by_file = {name: blob for header, blobs in zip(headers, gathered) for name, blob in zip(header["files"], blobs[1:])}
-        decided_on = joined_frames([frame_of_bytes(by_file[source.display]) for source in files])
-        whole = {name: ColumnFacts.merged([ColumnFacts(**header["facts"][name]) for header in headers
-                                           if header["facts"]]) for name in decided_on.columns} \
-            if quotas["sampled"] else None
-        table = TableRead(decided_on, files, list(dict.fromkeys(f for share in shares for f in share["findings"])),
-                          [item for share in shares for item in share["left_out"]])
-        prepared = prepare(table, target_column=arguments.target_column, id_columns=arguments.id_columns,
-                           exclude_columns=arguments.exclude_columns, validation_fraction=arguments.validation_fraction,
-                           test_fraction=arguments.test_fraction, seed=arguments.seed, input_uri=arguments.input_uri,
-                           whole=whole)
-        plan = json.dumps(dataclasses.asdict(prepared.plan)).encode()
-    plan = Plan(**json.loads(exchange.broadcast(plan)))
+        *(table_bytes(evenly_spaced(rows, sampling["quotas"][source.display])) for source, rows in pieces)])
+    decided = _decided(arguments, shares, gathered, sampling["sampled"]) if leader else None
+    plan = Plan(**json.loads(exchange.broadcast(json.dumps(dataclasses.asdict(decided.plan)).encode()
+                                                if leader else b"")))
     if shard is None:
         splits = dict.fromkeys(SPLITS, pd.DataFrame(columns=plan.columns))
         counts = {"read": 0, "used": 0, "dropped": {}, "splits": dict.fromkeys(SPLITS, 0)}
@@ -385,25 +366,69 @@ def prepare_across_hosts(arguments: argparse.Namespace, exchange: Exchange) -> d
         splits, counts = apply_plan(shard, plan, validation_fraction=arguments.validation_fraction,
                                     test_fraction=arguments.test_fraction, seed=arguments.seed,
                                     input_uri=arguments.input_uri)
-    everyone = exchange.gather([json.dumps(counts).encode()])
-    report = None
-    if leader:
-        report = merged_report(prepared.report, [json.loads(blobs[0]) for blobs in everyone], len(decided_on),
-                               len(exchange.hosts.hosts))
-        idle = sum(1 for share in shares if not share["files"])
-        if idle:
-            report["warnings"].append(
-                f"{idle} of {len(shares)} processing instances received no input file and idled; give the input "
-                f"at least as many files as ProcessingInstanceCount ({len(shares)})")
-        check_split_sizes(report["splits"], prepared.report["input"])
-        check_shards(report["splits"], arguments.shards)
+    everyone = [json.loads(blobs[0]) for blobs in exchange.gather([json.dumps(counts).encode()])]
+    report = _checked_report(decided, everyone, shares, arguments.shards) if leader else None
     exchange.broadcast()  # the go-ahead: nothing is written until every host's rows passed the checks
     write_splits(arguments.output_dir, splits, arguments.shards, exchange.hosts.current_host)
     if leader:
-        write_json_atomic(arguments.output_dir / "features" / FEATURE_SPEC_FILE, prepared.spec)
+        write_json_atomic(arguments.output_dir / "features" / FEATURE_SPEC_FILE, decided.spec)
         write_json_atomic(arguments.output_dir / "report" / DATA_REPORT_FILE, report)
     print(f"{exchange.hosts.current_host}: {counts['read']:,} rows from {len(pieces):,} file(s); "
           + ", ".join(f"{name} {size:,}" for name, size in counts["splits"].items()))
+    return report
+
+
+def _files(shares: list[dict]) -> list[InputFile]:
+    """Every host's files, in key order as one instance reads them."""
+    return sorted((InputFile(**{**fact, "path": Path(fact["path"])}) for share in shares for fact in share["files"]),
+                  key=lambda source: source.display)
+
+
+def _sampling(shares: list[dict], arguments: argparse.Namespace) -> bytes:
+    """The leader's word on how many rows of each file it decides on, and whether that is fewer than all."""
+    files = _files(shares)
+    if not files:
+        read_tables(arguments.input_dir, arguments.input_uri)  # raises, naming the input
+    rows = {source.display: source.rows for source in files}
+    quotas = decision_quotas(rows, arguments.decision_rows)
+    return json.dumps({"quotas": quotas, "sampled": sum(quotas.values()) < sum(rows.values())}).encode()
+
+
+@dataclass(frozen=True)
+class Decided:
+    spec: dict
+    report: dict
+    plan: Plan
+    rows: int  # the rows decided on
+
+
+def _decided(arguments: argparse.Namespace, shares: list[dict], gathered: list[list[bytes]], sampled: bool) -> Decided:
+    """What the leader decides for every host, on the rows gathered from all of them (kept no longer than this)."""
+    headers = [json.loads(blobs[0]) for blobs in gathered]
+    by_file = {name: blob for header, blobs in zip(headers, gathered) for name, blob in zip(header["files"], blobs[1:])}
+    files = _files(shares)
+    rows = joined_frames([frame_of_bytes(by_file[source.display]) for source in files])
+    whole = {name: ColumnFacts.merged([ColumnFacts(**header["facts"][name]) for header in headers if header["facts"]])
+             for name in rows.columns} if sampled else None
+    table = TableRead(rows, files, list(dict.fromkeys(finding for share in shares for finding in share["findings"])),
+                      [item for share in shares for item in share["left_out"]])
+    prepared = prepare(table, target_column=arguments.target_column, id_columns=arguments.id_columns,
+                       exclude_columns=arguments.exclude_columns, validation_fraction=arguments.validation_fraction,
+                       test_fraction=arguments.test_fraction, seed=arguments.seed, input_uri=arguments.input_uri,
+                       whole=whole)
+    return Decided(prepared.spec, prepared.report, prepared.plan, len(rows))
+
+
+def _checked_report(decided: Decided, counts: list[dict], shares: list[dict], shards: int) -> dict:
+    """The data report with every host's counts; raises when the splits of all the rows break a rule."""
+    report = merged_report(decided.report, counts, decided.rows, len(shares))
+    idle = sum(1 for share in shares if not share["files"])
+    if idle:
+        report["warnings"].append(
+            f"{idle} of {len(shares)} processing instances received no input file and idled; give the input "
+            f"at least as many files as ProcessingInstanceCount ({len(shares)})")
+    check_split_sizes(report["splits"], report["input"])
+    check_shards(report["splits"], shards)
     return report
 
 

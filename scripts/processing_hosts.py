@@ -91,7 +91,8 @@ def _accept_all(hosts: ProcessingHosts, port: int, key: bytes) -> dict[str, Conn
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(CONNECT_TIMEOUT_SECONDS)
     try:
-        listener = Listener(("0.0.0.0", port), authkey=key)
+        # On the address its own name resolves to, which the other hosts reach it by: no other interface.
+        listener = Listener((socket.gethostbyname(hosts.current_host), port), authkey=key)
     finally:
         socket.setdefaulttimeout(previous)
     connections = {}

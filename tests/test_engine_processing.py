@@ -200,3 +200,51 @@ def test_service_validation_happens_before_anything_runs(tmp_path):
                                               "64 letters, digits, hyphens or underscores"):
         env.run([badly_named])
     assert not (env.work_dir / "executions").exists()
+
+
+HOST_CONTRACT = """
+    import json, os, socket, sys
+    opt_ml = os.environ["SM_OPT_ML"]
+    config = json.load(open(os.path.join(opt_ml, "config", "resourceconfig.json")))
+    host = config["current_host"]
+    inputs = os.path.join(opt_ml, "processing", "input")
+    listing = sorted(os.path.relpath(os.path.join(d, f), inputs) for d, _, fs in os.walk(inputs) for f in fs)
+    with open(os.path.join(opt_ml, "processing", "report", host + ".json"), "w") as f:
+        json.dump({"hosts": config["hosts"], "inputs": listing, "port": os.environ.get("LOCALENGINE_CLUSTER_PORT"),
+                   "addresses": [socket.gethostbyname(name) for name in config["hosts"]]}, f)
+    if host == os.environ.get("FAILING_HOST"):
+        os.makedirs(os.path.join(opt_ml, "output"), exist_ok=True)
+        open(os.path.join(opt_ml, "output", "message"), "w").write("no rows in my share")
+        sys.exit(2)
+"""
+
+
+def test_each_processing_host_gets_its_share_and_all_outputs_are_published(tmp_path):
+    env = Env(tmp_path)
+    for number in range(3):
+        env.s3.put_bytes(f"{BUCKET}/raw/part-{number}.csv", b"a\n1\n")
+    env.s3.put_bytes(f"{BUCKET}/lookup/table.json", b"{}")
+    step = processing_step("Shard", env.script("hosts.py", HOST_CONTRACT),
+                           inputs={"raw": f"{BUCKET}/raw", "lookup": f"{BUCKET}/lookup"},
+                           outputs={"report": f"{BUCKET}/out/report"})
+    step["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = 2
+    step["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3DataDistributionType"] = "ShardedByS3Key"
+    result = env.run([step])
+    assert result.status == "Succeeded", result.failure_reason
+    first, second = (json.loads(env.s3.read_bytes(f"{BUCKET}/out/report/{host}.json")) for host in ("algo-1", "algo-2"))
+    assert first["hosts"] == second["hosts"] == ["algo-1", "algo-2"]
+    assert first["inputs"] == ["code/hosts.py", "lookup/table.json", "raw/part-0.csv", "raw/part-2.csv"]
+    assert second["inputs"] == ["code/hosts.py", "lookup/table.json", "raw/part-1.csv"]
+    assert first["addresses"] == ["127.0.0.1", "127.0.0.1"] and first["port"] == second["port"] is not None
+    assert result.steps["Shard"].log_path.with_name("Shard.algo-2.log").is_file()
+
+
+def test_a_failing_processing_host_fails_the_job_with_its_reason_and_publishes_nothing(tmp_path):
+    env = Env(tmp_path)
+    step = processing_step("Shard", env.script("hosts.py", HOST_CONTRACT), outputs={"report": f"{BUCKET}/out/report"},
+                           environment={"FAILING_HOST": "algo-2"})
+    step["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = 2
+    result = env.run([step])
+    assert result.status == "Failed"
+    assert result.steps["Shard"].failure_reason.startswith("no rows in my share (exited with code 2)")
+    assert not env.s3.exists(f"{BUCKET}/out/report")

@@ -341,6 +341,7 @@ def test_a_worse_challenger_is_held_back_unless_the_tolerance_allows_it(first_ru
     ("MinR2=5", "must be at most 1"),
     ("MaxRmse=-5", "must be 0 (off) or a positive RMSE"),
     ("TrainingInstanceCount=0", "must be from 1 to 20 instances per tuning trial"),
+    ("ProcessingInstanceCount=21", "must be from 1 to 20 instances of the Preprocess job"),
     ("ExcludeColumns=" + ",".join(f"column {n}" for n in range(40)), "must list at most 230 bytes of column names"),
 ])
 def test_run_rejects_a_bad_parameter_in_one_line_before_running_anything(local_dir, capsys, param, message):

@@ -66,9 +66,11 @@ def test_definition_command_writes_the_json(tmp_path, capsys, monkeypatch):
 def test_parameters_command_describes_every_declared_parameter(capsys):
     assert main(["parameters"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 13
+    assert len(lines) == 14
     assert any(line.startswith("MinR2 (Float, default 0.5): Quality gate") for line in lines)
     assert any(line.startswith("TrainingInstanceCount (Integer, default 1): Instances of every tuning trial")
+               for line in lines)
+    assert any(line.startswith("ProcessingInstanceCount (Integer, default 1): Instances of the Preprocess job")
                for line in lines)
 
 

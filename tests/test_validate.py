@@ -86,6 +86,22 @@ def test_the_multi_instance_trials_read_their_own_shards(document):
     assert multi_instance_warnings(document) == []
 
 
+def test_the_preprocess_instances_read_their_own_share_of_the_input(document):
+    """Each instance reads its share of the data; the code, which every instance runs whole, is no warning."""
+    preprocess = {step["Name"]: step for step in document["Steps"]}["Preprocess"]["Arguments"]
+    assert preprocess["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == {
+        "Get": "Parameters.ProcessingInstanceCount"}
+    assert {item["InputName"]: item["S3Input"]["S3DataDistributionType"] for item in preprocess["ProcessingInputs"]} \
+        == {"code": "FullyReplicated", "data": "ShardedByS3Key"}
+    doc = copy.deepcopy(document)
+    data = {step["Name"]: step for step in doc["Steps"]}["Preprocess"]["Arguments"]["ProcessingInputs"][1]
+    data["S3Input"]["S3DataDistributionType"] = "FullyReplicated"
+    assert [problem.message for problem in multi_instance_warnings(doc)] == [
+        "InstanceCount is the parameter ProcessingInstanceCount (default 1) and input data is FullyReplicated: with "
+        "more than one instance every instance reads all of it (each row counted once per instance); make it "
+        "ShardedByS3Key, in as many files as instances"]
+
+
 def test_validate_warns_when_several_instances_would_each_read_all_the_data(document, tmp_path, capsys):
     doc = copy.deepcopy(document)
     named = {step["Name"]: step for step in doc["Steps"]}
