@@ -11,7 +11,8 @@ seen the validation rows).
 Ridge is solved from sums over the rows, encoded a batch at a time (features x features numbers), so the
 job never holds the encoded matrix: scikit-learn's Ridge and RidgeCV need it whole, and RidgeCV its SVD
 beside it, about five float64 copies of a 1M-row table (over 10 GB). The same coefficients and the same
-leave-one-out errors (tested against scikit-learn).
+leave-one-out errors (tested against scikit-learn). Both target transforms are fitted from the same passes:
+they share the features, whose sums and projections are the costly part.
 """
 
 import argparse
@@ -38,68 +39,76 @@ ALPHAS = np.logspace(-3, 3, 13)
 BATCH_ROWS = 50_000  # rows encoded at a time
 
 
-def _encoded_batches(rows: pd.DataFrame, spec: dict) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _encoded_batches(rows: pd.DataFrame, specs: list[dict]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The rows encoded a batch at a time: the features (the same for every spec: they differ in the target's
+    transform only) and a column of encoded targets per spec."""
     for start in range(0, len(rows), BATCH_ROWS):
         batch = rows.iloc[start:start + BATCH_ROWS]
-        yield transform_features(batch, spec), encode_target(target_values(batch, spec["target"]), spec)
+        values = target_values(batch, specs[0]["target"])
+        yield transform_features(batch, specs[0]), np.column_stack([encode_target(values, spec) for spec in specs])
 
 
 class Moments(NamedTuple):
     """What Ridge with an unpenalised intercept needs of the encoded rows: their count and means, the centred
-    cross-products of the features and of features and target, and the targets' range."""
+    cross-products of the features and of features and targets, and the targets' ranges; a target column (and
+    range) per target transform, as the features are shared."""
     rows: int
     feature_means: np.ndarray
-    target_mean: float
+    target_means: np.ndarray
     features_cross: np.ndarray
     target_cross: np.ndarray
-    target_range: tuple[float, float]
+    target_ranges: np.ndarray
 
     @classmethod
-    def of(cls, rows: pd.DataFrame, spec: dict) -> "Moments":
+    def of(cls, rows: pd.DataFrame, specs: list[dict]) -> "Moments":
         count, low, high = 0, np.inf, -np.inf
-        feature_sums = target_sum = features_cross = target_cross = 0.0
-        for features, targets in _encoded_batches(rows, spec):
+        feature_sums = target_sums = features_cross = target_cross = 0.0
+        for features, targets in _encoded_batches(rows, specs):
             count += len(targets)
-            feature_sums, target_sum = feature_sums + features.sum(axis=0), target_sum + targets.sum()
+            feature_sums, target_sums = feature_sums + features.sum(axis=0), target_sums + targets.sum(axis=0)
             features_cross = features_cross + features.T @ features
             target_cross = target_cross + features.T @ targets
-            low, high = min(low, targets.min()), max(high, targets.max())
-        feature_means, target_mean = feature_sums / count, target_sum / count
-        return cls(count, feature_means, float(target_mean),
+            low, high = np.minimum(low, targets.min(axis=0)), np.maximum(high, targets.max(axis=0))
+        feature_means, target_means = feature_sums / count, target_sums / count
+        return cls(count, feature_means, target_means,
                    features_cross - count * np.outer(feature_means, feature_means),
-                   target_cross - count * feature_means * target_mean, (float(low), float(high)))
+                   target_cross - count * np.outer(feature_means, target_means), np.column_stack([low, high]))
 
 
-def cross_validated_fit(rows: pd.DataFrame, spec: dict, alphas) -> tuple[dict, float]:
-    """Ridge on the rows with the alpha of the lowest leave-one-out error, and that alpha: one pass over the rows
-    for the sums, one for the errors."""
-    moments = Moments.of(rows, spec)
-    alpha = float(alphas[0]) if len(alphas) == 1 else \
-        float(np.asarray(alphas)[np.argmin(leave_one_out_errors(moments, rows, spec, alphas))])
-    return fit_linear_model(moments, spec, alpha), alpha
+def cross_validated_fits(rows: pd.DataFrame, specs: list[dict], alphas) -> list[tuple[dict, float]]:
+    """For each spec (target transform), Ridge on the rows with the alpha of the lowest leave-one-out error, and
+    that alpha: one pass over the rows for the sums, one for the errors, whatever the number of specs."""
+    moments = Moments.of(rows, specs)
+    chosen = [float(alphas[0])] * len(specs) if len(alphas) == 1 else \
+        [float(np.asarray(alphas)[np.argmin(errors)]) for errors in leave_one_out_errors(moments, rows, specs, alphas)]
+    return [(fit_linear_model(moments, spec, alpha, column), alpha)
+            for column, (spec, alpha) in enumerate(zip(specs, chosen))]
 
 
-def fit_linear_model(moments: Moments, spec: dict, alpha: float) -> dict:
+def fit_linear_model(moments: Moments, spec: dict, alpha: float, column: int = 0) -> dict:
+    """Ridge on the moments' target ``column`` (the one encoded as ``spec`` says)."""
     penalised = moments.features_cross + alpha * np.eye(len(moments.feature_means))
-    coefficients = np.linalg.solve(penalised, moments.target_cross)
-    intercept = moments.target_mean - moments.feature_means @ coefficients
-    return linear_model_json(coefficients, intercept, spec, np.array(moments.target_range))
+    coefficients = np.linalg.solve(penalised, moments.target_cross[:, column])
+    intercept = moments.target_means[column] - moments.feature_means @ coefficients
+    return linear_model_json(coefficients, intercept, spec, moments.target_ranges[column])
 
 
-def leave_one_out_errors(moments: Moments, rows: pd.DataFrame, spec: dict, alphas) -> np.ndarray:
-    """The mean squared leave-one-out error of each alpha on the rows (whose moments are given), as RidgeCV
-    computes it: on the eigenvectors of the centred cross-products, a row's leave-one-out residual is its
-    residual over one minus its leverage (the intercept's share of which is 1 / rows)."""
+def leave_one_out_errors(moments: Moments, rows: pd.DataFrame, specs: list[dict], alphas) -> np.ndarray:
+    """The mean squared leave-one-out error of each alpha (columns) for each spec's target (rows) on the rows
+    (whose moments are given), as RidgeCV computes it: on the eigenvectors of the centred cross-products, a row's
+    leave-one-out residual is its residual over one minus its leverage (the intercept's share of which is
+    1 / rows). The projections and leverages, the costly part, serve every target."""
     eigenvalues, eigenvectors = np.linalg.eigh(moments.features_cross)
     shrinkage = 1.0 / (eigenvalues[:, None] + np.asarray(alphas, dtype=float)[None, :])  # eigenvalue x alpha
-    projected_target = eigenvectors.T @ moments.target_cross
-    squared_errors = np.zeros(len(alphas))
-    for features, targets in _encoded_batches(rows, spec):
+    projected_targets = eigenvectors.T @ moments.target_cross
+    squared_errors = np.zeros((len(specs), len(alphas)))
+    for features, targets in _encoded_batches(rows, specs):
         projected = (features - moments.feature_means) @ eigenvectors
-        fitted = projected @ (projected_target[:, None] * shrinkage)
         leverage = projected ** 2 @ shrinkage + 1.0 / moments.rows
-        residuals = (targets - moments.target_mean)[:, None] - fitted
-        squared_errors += ((residuals / (1.0 - leverage)) ** 2).sum(axis=0)
+        for column in range(len(specs)):
+            fitted = projected @ (projected_targets[:, column, None] * shrinkage)
+            residuals = (targets[:, column] - moments.target_means[column])[:, None] - fitted
+            squared_errors[column] += ((residuals / (1.0 - leverage)) ** 2).sum(axis=0)
     return squared_errors / moments.rows
 
 
@@ -108,28 +117,30 @@ def validation_rmse(model: dict, spec: dict, validation: pd.DataFrame) -> float:
     return rmse(target_values(validation, spec["target"]), predict(validation, ServingModel(None, spec, model)))
 
 
-def held_out_rmse(train: pd.DataFrame, validation: pd.DataFrame, spec: dict, alphas) -> float:
-    """RMSE on held-out rows with alpha chosen on the fitting rows: the validation split, or out-of-fold."""
+def held_out_rmses(train: pd.DataFrame, validation: pd.DataFrame, specs: list[dict], alphas) -> list[float]:
+    """For each spec, the RMSE on held-out rows with alpha chosen on the fitting rows: the validation split, or
+    out-of-fold."""
     if not uses_cross_validation(len(train) + len(validation)):
-        return validation_rmse(cross_validated_fit(train, spec, alphas)[0], spec, validation)
+        return [validation_rmse(model, spec, validation)
+                for spec, (model, _) in zip(specs, cross_validated_fits(train, specs, alphas))]
     rows = pooled_rows(train, validation)
-    predictions = np.empty(len(rows))
+    predictions = np.empty((len(specs), len(rows)))
     for fit_rows, held_out in fold_indices(len(rows)):
-        fold_fit = rows.iloc[fit_rows]
-        model, _ = cross_validated_fit(fold_fit, spec, alphas)
-        predictions[held_out] = predict(rows.iloc[held_out], ServingModel(None, spec, model))
-    return rmse(target_values(rows, spec["target"]), predictions)
+        for column, (spec, (model, _)) in enumerate(zip(specs, cross_validated_fits(rows.iloc[fit_rows], specs,
+                                                                                     alphas))):
+            predictions[column, held_out] = predict(rows.iloc[held_out], ServingModel(None, spec, model))
+    actual = target_values(rows, specs[0]["target"])
+    return [rmse(actual, predicted) for predicted in predictions]
 
 
 def choose_and_refit(train: pd.DataFrame, validation: pd.DataFrame, spec: dict,
                      alphas) -> tuple[dict, dict, float, str]:
     """The refit model, its spec, the chosen setting's held-out RMSE and a description of the choice."""
-    trials = []
-    for transform in usable_target_transforms(target_values(train, spec["target"])):
-        candidate_spec = with_target_transform(spec, transform)
-        trials.append((held_out_rmse(train, validation, candidate_spec, alphas), transform, candidate_spec))
-    score, transform, chosen_spec = min(trials, key=lambda trial: trial[0])
-    model, alpha = cross_validated_fit(pooled_rows(train, validation), chosen_spec, alphas)
+    transforms = usable_target_transforms(target_values(train, spec["target"]))
+    specs = [with_target_transform(spec, transform) for transform in transforms]
+    score, transform, chosen_spec = min(zip(held_out_rmses(train, validation, specs, alphas), transforms, specs),
+                                        key=lambda trial: trial[0])
+    [(model, alpha)] = cross_validated_fits(pooled_rows(train, validation), [chosen_spec], alphas)
     return model, chosen_spec, score, f"target transform {transform}, alpha {alpha:.4g}"
 
 
