@@ -33,7 +33,9 @@ from features import (
     FEATURE_SPEC_FILE, fit_feature_spec, infer_feature_types, is_number_column, numeric_values, plain_number_text,
 )
 from processing_hosts import Exchange, ProcessingHosts
-from tabular_input import InputFile, TableRead, joined_frames, read_tables
+from tabular_input import (
+    InputFile, TableRead, check_header, data_files, joined_frames, read_listed, read_tables, require_data_files,
+)
 
 SPLITS = ("train", "validation", "test")
 MINIMUM_ROWS_PER_SPLIT = 5
@@ -272,17 +274,14 @@ def check_shards(sizes: dict[str, int], shards: int) -> None:
 DECISION_ROWS = 1_000_000
 
 
-def read_shard(directory: Path, input_uri: str) -> TableRead | None:
-    """This host's share of the input files, or None when ShardedByS3Key gave it none."""
-    if not directory.is_dir() or not any(path.is_file() for path in directory.rglob("*")):
-        return None
-    return read_tables(directory, input_uri)
+def read_shard(directory: Path, input_uri: str) -> TableRead:
+    """This host's share of the input files: perhaps none, as ShardedByS3Key may give it none, or only objects
+    that are not data files (a lone README is left out here, where one instance would be handed all objects)."""
+    return read_listed(*data_files(directory, input_uri, lone_file_any_name=False))
 
 
-def file_rows(table: TableRead | None) -> list[tuple[InputFile, pd.DataFrame]]:
+def file_rows(table: TableRead) -> list[tuple[InputFile, pd.DataFrame]]:
     """Each file read and its rows (the table holds them one file after the other)."""
-    if table is None:
-        return []
     bounds = np.cumsum([0, *(source.rows for source in table.files)])
     return [(source, table.frame.iloc[start:end]) for source, start, end in zip(table.files, bounds[:-1], bounds[1:])]
 
@@ -347,19 +346,19 @@ def prepare_across_hosts(arguments: argparse.Namespace, exchange: Exchange) -> d
     pieces = file_rows(shard)
     shares = exchange.gather([json.dumps({
         "files": [{**dataclasses.asdict(source), "path": str(source.path)} for source, _ in pieces],
-        "findings": shard.findings if shard else [], "left_out": shard.left_out if shard else []}).encode()])
+        "findings": shard.findings, "left_out": shard.left_out}).encode()])
     shares = [json.loads(blobs[0]) for blobs in shares]
     sampling = json.loads(exchange.broadcast(_sampling(shares, arguments) if leader else b""))
     # Sampled, the decisions need what only every row can tell about each column.
     facts = {name: dataclasses.asdict(ColumnFacts.of(shard.frame[name])) for name in shard.frame.columns} \
-        if sampling["sampled"] and shard else {}
+        if sampling["sampled"] else {}
     gathered = exchange.gather([
         json.dumps({"files": [source.display for source, _ in pieces], "facts": facts}).encode(),
         *(table_bytes(evenly_spaced(rows, sampling["quotas"][source.display])) for source, rows in pieces)])
     decided = _decided(arguments, shares, gathered, sampling["sampled"]) if leader else None
     plan = Plan(**json.loads(exchange.broadcast(json.dumps(dataclasses.asdict(decided.plan)).encode()
                                                 if leader else b"")))
-    if shard is None:
+    if not shard.files:
         splits = dict.fromkeys(SPLITS, pd.DataFrame(columns=plan.columns))
         counts = {"read": 0, "used": 0, "dropped": {}, "splits": dict.fromkeys(SPLITS, 0)}
     else:
@@ -387,8 +386,8 @@ def _files(shares: list[dict]) -> list[InputFile]:
 def _sampling(shares: list[dict], arguments: argparse.Namespace) -> bytes:
     """The leader's word on how many rows of each file it decides on, and whether that is fewer than all."""
     files = _files(shares)
-    if not files:
-        read_tables(arguments.input_dir, arguments.input_uri)  # raises, naming the input
+    require_data_files(files, [item for share in shares for item in share["left_out"]],
+                       arguments.input_uri or str(arguments.input_dir))
     rows = {source.display: source.rows for source in files}
     quotas = decision_quotas(rows, arguments.decision_rows)
     return json.dumps({"quotas": quotas, "sampled": sum(quotas.values()) < sum(rows.values())}).encode()
@@ -407,7 +406,10 @@ def _decided(arguments: argparse.Namespace, shares: list[dict], gathered: list[l
     headers = [json.loads(blobs[0]) for blobs in gathered]
     by_file = {name: blob for header, blobs in zip(headers, gathered) for name, blob in zip(header["files"], blobs[1:])}
     files = _files(shares)
-    rows = joined_frames([frame_of_bytes(by_file[source.display]) for source in files])
+    frames = [frame_of_bytes(by_file[source.display]) for source in files]
+    for source, frame in zip(files, frames):
+        check_header(files[0], frames[0].columns, source, frame.columns)
+    rows = joined_frames(frames)
     whole = {name: ColumnFacts.merged([ColumnFacts(**header["facts"][name]) for header in headers if header["facts"]])
              for name in rows.columns} if sampled else None
     table = TableRead(rows, files, list(dict.fromkeys(finding for share in shares for finding in share["findings"])),

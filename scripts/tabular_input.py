@@ -94,34 +94,49 @@ def _is_data_file(path: Path) -> bool:
     return name.endswith(DATA_FILE_SUFFIXES)
 
 
-def data_files(directory: Path, input_uri: str) -> tuple[list[InputFile], list[dict]]:
-    """The delimited files to read under directory, in path order, and what was left out and why.
+def data_files(directory: Path, input_uri: str, lone_file_any_name: bool = True) -> tuple[list[InputFile], list[dict]]:
+    """The delimited files to read under directory, in path order (perhaps none), and what was left out and why.
 
     An S3 prefix is a plain string prefix, so the key `data/x.csv` also brings `data/x.csv.old` and
     `data/x.csv-v2/part.csv` along: when the input names an object that exists, only that object is
-    read. A single downloaded file is read whatever its name.
+    read. A single downloaded file is read whatever its name, unless ``lone_file_any_name`` is off (an
+    instance's share of a sharded input, which may be a lone README of many objects).
     """
-    where = input_uri or str(directory)
     everything = sorted(path for path in directory.rglob("*") if path.is_file()) if directory.is_dir() else []
     named = input_uri.rsplit("/", 1)[-1] if input_uri and not input_uri.endswith("/") else ""
     exact = [path for path in everything if path.relative_to(directory).as_posix() == named]
     if exact:
         chosen, reason = exact, (f"its key only begins with the input key, which names the object {named}; "
                                  "to read several files, end InputDataKey with /")
-    elif len(everything) == 1:
+    elif len(everything) == 1 and lone_file_any_name:
         chosen, reason = everything, ""
     else:
         chosen = [path for path in everything if _is_data_file(path)]
         reason = f"not a {', '.join(DATA_FILE_SUFFIXES)} file (optionally gzipped)"
-    if not chosen:
-        found = f" (found only {', '.join(p.name for p in everything[:3])})" if everything else ""
+    left_out = [{"name": display_name(path, directory, input_uri), "reason": reason}
+                for path in everything if path not in chosen]
+    return [InputFile(path, display_name(path, directory, input_uri)) for path in chosen], left_out
+
+
+def require_data_files(files: list[InputFile], left_out: list[dict], where: str) -> None:
+    if not files:
+        names = [item["name"].rsplit("/", 1)[-1] for item in left_out[:3]]
+        found = f" (found only {', '.join(names)})" if names else ""
         raise ValueError(
             f"no CSV file at {where}{found}; set InputDataKey to a CSV file or to a prefix holding "
             f"*.csv files (optionally gzipped)"
         )
-    left_out = [{"name": display_name(path, directory, input_uri), "reason": reason}
-                for path in everything if path not in chosen]
-    return [InputFile(path, display_name(path, directory, input_uri)) for path in chosen], left_out
+
+
+def check_header(first: InputFile, first_columns: list, source: InputFile, columns: list) -> None:
+    """Every file of a table has the first file's header."""
+    if list(columns) != list(first_columns):
+        differing = sorted(set(columns) ^ set(first_columns))
+        detail = f"differing: {', '.join(map(repr, differing[:5]))}" if differing else "same names, other order"
+        raise ValueError(
+            f"{source.display} has other columns than {first.display} ({detail}); give every file "
+            "under the input the same header, or point InputDataKey at one of them"
+        )
 
 
 def _opened(source: InputFile) -> BinaryIO:
@@ -398,20 +413,18 @@ def read_file(source: InputFile, findings: list[str]) -> pd.DataFrame:
 def read_tables(directory: Path, input_uri: str = "") -> TableRead:
     """Every data file under directory as one frame; their header names must agree."""
     files, left_out = data_files(directory, input_uri)
+    require_data_files(files, left_out, input_uri or str(directory))
+    return read_listed(files, left_out)
+
+
+def read_listed(files: list[InputFile], left_out: list[dict]) -> TableRead:
+    """The files (perhaps none) as one frame; their header names must agree."""
     findings: list[str] = []
     frames = []
     for source in files:
-        frame = read_file(source, findings)
-        if frames and list(frame.columns) != list(frames[0].columns):
-            first = files[0]
-            differing = sorted(set(frame.columns) ^ set(frames[0].columns))
-            detail = f"differing: {', '.join(map(repr, differing[:5]))}" if differing else "same names, other order"
-            raise ValueError(
-                f"{source.display} has other columns than {first.display} ({detail}); give every file "
-                "under the input the same header, or point InputDataKey at one of them"
-            )
-        frames.append(frame)
-    return TableRead(joined_frames(frames), files, findings, left_out)
+        frames.append(read_file(source, findings))
+        check_header(files[0], frames[0].columns, source, frames[-1].columns)
+    return TableRead(joined_frames(frames) if frames else pd.DataFrame(), files, findings, left_out)
 
 
 def joined_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -34,8 +34,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def run_hosts(root: Path, files: list[pd.DataFrame], hosts: int, *arguments: str) -> list[subprocess.CompletedProcess]:
-    """Preprocess on ``hosts`` processes; host i reads files i, i + hosts, ... (the engine's ShardedByS3Key)."""
+def run_hosts(root: Path, files: list, hosts: int, *arguments: str) -> list[subprocess.CompletedProcess]:
+    """Preprocess on ``hosts`` processes; host i reads files i, i + hosts, ... (the engine's ShardedByS3Key). A file
+    is a frame (written as part-<i>.csv) or a (name, bytes) pair."""
     names = [f"algo-{number}" for number in range(1, hosts + 1)]
     port, processes = free_port(), []
     for index, name in enumerate(names):
@@ -43,7 +44,10 @@ def run_hosts(root: Path, files: list[pd.DataFrame], hosts: int, *arguments: str
         data = opt_ml / "processing" / "input" / "data"
         data.mkdir(parents=True)
         for number in range(index, len(files), hosts):
-            files[number].to_csv(data / f"part-{number:02d}.csv", index=False)
+            if isinstance(files[number], pd.DataFrame):
+                files[number].to_csv(data / f"part-{number:02d}.csv", index=False)
+            else:  # (name, content)
+                (data / files[number][0]).write_bytes(files[number][1])
         (opt_ml / "config").mkdir()
         (opt_ml / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": name, "hosts": names}))
         (opt_ml / "config" / "processingjobconfig.json").write_text(json.dumps({"ProcessingJobName": root.name}))
@@ -167,3 +171,25 @@ def test_column_facts_over_shards_tell_what_a_sample_cannot():
         "kind": "the same value in every row ('a')", "gaps": "the same value in every row (1.0)"}
     assert leave_out_reasons(sample, "target", None, [], whole) == {
         "row": "id-like: a different value in every row (name it in IdColumns to decide yourself)"}
+
+
+def test_a_share_of_only_other_objects_is_left_out_as_one_instance_leaves_them(tmp_path):
+    """ShardedByS3Key may hand an instance only a README of the prefix: it is left out, not read as the table."""
+    finished = run_hosts(tmp_path, [*sample_files(2), ("zz-README.md", b"# how this export was made\n")], 3)
+    assert [host.returncode for host in finished] == [0, 0, 0], finished[2].stderr
+    report = json.loads((outputs(tmp_path, "report") / "data-report.json").read_text())
+    assert report["files_left_out"] == [{"name": "s3://bucket/incoming/zz-README.md",
+                                         "reason": "not a .csv, .tsv, .txt file (optionally gzipped)"}]
+    assert report["rows"]["read"] == len(SAMPLE)
+    assert "1 of 3 processing instances received no input file" in report["warnings"][-1]
+
+
+def test_files_of_other_headers_on_different_hosts_fail_as_on_one(tmp_path):
+    files = sample_files(2)
+    files[1] = files[1].rename(columns={"Lot Area": "Lot Size"})
+    finished = run_hosts(tmp_path, files, 2)
+    assert [host.returncode for host in finished] == [1, 1]
+    assert (tmp_path / "algo-1" / "output" / "message").read_text().strip() == (
+        "s3://bucket/incoming/part-01.csv has other columns than s3://bucket/incoming/part-00.csv (differing: "
+        "'Lot Area', 'Lot Size'); give every file under the input the same header, or point InputDataKey at one "
+        "of them")
