@@ -5,7 +5,8 @@ A processing job with InstanceCount above one runs the same script on every inst
 SageMaker Processing Configures Your Processing Container"), gives each its share of the ShardedByS3Key inputs,
 and lets them reach each other by those names, as Spark processing jobs do. The scikit-learn image has no
 collective, so the hosts talk through ``multiprocessing.connection``: every other host connects to the leader
-(the first by name), which gathers what they send and broadcasts back.
+(the first by name, as aws/sagemaker-spark-container's ``smspark/job.py`` chooses its primary host, which also
+waits for every host name to resolve), which gathers what they send and broadcasts back.
 
 What travels is bytes (JSON, Arrow IPC): nothing received is unpickled. The connection key is the job's name,
 which keeps other jobs' hosts out; the job's own network (VPC, inter-container encryption) is what guards it.
@@ -92,7 +93,8 @@ def _accept_all(hosts: ProcessingHosts, port: int, key: bytes) -> dict[str, Conn
     socket.setdefaulttimeout(CONNECT_TIMEOUT_SECONDS)
     try:
         # On the address its own name resolves to, which the other hosts reach it by: no other interface.
-        listener = Listener((socket.gethostbyname(hosts.current_host), port), authkey=key)
+        listener = Listener((_address(hosts.current_host, time.monotonic() + CONNECT_TIMEOUT_SECONDS), port),
+                            authkey=key)
     finally:
         socket.setdefaulttimeout(previous)
     connections = {}
@@ -108,13 +110,25 @@ def _accept_all(hosts: ProcessingHosts, port: int, key: bytes) -> dict[str, Conn
     return {host: connections[host] for host in others}
 
 
+def _address(host: str, deadline: float) -> str:
+    """A host's address: a job's host names may take a while to resolve once it starts."""
+    while True:
+        try:
+            return socket.gethostbyname(host)
+        except socket.gaierror:
+            if time.monotonic() > deadline:
+                raise ValueError(f"the processing host name {host} did not resolve within {CONNECT_TIMEOUT_SECONDS} s"
+                                 ) from None
+            time.sleep(0.5)
+
+
 def _connect(leader: str, port: int, key: bytes, current_host: str) -> Connection:
     deadline = time.monotonic() + CONNECT_TIMEOUT_SECONDS
     while True:
         try:
-            connection = Client((socket.gethostbyname(leader), port), authkey=key)
+            connection = Client((_address(leader, deadline), port), authkey=key)
             break
-        except (ConnectionRefusedError, socket.gaierror):
+        except ConnectionRefusedError:
             if time.monotonic() > deadline:
                 raise ValueError(f"could not reach the leading processing host {leader} on port {port} within "
                                  f"{CONNECT_TIMEOUT_SECONDS} s; see its log") from None
