@@ -7,7 +7,9 @@ each host reads its share of the files, the leader decides for both). Each job r
 figures are its wall clock and the peak resident memory of its largest process (wait4). Prints a table and writes
 it as JSON.
 
-    python benchmarks/processing_hosts.py                  # 2M rows in 8 files
+    python benchmarks/processing_hosts.py                  # 2M rows in 8 files, 1 and 2 instances
+    python benchmarks/processing_hosts.py --rows 10000000 --hosts 2,4 --json benchmarks/processing-hosts-10m.json \
+        --table <scale.py's 10M table.csv>
 """
 
 from __future__ import annotations
@@ -82,7 +84,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--hosts", type=lambda text: [int(part) for part in text.split(",")], default=[1, 2],
+                        help="instance counts to run, comma-separated (default 1,2)")
     parser.add_argument("--json", type=Path, default=PROJECT_DIR / "benchmarks" / "processing-hosts.json")
+    parser.add_argument("--table", type=Path, help="a table scale.py generated with --rows rows, instead of a new one")
     parser.add_argument("--run-job", type=int, help=argparse.SUPPRESS)  # hosts, in the job's own process
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -94,14 +99,17 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-processing-hosts-"))
     try:
-        generate_table(args.rows, work / "table.csv")
+        table = args.table or work / "table.csv"
+        if not args.table:
+            generate_table(args.rows, table)
         staged = LocalS3(work / "s3").path_for(f"{BUCKET}/input/")
         staged.mkdir(parents=True)
-        split_into_files(work / "table.csv", args.rows, args.files, staged)
-        (work / "table.csv").unlink()
+        split_into_files(table, args.rows, args.files, staged)
+        if not args.table:
+            table.unlink()
         results = []
         print(f"{'hosts':>5} | {'seconds':>8} | {'largest process GB':>18} | splits")
-        for hosts in (1, 2):
+        for hosts in args.hosts:
             seconds, peak_gb, output = measured([sys.executable, __file__, "--run-job", str(hosts), "--work", str(work)])
             splits = json.loads(output.strip().splitlines()[-1])
             results.append({"hosts": hosts, "seconds": round(seconds, 1), "peak_gb": round(peak_gb, 2),

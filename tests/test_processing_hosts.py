@@ -28,6 +28,14 @@ def sample_files(count: int) -> list[pd.DataFrame]:
     return [SAMPLE.iloc[index::count] for index in range(count)]
 
 
+def flawed_sample_files(count: int) -> list[pd.DataFrame]:
+    """sample_files with targets to drop on two hosts: three missing in one file, one far off in another."""
+    files = [frame.copy() for frame in sample_files(count)]
+    files[0].iloc[:3, files[0].columns.get_loc("SalePrice")] = np.nan
+    files[1].iloc[5, files[1].columns.get_loc("SalePrice")] = 9e9
+    return files
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -80,18 +88,23 @@ def _gathered(root: Path, split: str) -> Path:
     return gathered
 
 
-@pytest.fixture(scope="module")
-def one_host(tmp_path_factory):
-    root = tmp_path_factory.mktemp("one-host")
-    [finished] = run_hosts(root, sample_files(4), 1, "--shards", "2")
+def one_host_run(root: Path, files: list) -> Path:
+    [finished] = run_hosts(root, files, 1, "--shards", "2")
     assert finished.returncode == 0, finished.stderr
     return root
 
 
-def test_two_hosts_split_and_decide_exactly_as_one(tmp_path, one_host):
+@pytest.fixture(scope="module")
+def one_host(tmp_path_factory):
+    return one_host_run(tmp_path_factory.mktemp("one-host"), sample_files(4))
+
+
+def test_two_hosts_split_and_decide_exactly_as_one(tmp_path):
     """A table within DECISION_ROWS is decided on whole: the same spec, the same report, the same rows in
     each split, each host writing its own parts."""
-    finished = run_hosts(tmp_path, sample_files(4), 2, "--shards", "2")
+    one_host = one_host_run(tmp_path / "one", flawed_sample_files(4))
+    tmp_path = tmp_path / "two"
+    finished = run_hosts(tmp_path, flawed_sample_files(4), 2, "--shards", "2")
     assert [host.returncode for host in finished] == [0, 0], finished[0].stderr + finished[1].stderr
     assert json.loads((outputs(tmp_path, "features") / "features.json").read_text()) == \
         json.loads((outputs(one_host, "features") / "features.json").read_text())
@@ -99,6 +112,7 @@ def test_two_hosts_split_and_decide_exactly_as_one(tmp_path, one_host):
     alone = json.loads((outputs(one_host, "report") / "data-report.json").read_text())
     assert report.pop("instances") == 2
     assert report == alone
+    assert report["rows"]["dropped"] == {"target missing": 3, "target far outside the rest": 1}
     assert not (tmp_path / "algo-2" / "processing" / "features").exists()  # the leader writes the spec
     assert sorted(path.name for path in tmp_path.glob("algo-*/processing/train/*")) == [
         "train-algo-1-1-of-2.parquet", "train-algo-1-2-of-2.parquet",
