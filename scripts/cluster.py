@@ -24,35 +24,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from job_hosts import CONNECT_TIMEOUT_SECONDS, JobHosts
+
 TRACKER_PORT = 9099
-# Set by the local engine only: its hosts share one machine, so each multi-host job gets a free port of its own.
-LOCAL_PORT_VARIABLE = "LOCALENGINE_CLUSTER_PORT"
-# How long the hosts wait for each other to join (and to leave); a host that never comes fails the job instead
-# of hanging it.
-CONNECT_TIMEOUT_SECONDS = 300
 
 
 @dataclass(frozen=True)
-class Cluster:
-    hosts: tuple[str, ...]
-    current_host: str
-
+class Cluster(JobHosts):
     @classmethod
     def of_this_job(cls) -> "Cluster":
         hosts = tuple(json.loads(os.environ.get("SM_HOSTS", '["algo-1"]')))
         return cls(hosts, os.environ.get("SM_CURRENT_HOST", hosts[0]))
-
-    @property
-    def distributed(self) -> bool:
-        return len(self.hosts) > 1
-
-    @property
-    def leader(self) -> str:
-        return sorted(self.hosts)[0]
-
-    @property
-    def is_leader(self) -> bool:
-        return self.current_host == self.leader
 
     @contextlib.contextmanager
     def connected(self) -> Iterator["Cluster"]:
@@ -62,7 +44,7 @@ class Cluster:
             return
         from xgboost import collective, tracker
 
-        port = int(os.environ.get(LOCAL_PORT_VARIABLE, TRACKER_PORT))
+        port = self.port(TRACKER_PORT)
         # Names resolved here, through Python's resolver: XGBoost's own connects by address.
         leader_address = socket.gethostbyname(self.leader)
         rabit = None

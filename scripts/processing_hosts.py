@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -24,11 +23,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 
+from job_hosts import CONNECT_TIMEOUT_SECONDS, JobHosts
+
 EXCHANGE_PORT = 9097
-# Set by the local engine only: its hosts share one machine, so each multi-host job gets a free port of its own.
-LOCAL_PORT_VARIABLE = "LOCALENGINE_CLUSTER_PORT"
-# How long the hosts wait for each other to join; a host that never comes fails the job instead of hanging it.
-CONNECT_TIMEOUT_SECONDS = 300
 
 
 class HostFailed(ValueError):
@@ -36,9 +33,7 @@ class HostFailed(ValueError):
 
 
 @dataclass(frozen=True)
-class ProcessingHosts:
-    hosts: tuple[str, ...]
-    current_host: str
+class ProcessingHosts(JobHosts):
     job_name: str = ""
 
     @classmethod
@@ -51,23 +46,11 @@ class ProcessingHosts:
         name = json.loads(job.read_text()).get("ProcessingJobName", "") if job.is_file() else ""
         return cls(hosts, config.get("current_host") or hosts[0], name)
 
-    @property
-    def distributed(self) -> bool:
-        return len(self.hosts) > 1
-
-    @property
-    def leader(self) -> str:
-        return sorted(self.hosts)[0]
-
-    @property
-    def is_leader(self) -> bool:
-        return self.current_host == self.leader
-
     @contextlib.contextmanager
     def exchange(self) -> Iterator["Exchange"]:
         """The open connections: the leader's to every other host, or this host's to the leader. A failure inside
         is sent to the other hosts before it propagates, so they stop with its reason instead of waiting."""
-        port = int(os.environ.get(LOCAL_PORT_VARIABLE, EXCHANGE_PORT))
+        port = self.port(EXCHANGE_PORT)
         key = f"processing-job:{self.job_name}".encode()
         exchange = Exchange(self, _accept_all(self, port, key) if self.is_leader else
                             {self.leader: _connect(self.leader, port, key, self.current_host)})
