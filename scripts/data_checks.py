@@ -242,18 +242,34 @@ def _is_id_like(name: str, column: pd.Series, numeric: bool, whole: ColumnFacts 
     """A different value in every row, and for numbers whole ones that count up (1, 2, ..., n), run in order, or
     sit under an id's name. On a sample (``whole`` given), the gaps and the range are the whole column's."""
     complete = whole.present == whole.rows if whole else not column.isna().any()
-    if len(column) < MIN_ROWS_FOR_ID_GUESS or not complete or column.nunique() != len(column):
+    if len(column) < MIN_ROWS_FOR_ID_GUESS or not complete:
         return False
     if not numeric:
-        return True
+        return distinct_count(column) == len(column)
     values = column.to_numpy(dtype=float)
-    if not np.all(np.mod(values, 1) == 0):
+    # Cheap tests first: most numeric columns hold fractions, or whole numbers over too short a range to differ
+    # in every row; counting distinct values costs a hash of each.
+    if not np.all(np.mod(values, 1) == 0) or np.ptp(values) < len(values) - 1 or \
+            distinct_count(column) != len(column):
         return False
     steps = np.diff(values)
     contiguous = whole.high - whole.low == whole.rows - 1 if whole else np.ptp(values) == len(values) - 1
     monotonic = bool(np.all(steps > 0) or np.all(steps < 0))
     words = _name_words(name)
     return contiguous or monotonic or bool(words and words[-1] in ID_WORDS)
+
+
+def distinct_count(present: pd.Series) -> int:
+    """How many distinct values a column without missing values holds; a categorical's counted on its codes."""
+    if isinstance(present.dtype, pd.CategoricalDtype):
+        return int(np.count_nonzero(np.bincount(present.cat.codes.to_numpy(), minlength=1)))
+    return present.nunique()
+
+
+def _holds_one_value(present: pd.Series) -> bool:
+    if is_number_column(present):
+        return present.min() == present.max()
+    return distinct_count(present) == 1
 
 
 def _numbers_in_text(column: pd.Series) -> np.ndarray | None:
@@ -305,16 +321,15 @@ def leave_out_reasons(frame: pd.DataFrame, target: str, id_columns: list[str] | 
             reasons[name] = "named in IdColumns"
         elif facts.present == 0:
             reasons[name] = "empty in every row"
-        elif whole is None and present.nunique() == 1 and len(present) == len(column):
+        elif whole is None and len(present) == len(column) and _holds_one_value(present):
             reasons[name] = f"the same value in every row ({plain_value(present.iloc[0])!r})"
         elif whole is not None and facts.only_value is not None and facts.present == facts.rows:
             reasons[name] = f"the same value in every row ({facts.only_value!r})"
         elif id_columns is None and _is_id_like(name, column, numeric, whole and facts):
             reasons[name] = "id-like: a different value in every row (name it in IdColumns to decide yourself)"
-        elif not numeric and present.nunique() > max(MIN_DISTINCT_FOR_FREE_TEXT,
-                                                     MAX_DISTINCT_TEXT_SHARE * len(present)):
-            reasons[name] = (f"too many distinct text values ({present.nunique():,} in {len(present):,} rows) "
-                             "to learn from")
+        elif not numeric and (distinct := distinct_count(present)) > max(MIN_DISTINCT_FOR_FREE_TEXT,
+                                                                         MAX_DISTINCT_TEXT_SHARE * len(present)):
+            reasons[name] = f"too many distinct text values ({distinct:,} in {len(present):,} rows) to learn from"
     return reasons
 
 
