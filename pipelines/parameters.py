@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
+
+if TYPE_CHECKING:  # the annotations only: checking parameter values must not pay for importing the SDK
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
 
 from pipelines.settings import Settings
 
