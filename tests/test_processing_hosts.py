@@ -207,3 +207,38 @@ def test_files_of_other_headers_on_different_hosts_fail_as_on_one(tmp_path):
         "s3://bucket/incoming/part-01.csv has other columns than s3://bucket/incoming/part-00.csv (differing: "
         "'Lot Area', 'Lot Size'); give every file under the input the same header, or point InputDataKey at one "
         "of them")
+
+
+def test_the_engine_runs_preprocess_on_two_instances_as_the_definition_asks(tmp_path):
+    """The real script through the local engine: a ShardedByS3Key data input, InstanceCount 2; every host's parts
+    land under the outputs' URIs, and the spec is the one-instance spec of the whole file (its rows in another
+    order: sums agree to rounding)."""
+    from steps.code_bundle import CodeBundle
+    from test_engine_support import BUCKET, Env, prepared_sample, processing_step
+
+    env = Env(tmp_path / "engine")
+    for name, content in CodeBundle.for_script("preprocess.py").files:
+        env.s3.put_bytes(f"{BUCKET}/code/{name}", content)
+    for number, frame in enumerate(sample_files(3)):
+        env.s3.put_bytes(f"{BUCKET}/input/part-{number}.csv", frame.to_csv(index=False).encode())
+    outputs = ("train", "validation", "test", "features", "report")
+    step = processing_step("Preprocess", f"{BUCKET}/code/preprocess.py", inputs={"data": f"{BUCKET}/input/"},
+                           outputs={name: f"{BUCKET}/out/{name}" for name in outputs},
+                           arguments=["--target-column", "SalePrice", "--input-uri", f"{BUCKET}/input/",
+                                      "--shards", "2"])
+    arguments = step["Arguments"]
+    arguments["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = 2
+    arguments["ProcessingInputs"][0]["S3Input"]["S3DataDistributionType"] = "ShardedByS3Key"
+    arguments["ProcessingInputs"][1]["S3Input"]["S3Uri"] = f"{BUCKET}/code/"  # the whole bundle
+    result = env.run([step])
+    assert result.status == "Succeeded", result.failure_reason
+    assert sorted(path.name for path in env.s3.path_for(f"{BUCKET}/out/train").iterdir()) == [
+        "train-algo-1-1-of-2.parquet", "train-algo-1-2-of-2.parquet",
+        "train-algo-2-1-of-2.parquet", "train-algo-2-2-of-2.parquet"]
+    report = json.loads(env.s3.read_bytes(f"{BUCKET}/out/report/data-report.json"))
+    assert report["instances"] == 2 and report["rows"]["read"] == len(SAMPLE)
+    spec = json.loads(env.s3.read_bytes(f"{BUCKET}/out/features/features.json"))
+    whole = json.loads((prepared_sample(tmp_path / "one") / "features" / "features.json").read_text())
+    for key in ("means", "stds"):
+        assert spec.pop(key) == pytest.approx(whole.pop(key), rel=1e-12)
+    assert spec == whole
