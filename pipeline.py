@@ -184,7 +184,7 @@ def cmd_run(args) -> int:
     from localengine import format_summary, print_event
 
     from pipelines import api
-    from pipelines.local import data_report_lines, image_environments, run_locally
+    from pipelines.local import data_report_lines, evaluation_lines, image_environments, run_locally
 
     if args.data and not Path(args.data).exists():
         raise CliError(f"--data {args.data}: no such file or directory; give a CSV file or a directory of them")
@@ -209,7 +209,8 @@ def cmd_run(args) -> int:
         on_wait=lambda why: print(f"… {why}", file=sys.stderr, flush=True),
     )
     result = run.result
-    for line in [*format_summary(result).splitlines(), *data_report_lines(run.data_report)]:
+    for line in [*format_summary(result).splitlines(), *data_report_lines(run.data_report),
+                 *evaluation_lines(run.evaluation)]:
         print(run.as_user_sees_it(line))
     if run.evaluation_page is not None:
         print(f"Evaluation report: {run.evaluation_page.resolve().as_uri()}")

@@ -23,6 +23,7 @@ RUN_LOCK = "run.lock"
 DAY_SECONDS = 24 * 3600
 DATA_REPORT = ("Preprocess", "report", "data-report.json")
 EVALUATION_PAGE = ("Evaluate", "evaluation", "report/index.html")
+EVALUATION = ("Evaluate", "evaluation", "evaluation.json")
 
 
 @dataclass
@@ -31,6 +32,7 @@ class LocalRun:
     data_report: dict | None
     staged_input: tuple[str, str] | None  # (local S3 URI, the user's path) of --data
     evaluation_page: Path | None = None  # the evaluation report, as a file a browser opens
+    evaluation: dict | None = None  # what Evaluate wrote: the chosen candidate, its metrics, the gate
 
     def as_user_sees_it(self, text: str) -> str:
         """Messages name the staged copy of --data; the user knows it by its own path."""
@@ -131,9 +133,9 @@ def _run_locked(built, local_dir, parameters, data, on_event, data_at, images, i
         built.document, s3=s3, work_dir=_work_dir(local_dir), parameters=parameters, on_event=on_event,
         pipeline_name=built.settings.pipeline_name, images=images, interrupt_spot_jobs=interrupt_spot_jobs,
     )
-    data_report = _output_file(result, s3, *DATA_REPORT)
+    data_report, evaluation = _output_file(result, s3, *DATA_REPORT), _output_file(result, s3, *EVALUATION)
     return LocalRun(result, json.loads(data_report.read_text()) if data_report else None, staged_input,
-                    _output_file(result, s3, *EVALUATION_PAGE))
+                    _output_file(result, s3, *EVALUATION_PAGE), json.loads(evaluation.read_text()) if evaluation else None)
 
 
 def _output_file(result: ExecutionResult, s3: LocalS3, step_name: str, output_name: str, file: str) -> Path | None:
@@ -156,3 +158,13 @@ def data_report_lines(report: dict | None) -> list[str]:
     return ([f"Data: {line}" for line in report.get("summary", [])]
             + [f"  note: {note}" for note in report.get("notes", [])]
             + [f"⚠ {warning}" for warning in report.get("warnings", [])])
+
+
+def evaluation_lines(evaluation: dict | None) -> list[str]:
+    """Which candidate the run chose and why, and how it scored on the test rows."""
+    if not evaluation:
+        return []
+    chosen, readable = evaluation["chosen"], evaluation["readable"]
+    baseline = "" if chosen["candidate"] == "baseline" else f", baseline RMSE {readable['baseline_rmse']}"
+    return [f"Model: {chosen['candidate']} chosen ({chosen['reason']}); on the test rows RMSE {readable['rmse']}, "
+            f"R² {readable['r2']}{baseline}; {readable['champion']}"]

@@ -228,6 +228,10 @@ def test_a_gate_that_cannot_pass_ends_in_the_fail_step_with_readable_figures(fir
     page_path = Path(url2pathname(urlparse(page).path))
     evaluation = json.loads((page_path.parent.parent / "evaluation.json").read_text())
     assert [check["passed"] for check in evaluation["gate"]["checks"]] == [True, False, True]
+    # The run names the candidate it chose, and why, as Evaluate decided.
+    chosen = evaluation["chosen"]
+    assert f"Model: {chosen['candidate']} chosen ({chosen['reason']}); on the test rows RMSE " \
+           f"{evaluation['readable']['rmse']}, R² {evaluation['readable']['r2']}" in captured.out
 
 
 def test_the_r2_gate_holds_back_a_model_on_any_scale(first_run, local_dir, capsys):
