@@ -49,7 +49,8 @@ def processing_step(s3, hosts: int) -> dict:
     return {"Name": "Preprocess", "Type": "Processing", "Arguments": {
         "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": hosts,
                                                   "VolumeSizeInGB": 30}},
-        "AppSpecification": {"ImageUri": "local/sklearn:1", "ContainerEntrypoint": ["python3", f"{CODE_DIR}/preprocess.py"],
+        "AppSpecification": {"ImageUri": "local/sklearn:1",
+                             "ContainerEntrypoint": ["python3", f"{CODE_DIR}/preprocess.py"],
                              "ContainerArguments": ["--target-column", TARGET, "--input-uri", f"{BUCKET}/input/"]},
         "RoleArn": "arn:aws:iam::123456789012:role/benchmark", "ProcessingInputs": inputs,
         "ProcessingOutputConfig": {"Outputs": outputs}, "StoppingCondition": {"MaxRuntimeInSeconds": 86400}}}
@@ -110,7 +111,8 @@ def main() -> None:
         results = []
         print(f"{'hosts':>5} | {'seconds':>8} | {'largest process GB':>18} | splits")
         for hosts in args.hosts:
-            seconds, peak_gb, output = measured([sys.executable, __file__, "--run-job", str(hosts), "--work", str(work)])
+            seconds, peak_gb, output = measured([sys.executable, __file__, "--run-job", str(hosts),
+                                                 "--work", str(work)])
             splits = json.loads(output.strip().splitlines()[-1])
             results.append({"hosts": hosts, "seconds": round(seconds, 1), "peak_gb": round(peak_gb, 2),
                             "splits": splits})

@@ -135,7 +135,8 @@ def _run_locked(built, local_dir, parameters, data, on_event, data_at, images, i
     )
     data_report, evaluation = _output_file(result, s3, *DATA_REPORT), _output_file(result, s3, *EVALUATION)
     return LocalRun(result, json.loads(data_report.read_text()) if data_report else None, staged_input,
-                    _output_file(result, s3, *EVALUATION_PAGE), json.loads(evaluation.read_text()) if evaluation else None)
+                    _output_file(result, s3, *EVALUATION_PAGE),
+                    json.loads(evaluation.read_text()) if evaluation else None)
 
 
 def _output_file(result: ExecutionResult, s3: LocalS3, step_name: str, output_name: str, file: str) -> Path | None:

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from features import (
-    by_category, distinct_values_mapped, is_missing, is_number_column, is_numeric_text, numeric_values, plain_number_text,
+    by_category, distinct_values_mapped, is_missing, is_number_column, is_numeric_text, numeric_values,
+    plain_number_text,
 )
 
 DATA_REPORT_FILE = "data-report.json"  # what Preprocess writes and Evaluate carries along

@@ -26,8 +26,8 @@ from container import (
     write_json_atomic, write_table_atomic,
 )
 from data_checks import (
-    DATA_REPORT_FILE, ColumnFacts, TargetRows, TargetScale, evenly_spaced, format_number, leave_out_reasons, repair_numbers,
-    resolve_column, resolve_columns, suspected_leaks, target_summary,
+    DATA_REPORT_FILE, ColumnFacts, TargetRows, TargetScale, evenly_spaced, format_number, leave_out_reasons,
+    repair_numbers, resolve_column, resolve_columns, suspected_leaks, target_summary,
 )
 from features import (
     FEATURE_SPEC_FILE, fit_feature_spec, infer_feature_types, is_number_column, numeric_values, plain_number_text,
