@@ -216,18 +216,17 @@ class ColumnFacts:
 
     @classmethod
     def of(cls, column: pd.Series) -> "ColumnFacts":
-        present = column.dropna()
+        present = int(column.count())
+        low = high = None
         if is_number_column(column):
-            low, high = (float(present.min()), float(present.max())) if len(present) else (None, None)
-            only = [] if low is None else [low] if low == high else [low, high]
+            smallest, largest = (column.min(), column.max()) if present else (None, None)
+            only = [] if smallest is None else [smallest] if smallest == largest else [smallest, largest]
+            low, high = (float(smallest), float(largest)) if present else (None, None)
+        elif isinstance(column.dtype, pd.CategoricalDtype):
+            only = column.cat.categories[np.flatnonzero(_category_counts(column))[:2]]
         else:
-            low = high = None
-            if isinstance(column.dtype, pd.CategoricalDtype):
-                codes = np.unique(column.cat.codes.to_numpy())
-                only = column.cat.categories[codes[codes >= 0][:2]]
-            else:
-                only = pd.unique(present.to_numpy(dtype=object))[:2]
-        return cls(len(column), len(present), plain_value(only[0]) if len(only) == 1 else None, low, high)
+            only = pd.unique(column.dropna().to_numpy(dtype=object))[:2]
+        return cls(len(column), present, plain_value(only[0]) if len(only) == 1 else None, low, high)
 
     @classmethod
     def merged(cls, shards: list["ColumnFacts"]) -> "ColumnFacts":
@@ -239,11 +238,10 @@ class ColumnFacts:
                    only.pop() if len(only) == 1 else None, min(lows, default=None), max(highs, default=None))
 
 
-def _is_id_like(name: str, column: pd.Series, numeric: bool, whole: ColumnFacts | None) -> bool:
+def _is_id_like(name: str, column: pd.Series, numeric: bool, facts: ColumnFacts) -> bool:
     """A different value in every row, and for numbers whole ones that count up (1, 2, ..., n), run in order, or
-    sit under an id's name. On a sample (``whole`` given), the gaps and the range are the whole column's."""
-    complete = whole.present == whole.rows if whole else not column.isna().any()
-    if len(column) < MIN_ROWS_FOR_ID_GUESS or not complete:
+    sit under an id's name. Gaps and range are the column's ``facts``: on a sample, the whole column's."""
+    if len(column) < MIN_ROWS_FOR_ID_GUESS or facts.present != facts.rows:
         return False
     if not numeric:
         return distinct_count(column) == len(column)
@@ -254,23 +252,23 @@ def _is_id_like(name: str, column: pd.Series, numeric: bool, whole: ColumnFacts 
             distinct_count(column) != len(column):
         return False
     steps = np.diff(values)
-    contiguous = whole.high - whole.low == whole.rows - 1 if whole else np.ptp(values) == len(values) - 1
+    contiguous = facts.high - facts.low == facts.rows - 1
     monotonic = bool(np.all(steps > 0) or np.all(steps < 0))
     words = _name_words(name)
     return contiguous or monotonic or bool(words and words[-1] in ID_WORDS)
 
 
-def distinct_count(present: pd.Series) -> int:
-    """How many distinct values a column without missing values holds; a categorical's counted on its codes."""
-    if isinstance(present.dtype, pd.CategoricalDtype):
-        return int(np.count_nonzero(np.bincount(present.cat.codes.to_numpy(), minlength=1)))
-    return present.nunique()
+def _category_counts(column: pd.Series) -> np.ndarray:
+    """Rows per category of a categorical column (missing values not counted)."""
+    codes = column.cat.codes.to_numpy()
+    return np.bincount(codes[codes >= 0], minlength=len(column.cat.categories))
 
 
-def _holds_one_value(present: pd.Series) -> bool:
-    if is_number_column(present):
-        return present.min() == present.max()
-    return distinct_count(present) == 1
+def distinct_count(column: pd.Series) -> int:
+    """How many distinct values a column holds (missing not counted); a categorical's counted on its codes."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return int(np.count_nonzero(_category_counts(column)))
+    return column.nunique()
 
 
 def _numbers_in_text(column: pd.Series) -> np.ndarray | None:
@@ -313,8 +311,7 @@ def leave_out_reasons(frame: pd.DataFrame, target: str, id_columns: list[str] | 
         if name == target:
             continue
         column = frame[name]
-        present = column.dropna()
-        facts = whole[name] if whole else ColumnFacts(len(column), len(present), None)
+        facts = whole[name] if whole else ColumnFacts.of(column)
         numeric = is_number_column(column)
         if name in exclude_columns:
             reasons[name] = "named in ExcludeColumns"
@@ -322,15 +319,13 @@ def leave_out_reasons(frame: pd.DataFrame, target: str, id_columns: list[str] | 
             reasons[name] = "named in IdColumns"
         elif facts.present == 0:
             reasons[name] = "empty in every row"
-        elif whole is None and len(present) == len(column) and _holds_one_value(present):
-            reasons[name] = f"the same value in every row ({plain_value(present.iloc[0])!r})"
-        elif whole is not None and facts.only_value is not None and facts.present == facts.rows:
+        elif facts.only_value is not None and facts.present == facts.rows:
             reasons[name] = f"the same value in every row ({facts.only_value!r})"
-        elif id_columns is None and _is_id_like(name, column, numeric, whole and facts):
+        elif id_columns is None and _is_id_like(name, column, numeric, facts):
             reasons[name] = "id-like: a different value in every row (name it in IdColumns to decide yourself)"
-        elif not numeric and (distinct := distinct_count(present)) > max(MIN_DISTINCT_FOR_FREE_TEXT,
-                                                                         MAX_DISTINCT_TEXT_SHARE * len(present)):
-            reasons[name] = f"too many distinct text values ({distinct:,} in {len(present):,} rows) to learn from"
+        elif not numeric and (distinct := distinct_count(column)) > max(MIN_DISTINCT_FOR_FREE_TEXT,
+                                                                        MAX_DISTINCT_TEXT_SHARE * column.count()):
+            reasons[name] = f"too many distinct text values ({distinct:,} in {column.count():,} rows) to learn from"
     return reasons
 
 

@@ -68,8 +68,8 @@ def plain_number_text(value) -> str:
     return f"-{text}" if negative else text
 
 
-def is_number_column(column: pd.Series) -> bool:
-    """Whether a column holds numbers (booleans are numeric to pandas, but levels here)."""
+def is_number_column(column) -> bool:
+    """Whether a column (or a dtype) holds numbers (booleans are numeric to pandas, but levels here)."""
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
 
 
@@ -297,7 +297,7 @@ class FeatureEncoder:
 
     def _numeric(self, frame: pd.DataFrame, cells: np.ndarray | None) -> np.ndarray:
         """numeric_values of each numeric column, as a rows x columns matrix."""
-        if cells is None and all(pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        if cells is None and all(is_number_column(dtype)
                                  for dtype in frame.dtypes.iloc[frame.columns.get_indexer(self.numeric)]):
             values = frame[self.numeric].to_numpy(dtype=float, na_value=np.nan)
         else:
