@@ -60,6 +60,8 @@ def gate_failed_step(
             "Quality gate failed: the chosen candidate (", readable("candidate"), ") scored test R² ",
             readable("r2"), " (MinR2 ", min_r2, ") and test RMSE ", readable("rmse"),
             " (MaxRmse ", max_rmse, ", 0 = off); ", readable("champion"), " (ChampionTolerance ",
-            champion_tolerance, "); baseline RMSE ", readable("baseline_rmse"), ".",
+            champion_tolerance, "); baseline RMSE ", readable("baseline_rmse"), ". Nothing was registered: give "
+            "the table rows or columns that predict the target better, or, if these figures are good enough, "
+            "relax the gate parameter that failed.",
         ]),
     )

@@ -221,7 +221,9 @@ def test_a_gate_that_cannot_pass_ends_in_the_fail_step_with_readable_figures(fir
     last = captured.err.splitlines()[-1]
     assert re.fullmatch(r"error: QualityGateFailed: Quality gate failed: the chosen candidate \(xgboost\) scored "
                         r"test R² 0\.9\d\d \(MinR2 0\.5\) and test RMSE \d\d,\d\d\d \(MaxRmse 1000\.0, 0 = off\); "
-                        r"no approved champion \(ChampionTolerance 0\.0\); baseline RMSE \d\d,\d\d\d\.", last), last
+                        r"no approved champion \(ChampionTolerance 0\.0\); baseline RMSE \d\d,\d\d\d\. Nothing was "
+                        r"registered: give the table rows or columns that predict the target better, or, if these "
+                        r"figures are good enough, relax the gate parameter that failed\.", last), last
     assert len(local_registry(local_dir).list_packages("HousePriceModels")) == versions_before
     # The report Evaluate wrote for this run states the same verdict, on the MaxRmse line.
     page = re.search(r"^Evaluation report: (file://\S+)$", captured.out, re.MULTILINE).group(1)
