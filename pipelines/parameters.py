@@ -72,7 +72,7 @@ DESCRIPTIONS = {
                         "carry it (the S3 trigger passes url), and LocateInput decodes it.",
     "TargetColumn": "Column to predict; must be numeric.",
     "IdColumns": "Comma-separated columns that identify rows and are not features; empty: id-like columns "
-                 "(a different value in every row) are detected and left out.",
+                 "(a different value in every row) are detected and left out; none: no column is.",
     "ExcludeColumns": "Comma-separated columns that must not be features, e.g. ones derived from the target.",
     "ProcessingInstanceType": "Instance type of the Preprocess and Evaluate jobs.",
     "ProcessingInstanceCount": "Instances of the Preprocess job; above 1, each reads its share of the input files "

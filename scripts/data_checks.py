@@ -322,7 +322,8 @@ def leave_out_reasons(frame: pd.DataFrame, target: str, id_columns: list[str] | 
         elif facts.only_value is not None and facts.present == facts.rows:
             reasons[name] = f"the same value in every row ({facts.only_value!r})"
         elif id_columns is None and _is_id_like(name, column, numeric, facts):
-            reasons[name] = "id-like: a different value in every row (name it in IdColumns to decide yourself)"
+            reasons[name] = ("id-like: a different value in every row (IdColumns=none keeps it as a feature; "
+                             "or name the columns that identify rows)")
         elif not numeric and (distinct := distinct_count(column)) > max(MIN_DISTINCT_FOR_FREE_TEXT,
                                                                         MAX_DISTINCT_TEXT_SHARE * column.count()):
             reasons[name] = f"too many distinct text values ({distinct:,} in {column.count():,} rows) to learn from"

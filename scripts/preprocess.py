@@ -445,16 +445,21 @@ def column_list(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+# IdColumns' value for "no column identifies a row": none is guessed id-like, so every column may be a feature.
+NO_ID_COLUMNS = "none"
+
+
 def optional_column_list(text: str) -> list[str] | None:
-    """None (guess id-like columns) for an empty value."""
-    return column_list(text) or None
+    """None (guess id-like columns) for an empty value; no columns for NO_ID_COLUMNS."""
+    return [] if text.strip().lower() == NO_ID_COLUMNS else column_list(text) or None
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
     parser = ContractArgumentParser("processing", description=__doc__.splitlines()[0])
     parser.add_argument("--target-column", required=True, help="the TargetColumn parameter")
     parser.add_argument("--id-columns", type=optional_column_list, default=None,
-                        help="IdColumns: comma-separated row identifiers; empty: guess id-like columns")
+                        help="IdColumns: comma-separated row identifiers; empty: guess id-like columns; "
+                        f"{NO_ID_COLUMNS}: guess none")
     parser.add_argument("--exclude-columns", type=column_list, default=[],
                         help="ExcludeColumns: comma-separated columns that must not be features")
     parser.add_argument("--input-uri", default="", help="where the input comes from, as the user knows it")

@@ -184,7 +184,8 @@ def test_column_facts_over_shards_tell_what_a_sample_cannot():
     assert leave_out_reasons(sample, "target", None, []) == {
         "kind": "the same value in every row ('a')", "gaps": "the same value in every row (1.0)"}
     assert leave_out_reasons(sample, "target", None, [], whole) == {
-        "row": "id-like: a different value in every row (name it in IdColumns to decide yourself)"}
+        "row": "id-like: a different value in every row (IdColumns=none keeps it as a feature; or name the columns "
+               "that identify rows)"}
 
 
 def test_a_share_of_only_other_objects_is_left_out_as_one_instance_leaves_them(tmp_path):

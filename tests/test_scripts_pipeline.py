@@ -216,6 +216,25 @@ def test_leakage_is_found_in_tables_larger_than_the_scan(monkeypatch):
     assert [leak["columns"] for leak in leaks] == [["ListPrice"]] and leaks[0]["r2"] > 0.95
 
 
+def test_id_columns_none_keeps_a_column_with_a_different_value_in_every_row_as_a_feature():
+    # A yearly series: the year is a different number in every row, contiguous, as a row number would be.
+    years = np.arange(1700, 2000)
+    frame = pd.DataFrame({"year": years, TARGET: 50 + 40 * np.sin(years / 5.0)})
+    guessed = preprocess.parse_arguments(["--target-column", TARGET, "--id-columns", ""]).id_columns
+    with pytest.raises(ValueError, match=r"no feature columns are left .*year: id-like: .*IdColumns=none keeps it"):
+        hashed_splits(frame, guessed)
+    none = preprocess.parse_arguments(["--target-column", TARGET, "--id-columns", " None "]).id_columns
+    from tabular_input import TableRead
+
+    prepared = preprocess.prepare(TableRead(frame, []), target_column=TARGET, id_columns=none, exclude_columns=[],
+                                  validation_fraction=0.15, test_fraction=0.15, seed=42)
+    assert prepared.spec["numeric"] == ["year"] and prepared.report["columns"]["left_out"] == {}
+    # A row is still identified by every column but the target.
+    by_year = preprocess.split_by_identity(frame, ["year"], 0.15, 0.15, 42)
+    assert {name: list(split["year"]) for name, split in prepared.splits.items()} == \
+        {name: list(split["year"]) for name, split in by_year.items()}
+
+
 def test_id_columns_alone_identify_a_row_and_equal_rows_fall_together():
     table = read_raw_csv(DATA)
     by_id = orders(hashed_splits(table, ids=["PID"]))
