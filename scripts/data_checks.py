@@ -174,9 +174,7 @@ class TargetRows:
             if self.suspected_outliers:
                 self.notes.append(
                     f"{len(self.suspected_outliers):,} row(s) have an unusual {target} (kept): "
-                    f"{', '.join(format_number(v) for v in self.suspected_outliers[:5])}"
-                    + (" ..." if len(self.suspected_outliers) > 5 else "")
-                )
+                    + _values_with_counts(self.suspected_outliers))
         self.dropped["target far outside the rest"] = int(far_off.sum())
         kept = usable & ~far_off
         for reason in ("target missing", "target infinite"):
@@ -300,6 +298,14 @@ def repair_numbers(frame: pd.DataFrame, target: str) -> list[str]:
                 frame.loc[infinite, name] = np.nan
                 findings.append(f"treated {int(infinite.sum()):,} infinite value(s) in {name!r} as missing")
     return findings
+
+
+def _values_with_counts(values: list[float], shown: int = 5) -> str:
+    """Sorted values as a person reads them: each distinct value once, with its rows when it repeats."""
+    distinct, counts = np.unique(values, return_counts=True)
+    text = ", ".join(format_number(value) + (f" ({count:,} rows)" if count > 1 else "")
+                     for value, count in zip(distinct[:shown], counts[:shown]))
+    return text + (f" ... up to {format_number(distinct[-1])}" if len(distinct) > shown else "")
 
 
 def leave_out_reasons(frame: pd.DataFrame, target: str, id_columns: list[str] | None,

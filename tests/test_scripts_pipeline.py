@@ -216,6 +216,17 @@ def test_leakage_is_found_in_tables_larger_than_the_scan(monkeypatch):
     assert [leak["columns"] for leak in leaks] == [["ListPrice"]] and leaks[0]["r2"] > 0.95
 
 
+def test_unusual_targets_are_noted_once_per_value_with_their_rows():
+    from data_checks import TargetRows
+
+    # Mostly -2 to 2, with many rows at 12 and a few beyond: unusual, not far enough off to drop.
+    target = np.concatenate([np.tile([-2.0, -1, 0, 0, 1, 2], 300), np.full(40, 12.0), [13.0, 14, 15, 16, 18]])
+    rows = TargetRows(pd.DataFrame({"change": target, "x": np.arange(len(target))}), "change", "change.csv")
+    [note] = [note for note in rows.notes if "unusual" in note]
+    assert note == "45 row(s) have an unusual change (kept): 12 (40 rows), 13, 14, 15, 16 ... up to 18"
+    assert rows.dropped["target far outside the rest"] == 0
+
+
 def test_id_columns_none_keeps_a_column_with_a_different_value_in_every_row_as_a_feature():
     # A yearly series: the year is a different number in every row, contiguous, as a row number would be.
     years = np.arange(1700, 2000)
