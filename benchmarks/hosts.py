@@ -41,10 +41,10 @@ def training_step(s3, prepared: Path, hosts: int, rounds: int) -> dict:
 
     source = s3.put_bytes(f"{BUCKET}/code/sourcedir.tar.gz", CodeBundle.for_script("train_xgboost.py").sourcedir_tarball)
     channels = []
-    for name in ("train", "validation", "features"):
-        s3.publish([(prepared / name, f"{BUCKET}/prepared/{name}")])
+    for name, output in (("train", "encoded-train"), ("validation", "encoded-validation"), ("features", "features")):
+        s3.publish([(prepared / output, f"{BUCKET}/prepared/{output}")])
         channels.append({"ChannelName": name, "InputMode": "File", "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": f"{BUCKET}/prepared/{name}",
+            "S3DataType": "S3Prefix", "S3Uri": f"{BUCKET}/prepared/{output}",
             "S3DataDistributionType": "FullyReplicated" if name == "features" else "ShardedByS3Key"}}})
     return {"Name": "Train", "Type": "Training", "Arguments": {
         "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "local/xgboost:1"},

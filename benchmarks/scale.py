@@ -81,12 +81,14 @@ def benchmark(rows: int, work: Path, rounds: int, threads: int, steps: list[str]
     preprocess = measured([sys.executable, str(PROJECT_DIR / "scripts" / "preprocess.py"),
                            "--target-column", TARGET, "--input-dir", str(table.parent),
                            "--output-dir", str(processed)], work)
-    channels = ["--train", str(processed / "train"), "--validation", str(processed / "validation"),
-                "--features", str(processed / "features"), "--model-dir", str(work / "model")]
-    training = measured([sys.executable, str(PROJECT_DIR / "scripts" / "train_xgboost.py"), *channels,
+    features = ["--features", str(processed / "features"), "--model-dir", str(work / "model")]
+    # A trial reads the rows Preprocess encoded; the baseline reads the raw ones.
+    encoded = ["--train", str(processed / "encoded-train"), "--validation", str(processed / "encoded-validation")]
+    raw = ["--train", str(processed / "train"), "--validation", str(processed / "validation")]
+    training = measured([sys.executable, str(PROJECT_DIR / "scripts" / "train_xgboost.py"), *encoded, *features,
                          "--num_round", str(rounds), "--early_stopping_rounds", str(rounds),
                          "--nthread", str(threads)], work) if "training" in steps else None
-    baseline = measured([sys.executable, str(PROJECT_DIR / "scripts" / "train_baseline.py"), *channels], work) \
+    baseline = measured([sys.executable, str(PROJECT_DIR / "scripts" / "train_baseline.py"), *raw, *features], work) \
         if "baseline" in steps else None
     return {"rows": rows, "csv_gb": round(table.stat().st_size / 1e9, 2), "generated_seconds": round(generated, 1),
             "preprocess": preprocess, "training": training, "baseline": baseline}

@@ -18,7 +18,7 @@ from steps.locate_input import input_location_report, input_uri, locate_input_st
 from steps.evaluate import (
     chosen_model_uri, data_report_uri, evaluation_file_uri, evaluation_page_uri, evaluation_report, evaluation_step,
 )
-from steps.preprocess import preprocess_step
+from steps.preprocess import OUTPUTS, preprocess_step
 from steps.quality_gate import quality_gate_step
 from steps.register import register_model_step
 from steps.train_baseline import baseline_training_step
@@ -42,16 +42,13 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
         exclude_columns=params.exclude_columns, instance_type=params.processing_instance_type,
         instance_count=params.processing_instance_count, training_instance_count=params.training_instance_count,
     )
-    splits = {
-        name: preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
-        for name in ("train", "validation", "test", "features", "report")
-    }
+    splits = {name: preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri for name in OUTPUTS}
     train_baseline = baseline_training_step(
         ctx, train=splits["train"], validation=splits["validation"], features=splits["features"],
         instance_type=params.training_instance_type,
     )
     tune_xgboost = xgboost_tuning_step(
-        ctx, train=splits["train"], validation=splits["validation"], features=splits["features"],
+        ctx, train=splits["encoded-train"], validation=splits["encoded-validation"], features=splits["features"],
         instance_type=params.training_instance_type, instance_count=params.training_instance_count,
         max_jobs=settings.tuning_max_jobs,
         max_parallel_jobs=min(settings.tuning_max_parallel_jobs, settings.tuning_max_jobs),

@@ -138,20 +138,15 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_training_inputs(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The train rows, validation rows and feature spec named by add_training_arguments' options."""
-    train, validation, spec = training_sources(arguments)
-    return train.frame(), validation.frame(), spec
-
-
-def training_sources(arguments: argparse.Namespace) -> tuple["TableBatches", "TableBatches", dict]:
-    """The train and validation channels as tables read in batches, and the feature spec."""
     spec = read_feature_spec(arguments.features)
-    channels = {}
+    frames = []
     for channel in ("train", "validation"):
-        channels[channel] = TableBatches(getattr(arguments, channel), f"{channel} channel")
+        table = TableBatches(getattr(arguments, channel), f"{channel} channel")
         # Checked here: pooled for cross-validation, a column missing from one channel would become gaps.
-        require_columns(channels[channel].columns, [spec["target"], *spec["numeric"], *spec["categorical"]],
+        require_columns(table.columns, [spec["target"], *spec["numeric"], *spec["categorical"]],
                         f"the {channel} channel must hold every column of the feature spec")
-    return channels["train"], channels["validation"], spec
+        frames.append(table.frame())
+    return frames[0], frames[1], spec
 
 
 def read_table_directory(directory: Path, description: str) -> pd.DataFrame:

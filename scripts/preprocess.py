@@ -3,7 +3,8 @@
 Reads every delimited file under the input directory (see tabular_input.py), keeps rows with a
 usable target, decides which columns are features (data_checks.py), splits the rows by a seeded hash
 of each row's identity and writes the raw cleaned rows of each split, the feature spec fitted on the training
-split only, and a data report saying what was done to the data and what looks wrong.
+split only, the train and validation rows encoded by it for the tuning trials (encoded_rows.py), and a data report
+saying what was done to the data and what looks wrong.
 
 On several processing instances (ProcessingInstanceCount), each reads and splits its own share of the files,
 and the leader decides for all on the rows it gathers from them (``prepare_across_hosts``).
@@ -22,13 +23,14 @@ import pandas as pd
 from pandas.core.util.hashing import combine_hash_arrays
 
 from container import (
-    ContractArgumentParser, failure_reporting, frame_of_bytes, opt_ml_root, positive_whole_number, table_bytes,
-    write_json_atomic, write_table_atomic,
+    ContractArgumentParser, atomic_file, failure_reporting, frame_of_bytes, opt_ml_root, positive_whole_number,
+    table_bytes, write_json_atomic, write_table_atomic,
 )
 from data_checks import (
     DATA_REPORT_FILE, ColumnFacts, TargetRows, TargetScale, evenly_spaced, format_number, leave_out_reasons,
     repair_numbers, resolve_column, resolve_columns, suspected_leaks, target_summary,
 )
+from encoded_rows import ENCODED_OUTPUTS, write_encoded
 from features import (
     FEATURE_SPEC_FILE, fit_feature_spec, infer_feature_types, is_number_column, numeric_values, plain_number_text,
 )
@@ -248,15 +250,21 @@ def split_files(name: str, frame: pd.DataFrame, shards: int, host: str = "") -> 
     return files
 
 
-def write_splits(output_dir: Path, splits: dict[str, pd.DataFrame], shards: int = 1, host: str = "") -> None:
+def write_splits(output_dir: Path, splits: dict[str, pd.DataFrame], spec: dict, shards: int = 1,
+                 host: str = "") -> None:
+    """Each split's raw rows, and the train and validation rows encoded once for every tuning trial (in the
+    same parts as the raw ones)."""
     for name, frame in splits.items():
         for file_name, rows in split_files(name, frame, shards, host):
             write_table_atomic(output_dir / name / file_name, rows)
+            if name in ENCODED_OUTPUTS:
+                with atomic_file(output_dir / ENCODED_OUTPUTS[name] / file_name) as stream:
+                    write_encoded(stream, rows, spec)
 
 
 def write_outputs(output_dir: Path, splits: dict[str, pd.DataFrame], spec: dict, report: dict,
                   shards: int = 1) -> None:
-    write_splits(output_dir, splits, shards)
+    write_splits(output_dir, splits, spec, shards)
     write_json_atomic(output_dir / "features" / FEATURE_SPEC_FILE, spec)
     write_json_atomic(output_dir / "report" / DATA_REPORT_FILE, report)
 
@@ -356,8 +364,9 @@ def prepare_across_hosts(arguments: argparse.Namespace, exchange: Exchange) -> d
         json.dumps({"files": [source.display for source, _ in pieces], "facts": facts}).encode(),
         *(table_bytes(evenly_spaced(rows, sampling["quotas"][source.display])) for source, rows in pieces)])
     decided = _decided(arguments, shares, gathered, sampling["sampled"]) if leader else None
-    plan = Plan(**json.loads(exchange.broadcast(json.dumps(dataclasses.asdict(decided.plan)).encode()
-                                                if leader else b"")))
+    decisions = json.loads(exchange.broadcast(
+        json.dumps({"plan": dataclasses.asdict(decided.plan), "spec": decided.spec}).encode() if leader else b""))
+    plan, spec = Plan(**decisions["plan"]), decisions["spec"]
     if not shard.files:
         splits = dict.fromkeys(SPLITS, pd.DataFrame(columns=plan.columns))
         counts = {"read": 0, "used": 0, "dropped": {}, "splits": dict.fromkeys(SPLITS, 0)}
@@ -368,9 +377,9 @@ def prepare_across_hosts(arguments: argparse.Namespace, exchange: Exchange) -> d
     everyone = [json.loads(blobs[0]) for blobs in exchange.gather([json.dumps(counts).encode()])]
     report = _checked_report(decided, everyone, shares, arguments.shards) if leader else None
     exchange.broadcast()  # the go-ahead: nothing is written until every host's rows passed the checks
-    write_splits(arguments.output_dir, splits, arguments.shards, exchange.hosts.current_host)
+    write_splits(arguments.output_dir, splits, spec, arguments.shards, exchange.hosts.current_host)
     if leader:
-        write_json_atomic(arguments.output_dir / "features" / FEATURE_SPEC_FILE, decided.spec)
+        write_json_atomic(arguments.output_dir / "features" / FEATURE_SPEC_FILE, spec)
         write_json_atomic(arguments.output_dir / "report" / DATA_REPORT_FILE, report)
     print(f"{exchange.hosts.current_host}: {counts['read']:,} rows from {len(pieces):,} file(s); "
           + ", ".join(f"{name} {size:,}" for name, size in counts["splits"].items()))
@@ -472,7 +481,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="with several processing instances, the rows the leader decides on at most")
     parser.add_argument("--input-dir", type=Path, default=opt_ml_root() / "processing" / "input" / "data")
     parser.add_argument("--output-dir", type=Path, default=opt_ml_root() / "processing",
-                        help="parent of the train/, validation/, test/, features/ and report/ outputs")
+                        help="parent of the train/, validation/, test/, encoded-train/, encoded-validation/, "
+                        "features/ and report/ outputs")
     arguments = parser.parse_args(argv)
     if arguments.validation_fraction + arguments.test_fraction >= 1:
         parser.error("--validation-fraction plus --test-fraction must leave rows for training (sum below 1)")

@@ -1,13 +1,14 @@
 """Training job (XGBoost image, script mode): gradient-boosted trees with early stopping.
 
-Trains on the transformed features and the target in the chosen transform (a tuned
-hyperparameter: log or none) and stops early on held-out rows: the validation channel, or on
-small tables each of the shared cross-validation folds over train + validation (resampling.py).
+Trains on the rows Preprocess encoded once for every trial (encoded_rows.py: the train and validation channels)
+and the target in the chosen transform (a tuned hyperparameter: log or none), and stops early on held-out rows:
+the validation channel, or on small tables each of the shared cross-validation folds over train + validation
+(resampling.py).
 Then refits with the same settings on train + validation rows for the best number of rounds
 scaled by the row ratio, and saves that booster in XGBoost's JSON format (portable across
 versions) with the feature spec it uses and the serving code, so model.tar.gz serves on its own.
 The last line printed is `validation-rmse: <target units>`, the held-out RMSE (validation split,
-or out-of-fold), computed through the serving handlers.
+or out-of-fold), of the model's predictions on the encoded rows: the bits serving predicts from raw columns.
 
 Tables too large to cross-validate are read a batch of rows at a time and quantised batch by batch
 (XGBoost's own form, a bin index per present cell), so a job never holds a whole table, nor its float
@@ -23,45 +24,49 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-import pandas as pd
 import xgboost
 
 from checkpoints import Progress
 from cluster import ONE_HOST, Cluster
 from container import (
-    ContractArgumentParser, TableBatches, add_training_arguments, available_cpus, failure_reporting,
-    positive_whole_number, save_serving_code, training_sources, whole_number, write_bytes_atomic, write_json_atomic,
+    ContractArgumentParser, add_training_arguments, available_cpus, failure_reporting, positive_whole_number,
+    read_feature_spec, save_serving_code, whole_number, write_bytes_atomic, write_json_atomic,
 )
+from encoded_rows import Encoded, EncodedFiles
 from features import (
-    FEATURE_SPEC_FILE, TARGET_TRANSFORMS, encode_target, target_values, transform_features,
-    usable_target_transforms, with_absent_levels, with_target_transform,
+    FEATURE_SPEC_FILE, TARGET_TRANSFORMS, decode_target, encode_target, usable_target_transforms, with_absent_levels,
+    with_target_transform,
 )
-from inference import BOOSTER_FILE, ServingModel, predict
+from inference import BOOSTER_FILE
 from metrics import validation_metric_line
-from resampling import FOLDS, fold_indices, pooled_rows, uses_cross_validation
+from resampling import FOLDS, fold_indices, uses_cross_validation
 
 
-# Rows: a frame in memory, or tables read a batch at a time (a list of TableBatches), which are never held whole.
-Rows = Union[pd.DataFrame, Sequence[TableBatches]]
+# Rows: encoded rows in memory, or files read a batch at a time (a list of EncodedFiles), which are never held whole.
+Rows = Union[Encoded, Sequence[EncodedFiles]]
 
 
-def _encoded_matrix(rows: Rows, spec: dict, kind: type[xgboost.DMatrix] = xgboost.QuantileDMatrix) -> xgboost.DMatrix:
-    """The rows encoded for XGBoost, read batch by batch when they come in batches, so neither the rows nor their
-    float matrix are ever held whole. Training rows are quantised (the form its hist method trains on, a bin
-    index per present cell). The rows early stopping scores after every round are a plain DMatrix of their
+def _matrix(rows: Rows, spec: dict, kind: type[xgboost.DMatrix] = xgboost.QuantileDMatrix) -> xgboost.DMatrix:
+    """The encoded rows for XGBoost, with their targets in the spec's transform, read batch by batch when they come
+    in batches, so the rows are never held whole. Training rows are quantised (the form its hist method trains on,
+    a bin index per present cell). The rows early stopping scores after every round are a plain DMatrix of their
     present cells (a value and an index each): XGBoost predicts a quantised matrix with missing cells one row
     at a time, which made the 1M-row scale benchmark's rounds several times slower than training them."""
-    if isinstance(rows, pd.DataFrame):
-        labels = encode_target(target_values(rows, spec["target"]), spec)
-        return kind(transform_features(rows, spec, np.float32), label=labels)
-    return kind(_EncodedBatches(rows, spec))
+    if isinstance(rows, Encoded):
+        return kind(rows.features, label=encode_target(rows.targets, spec))
+    return kind(_BatchesForXGBoost(rows, spec))
 
 
-def _batches(rows: Rows) -> Iterator[pd.DataFrame]:
-    return iter([rows]) if isinstance(rows, pd.DataFrame) else itertools.chain.from_iterable(rows)
+def _batches(rows: Rows) -> Iterator[Encoded]:
+    return iter([rows]) if isinstance(rows, Encoded) else itertools.chain.from_iterable(rows)
 
 
-class _EncodedBatches(xgboost.DataIter):
+def predictions(booster: xgboost.Booster, rows: Encoded, spec: dict) -> np.ndarray:
+    """In the target's units, as serving predicts them from the raw columns (the same encoded bits)."""
+    return decode_target(booster.inplace_predict(rows.features), spec)
+
+
+class _BatchesForXGBoost(xgboost.DataIter):
     """The encoded features and targets of one batch of rows at a time, for XGBoost to take in (a quantised matrix
     reads them twice: once to find the bins, once to fill them)."""
 
@@ -77,8 +82,7 @@ class _EncodedBatches(xgboost.DataIter):
         batch = next(self._batches, None)
         if batch is None:
             return False
-        input_data(data=transform_features(batch, self._spec, np.float32),
-                   label=encode_target(target_values(batch, self._spec["target"]), self._spec))
+        input_data(data=batch.features, label=encode_target(batch.targets, self._spec))
         return True
 
 
@@ -154,44 +158,42 @@ def fit_booster(train: Rows, validation: Rows, spec: dict, parameters: dict,
                 num_round: int, early_stopping_rounds: int, *, progress: Progress = NOT_KEPT,
                 name: str = "selection") -> xgboost.Booster:
     """Boost until the validation RMSE (in encoded units) stops improving; keep only the best rounds."""
-    return boost(parameters, _encoded_matrix(train, spec), num_round, progress, name,
-                 validation=_encoded_matrix(validation, spec, xgboost.DMatrix),
+    return boost(parameters, _matrix(train, spec), num_round, progress, name,
+                 validation=_matrix(validation, spec, xgboost.DMatrix),
                  early_stopping_rounds=early_stopping_rounds)
 
 
 def refit_booster(rows: Rows, spec: dict, parameters: dict, num_round: int, *,
                   progress: Progress = NOT_KEPT) -> xgboost.Booster:
     """The same settings on more rows, for a fixed number of rounds (nothing is left to stop early on)."""
-    return boost(parameters, _encoded_matrix(rows, spec), num_round, progress, "refit")
+    return boost(parameters, _matrix(rows, spec), num_round, progress, "refit")
 
 
 def holdout_fit(train: Rows, validation: Rows, spec: dict, parameters: dict,
                 arguments: argparse.Namespace, cluster: Cluster = ONE_HOST, *,
                 progress: Progress = NOT_KEPT) -> tuple[float, int]:
-    """Validation RMSE (target units, through serving, over every host's rows) of the early-stopped model, and
-    its round count."""
+    """Validation RMSE (target units, over every host's rows) of the early-stopped model, and its round count."""
     booster = fit_booster(train, validation, spec, parameters, arguments.num_round, arguments.early_stopping_rounds,
                           progress=progress)
-    model = ServingModel(booster, spec)
     squared_error, count = 0.0, 0
     for batch in _batches(validation):
-        squared_error += float(np.sum((target_values(batch, spec["target"]) - predict(batch, model)) ** 2))
+        squared_error += float(np.sum((batch.targets - predictions(booster, batch, spec)) ** 2))
         count += len(batch)
     return rmse_over_hosts(cluster, squared_error, count), booster.num_boosted_rounds()
 
 
-def cross_validated_fit(rows: pd.DataFrame, spec: dict, parameters: dict, arguments: argparse.Namespace,
+def cross_validated_fit(rows: Encoded, spec: dict, parameters: dict, arguments: argparse.Namespace,
                         cluster: Cluster = ONE_HOST, *, progress: Progress = NOT_KEPT) -> tuple[float, int]:
     """Out-of-fold RMSE over the shared folds, and the mean early-stopped round count. With several hosts each
     folds its own rows, and each fold trains across all hosts."""
-    predictions, rounds = np.empty(len(rows)), []
+    out_of_fold, rounds = np.empty(len(rows)), []
     for fold, (fit_rows, held_out) in enumerate(fold_indices(len(rows))):
-        fold_fit, fold_held_out = rows.iloc[fit_rows], rows.iloc[held_out]
-        booster = fit_booster(fold_fit, fold_held_out, spec, parameters, arguments.num_round,
+        fold_held_out = rows.take(held_out)
+        booster = fit_booster(rows.take(fit_rows), fold_held_out, spec, parameters, arguments.num_round,
                               arguments.early_stopping_rounds, progress=progress, name=f"fold-{fold}")
-        predictions[held_out] = predict(fold_held_out, ServingModel(booster, spec))
+        out_of_fold[held_out] = predictions(booster, fold_held_out, spec)
         rounds.append(booster.num_boosted_rounds())
-    squared_error = float(np.sum((target_values(rows, spec["target"]) - predictions) ** 2))
+    squared_error = float(np.sum((rows.targets - out_of_fold) ** 2))
     return rmse_over_hosts(cluster, squared_error, len(rows)), round(float(np.mean(rounds)))
 
 
@@ -200,10 +202,10 @@ def rmse_over_hosts(cluster: Cluster, squared_error: float, count: int) -> float
     return float(np.sqrt(squared_error / count))
 
 
-def model_spec(spec: dict, train: pd.DataFrame, requested: str, cluster: Cluster = ONE_HOST) -> dict:
-    """The spec in the requested target transform, or without one when the targets (of any host) cannot be
-    logged; absent levels are given as missing, which the trees skip."""
-    unusable = requested not in usable_target_transforms(target_values(train, spec["target"]))
+def model_spec(spec: dict, targets: np.ndarray, requested: str, cluster: Cluster = ONE_HOST) -> dict:
+    """The spec in the requested target transform, or without one when the train targets (of any host) cannot be
+    logged; absent levels are given as missing, which the trees skip (as the encoded rows give them)."""
+    unusable = requested not in usable_target_transforms(targets)
     transform = spec["target_transform"] if cluster.total([unusable])[0] else requested
     return with_absent_levels(with_target_transform(spec, transform), "missing")
 
@@ -239,14 +241,16 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     arguments = parse_arguments(argv)
     with failure_reporting("training"), Cluster.of_this_job().connected() as cluster:
-        train, validation, spec = training_sources(arguments)
-        spec = model_spec(spec, train.frame([spec["target"]]), arguments.target_transform, cluster)
+        spec = read_feature_spec(arguments.features)
+        train, validation = (EncodedFiles(getattr(arguments, channel), f"{channel} channel", spec)
+                             for channel in ("train", "validation"))
+        spec = model_spec(spec, train.targets(), arguments.target_transform, cluster)
         parameters = booster_parameters(arguments)
-        train_rows = len(train)  # a CSV channel is read to be counted
+        train_rows = len(train)
         train_count, row_count = (int(count) for count in cluster.total([train_rows, train_rows + len(validation)]))
         progress = Progress.of_this_job()
         if uses_cross_validation(row_count):
-            rows = pooled_rows(train.frame(), validation.frame())
+            rows = Encoded.joined([train.whole(), validation.whole()], train.width)
             score, rounds = cross_validated_fit(rows, spec, parameters, arguments, cluster, progress=progress)
             print(f"{FOLDS}-fold cross-validation: {rounds} rounds on average")
             # Each fold fits (k-1)/k of the rows; the refit sees them all.

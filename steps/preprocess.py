@@ -8,7 +8,8 @@ from sagemaker.mlops.workflow.steps import ProcessingStep
 from steps.context import StepContext
 from steps.processing import processing_input, processing_output, script_processing_step
 
-OUTPUTS = ("train", "validation", "test", "features", "report")
+# encoded-train and encoded-validation: those splits encoded by the feature spec, once for every tuning trial.
+OUTPUTS = ("train", "validation", "test", "encoded-train", "encoded-validation", "features", "report")
 
 
 def preprocess_step(
@@ -41,5 +42,6 @@ def preprocess_step(
                    # A part of the train and validation splits per training instance.
                    "--shards", training_instance_count],
         description="Read every CSV under the input location, check it (data report), leave out id-like and "
-        "unusable columns, split train/validation/test and fit the feature spec on the training split only.",
+        "unusable columns, split train/validation/test, fit the feature spec on the training split only and encode "
+        "train and validation by it for the tuning trials.",
     )

@@ -172,7 +172,7 @@ class EventLog(list):
 
 
 def prepared_sample(root: Path, *preprocess_arguments: str) -> Path:
-    """The Ames sample through the real Preprocess script: its train, validation, test and features outputs."""
+    """The Ames sample through the real Preprocess script: its outputs (splits, encoded splits, features, report)."""
     import preprocess  # scripts/ is on sys.path in the tests that use this
 
     (root / "input").mkdir(parents=True)
@@ -189,9 +189,10 @@ def xgboost_training_step(env: Env, prepared: Path, hyperparameters: dict[str, s
     source = env.s3.put_bytes(f"{BUCKET}/code/sourcedir.tar.gz",
                               CodeBundle.for_script("train_xgboost.py").sourcedir_tarball)
     channels = {}
-    for channel in ("train", "validation", "features"):
-        env.s3.publish([(prepared / channel, f"{BUCKET}/prepared/{channel}")])
-        channels[channel] = f"{BUCKET}/prepared/{channel}"
+    # A trial reads the train and validation rows Preprocess encoded.
+    for channel, output in (("train", "encoded-train"), ("validation", "encoded-validation"), ("features", "features")):
+        env.s3.publish([(prepared / output, f"{BUCKET}/prepared/{output}")])
+        channels[channel] = f"{BUCKET}/prepared/{output}"
     return training_step("Train", source, channels=channels, hyperparameters=hyperparameters,
                          program="train_xgboost.py")
 

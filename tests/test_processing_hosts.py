@@ -88,6 +88,15 @@ def _gathered(root: Path, split: str) -> Path:
     return gathered
 
 
+def encoded_by_order(root: Path, split: str) -> pd.DataFrame:
+    """The split's encoded rows of every host, indexed by the sample's Order column of their raw twins."""
+    frames = []
+    for raw in root.glob(f"algo-*/processing/{split}/*.parquet"):
+        encoded = pd.read_parquet(raw.parent.parent / f"encoded-{split}" / raw.name)
+        frames.append(encoded.set_axis(pd.read_parquet(raw, columns=["Order"])["Order"]))
+    return pd.concat(frames).sort_index()
+
+
 def one_host_run(root: Path, files: list) -> Path:
     [finished] = run_hosts(root, files, 1, "--shards", "2")
     assert finished.returncode == 0, finished.stderr
@@ -120,6 +129,8 @@ def test_two_hosts_split_and_decide_exactly_as_one(tmp_path):
     both, single = split_rows(tmp_path), split_rows(one_host)
     for name in SPLITS:
         pd.testing.assert_frame_equal(both[name], single[name], check_dtype=False, check_categorical=False)
+    for name in ("train", "validation"):  # each host encodes its rows by the leader's spec
+        pd.testing.assert_frame_equal(encoded_by_order(tmp_path, name), encoded_by_order(one_host, name))
     assert "read 2,930 rows from s3://bucket/incoming/ (4 files)" in finished[0].stdout
     assert finished[1].stdout.startswith("algo-2: 1,465 rows from 2 file(s)")
 
@@ -150,9 +161,13 @@ def test_an_instance_without_files_idles_writes_empty_parts_and_says_so(tmp_path
     assert report["warnings"][-1] == ("1 of 3 processing instances received no input file and idled; give the "
                                       "input at least as many files as ProcessingInstanceCount (3)")
     # Every part is written, empty ones too, so a later run onto the same output replaces each of them.
-    idle = sorted(path.name for path in (tmp_path / "algo-3" / "processing").glob("*/*.parquet"))
-    assert idle == ["test-algo-3.parquet", "train-algo-3-1-of-2.parquet", "train-algo-3-2-of-2.parquet",
-                    "validation-algo-3-1-of-2.parquet", "validation-algo-3-2-of-2.parquet"]
+    written = tmp_path / "algo-3" / "processing"
+    idle = sorted(str(path.relative_to(written)) for path in written.glob("*/*.parquet"))
+    assert idle == [
+        "encoded-train/train-algo-3-1-of-2.parquet", "encoded-train/train-algo-3-2-of-2.parquet",
+        "encoded-validation/validation-algo-3-1-of-2.parquet", "encoded-validation/validation-algo-3-2-of-2.parquet",
+        "test/test-algo-3.parquet", "train/train-algo-3-1-of-2.parquet", "train/train-algo-3-2-of-2.parquet",
+        "validation/validation-algo-3-1-of-2.parquet", "validation/validation-algo-3-2-of-2.parquet"]
     assert sum(len(split) for split in split_rows(tmp_path).values()) == len(SAMPLE)
 
 

@@ -60,9 +60,12 @@ def stage(source: Path, destination: Path) -> None:
     (shutil.copytree if source.is_dir() else shutil.copy)(source, destination)
 
 
-def stage_training_channels(processing: Path, root: Path) -> None:
+def stage_training_channels(processing: Path, root: Path, *, encoded: bool = False) -> None:
+    """Preprocess's outputs as a training job's channels: a tuning trial reads the encoded train and validation
+    rows (encoded=True), the baseline the raw ones."""
     for channel in ("train", "validation", "features"):
-        stage(processing / "processing" / channel, root / "input" / "data" / channel)
+        output = f"encoded-{channel}" if encoded and channel != "features" else channel
+        stage(processing / "processing" / output, root / "input" / "data" / channel)
 
 
 def pack_model(model_dir: Path, archive: Path) -> Path:
@@ -85,6 +88,12 @@ class Pipeline:
 
     def split(self, name: str) -> pd.DataFrame:
         return pd.read_parquet(self.processing / "processing" / name / f"{name}.parquet")
+
+    def encoded(self, name: str, batch_rows: int | None = None):
+        """The train or validation rows as Preprocess encoded them for the tuning trials."""
+        from encoded_rows import EncodedFiles
+
+        return EncodedFiles(self.processing / "processing" / f"encoded-{name}", name, self.spec, batch_rows)
 
     @property
     def spec(self) -> dict:
@@ -128,7 +137,7 @@ def pipeline(tmp_path_factory) -> Pipeline:
     baseline_log = run_job(baseline_root, train_baseline.main, [])
 
     xgboost_root = tmp_path_factory.mktemp("xgboost_job")
-    stage_training_channels(processing, xgboost_root)
+    stage_training_channels(processing, xgboost_root, encoded=True)
     # One thread: tests may share the machine's two cores, and boosting threads spin when they do.
     xgboost_log = run_job(xgboost_root, train_xgboost.main, [], {"SM_NUM_CPUS": "1"})
 
@@ -347,8 +356,9 @@ def _early_stopped_xgboost(pipeline):
     from train_xgboost import booster_parameters, fit_booster, model_spec
 
     arguments = train_xgboost.parse_arguments(["--nthread", "1"])
-    spec = model_spec(pipeline.spec, pipeline.split("train"), arguments.target_transform)
-    booster = fit_booster(pipeline.split("train"), pipeline.split("validation"), spec,
+    train = pipeline.encoded("train").whole()
+    spec = model_spec(pipeline.spec, train.targets, arguments.target_transform)
+    booster = fit_booster(train, pipeline.encoded("validation").whole(), spec,
                           booster_parameters(arguments), arguments.num_round, arguments.early_stopping_rounds)
     return arguments, spec, booster
 
@@ -359,6 +369,7 @@ def test_xgboost_on_a_large_table_reports_the_validation_rmse_and_saves_a_refit(
     train, validation = pipeline.split("train"), pipeline.split("validation")
     assert not resampling.uses_cross_validation(len(train) + len(validation))  # 2,490 train + validation rows
     arguments, spec, early_stopped = _early_stopped_xgboost(pipeline)
+    # The trial scores the rows Preprocess encoded; serving encodes the raw ones: the same predictions.
     expected = rmse(validation[TARGET], inference.predict_fn(validation, inference.ServingModel(early_stopped, spec)))
     assert reported_rmse(pipeline.xgboost_log) == pytest.approx(expected, abs=1e-5)
     assert 10_000 < expected < 60_000
@@ -368,6 +379,17 @@ def test_xgboost_on_a_large_table_reports_the_validation_rmse_and_saves_a_refit(
     assert saved.booster.num_boosted_rounds() == round(early_stopped.num_boosted_rounds() * rows / len(train))
     assert f"refit on {rows:,} train + validation rows" in pipeline.xgboost_log
     assert saved.spec["target_transform"] == arguments.target_transform == "log1p"
+
+
+def test_preprocess_encodes_train_and_validation_once_to_the_bits_serving_encodes(pipeline):
+    from features import FeatureEncoder, with_absent_levels
+
+    for name in ("train", "validation"):
+        raw, encoded = pipeline.split(name), pipeline.encoded(name).whole()
+        served = FeatureEncoder(with_absent_levels(pipeline.spec, "missing"))(raw)  # float64, as a request
+        assert encoded.features.dtype == np.float32 and encoded.features.shape == served.shape
+        np.testing.assert_array_equal(encoded.features, served.astype(np.float32))
+        np.testing.assert_array_equal(encoded.targets, raw[TARGET].to_numpy(dtype=float))
 
 
 def test_folds_partition_the_rows_the_same_way_in_every_job():
@@ -385,16 +407,27 @@ def test_xgboost_on_a_small_table_reports_the_out_of_fold_rmse(pipeline, tmp_pat
     import resampling
     from train_xgboost import booster_parameters, cross_validated_fit, model_spec
 
+    from encoded_rows import Encoded
+
     monkeypatch.setattr(resampling, "CROSS_VALIDATION_MAX_ROWS", 5000)
-    stage_training_channels(pipeline.processing, tmp_path)
+    stage_training_channels(pipeline.processing, tmp_path, encoded=True)
     fast = ["--nthread", "1", "--eta", "0.3"]  # a few dozen rounds per fold
     log = run_job(tmp_path, train_xgboost.main, fast)
-    train, validation = pipeline.split("train"), pipeline.split("validation")
+    train, validation = pipeline.encoded("train").whole(), pipeline.encoded("validation").whole()
     arguments = train_xgboost.parse_arguments(fast)
-    spec = model_spec(pipeline.spec, train, arguments.target_transform)
-    score, rounds = cross_validated_fit(resampling.pooled_rows(train, validation), spec,
-                                        booster_parameters(arguments), arguments)
+    spec = model_spec(pipeline.spec, train.targets, arguments.target_transform)
+    pooled = Encoded.joined([train, validation], train.features.shape[1])
+    score, rounds = cross_validated_fit(pooled, spec, booster_parameters(arguments), arguments)
     assert reported_rmse(log) == pytest.approx(score, abs=1e-5)
+    # Out of fold, through serving on the raw rows: the same error.
+    raw = resampling.pooled_rows(pipeline.split("train"), pipeline.split("validation"))
+    served = np.empty(len(raw))
+    for fold, (fit_rows, held_out) in enumerate(resampling.fold_indices(len(raw))):
+        booster = train_xgboost.fit_booster(pooled.take(fit_rows), pooled.take(held_out), spec,
+                                            booster_parameters(arguments), arguments.num_round,
+                                            arguments.early_stopping_rounds)
+        served[held_out] = inference.predict(raw.iloc[held_out], inference.ServingModel(booster, spec))
+    assert rmse(raw[TARGET], served) == pytest.approx(score, abs=1e-5)
     assert f"{resampling.FOLDS}-fold cross-validation: {rounds} rounds on average" in log
     saved = inference.model_fn(tmp_path / "model")
     assert saved.booster.num_boosted_rounds() == round(rounds * resampling.FOLDS / (resampling.FOLDS - 1))
@@ -406,9 +439,10 @@ def test_xgboost_stops_early_at_the_best_round(pipeline, tmp_path):
     from train_xgboost import booster_parameters, fit_booster, model_spec
 
     arguments = train_xgboost.parse_arguments(["--nthread", "1"])
-    spec = model_spec(pipeline.spec, pipeline.split("train"), arguments.target_transform)
+    train = pipeline.encoded("train").whole()
+    spec = model_spec(pipeline.spec, train.targets, arguments.target_transform)
     progress = Progress(tmp_path)
-    early_stopped = fit_booster(pipeline.split("train"), pipeline.split("validation"), spec,
+    early_stopped = fit_booster(train, pipeline.encoded("validation").whole(), spec,
                                 booster_parameters(arguments), arguments.num_round, arguments.early_stopping_rounds,
                                 progress=progress)
     best_rounds = early_stopped.num_boosted_rounds()
@@ -420,28 +454,25 @@ def test_xgboost_stops_early_at_the_best_round(pipeline, tmp_path):
 
 def test_xgboost_reads_a_large_table_in_batches_to_the_model_it_fits_in_memory(pipeline):
     """The path of tables too large to cross-validate: rows quantised a batch at a time, never held whole."""
-    from container import TableBatches
     from train_xgboost import booster_parameters, holdout_fit, model_spec
 
     arguments = train_xgboost.parse_arguments(["--nthread", "1", "--eta", "0.3"])
     parameters = booster_parameters(arguments)
-    train, validation = pipeline.split("train"), pipeline.split("validation")
-    spec = model_spec(pipeline.spec, train, arguments.target_transform)
+    train, validation = pipeline.encoded("train").whole(), pipeline.encoded("validation").whole()
+    spec = model_spec(pipeline.spec, train.targets, arguments.target_transform)
     in_memory = holdout_fit(train, validation, spec, parameters, arguments)
-    tables = {name: TableBatches(pipeline.processing / "processing" / name, name, batch_rows=300)
-              for name in ("train", "validation")}
-    assert [len(batch) for batch in tables["train"]] == [300] * 6 + [len(train) - 1800]
-    assert holdout_fit([tables["train"]], [tables["validation"]], spec, parameters, arguments) == in_memory
+    files = {name: pipeline.encoded(name, batch_rows=300) for name in ("train", "validation")}
+    assert [len(batch) for batch in files["train"]] == [300] * 6 + [len(train) - 1800]
+    assert holdout_fit([files["train"]], [files["validation"]], spec, parameters, arguments) == in_memory
 
 
 def test_xgboost_fits_the_target_itself_when_asked_or_when_it_cannot_be_logged(pipeline):
     from train_xgboost import model_spec
 
-    train = pipeline.split("train")
-    assert model_spec(pipeline.spec, train, "identity")["target_transform"] == "identity"
-    negative = train.assign(**{TARGET: train[TARGET] - 200_000})
-    assert model_spec({**pipeline.spec, "target_transform": "identity"}, negative, "log1p")["target_transform"] \
-        == "identity"
+    targets = pipeline.encoded("train").targets()
+    assert model_spec(pipeline.spec, targets, "identity")["target_transform"] == "identity"
+    assert model_spec({**pipeline.spec, "target_transform": "identity"}, targets - 200_000,
+                      "log1p")["target_transform"] == "identity"
 
 
 def test_baseline_chooses_its_transform_on_held_out_rows_and_alpha_by_cross_validation(pipeline):
@@ -828,13 +859,24 @@ def test_training_rejects_a_channel_missing_a_feature_column(pipeline, tmp_path,
     stage_training_channels(pipeline.processing, tmp_path)
     train_file = tmp_path / "input" / "data" / "train" / "train.parquet"
     pd.read_parquet(train_file).drop(columns=["Gr Liv Area"]).to_parquet(train_file, index=False)
-    for main in (train_baseline.main, train_xgboost.main):
-        assert_fails_cleanly(tmp_path, main, [], "failure", "missing required column(s) 'Gr Liv Area'", capsys)
-        (tmp_path / "output" / "failure").unlink()
+    assert_fails_cleanly(tmp_path, train_baseline.main, [], "failure", "missing required column(s) 'Gr Liv Area'",
+                         capsys)
+
+
+def test_a_trial_rejects_rows_encoded_with_another_feature_spec(pipeline, tmp_path, capsys):
+    """Rows and spec of different Preprocess runs would save a model whose spec describes other columns."""
+    stage_training_channels(pipeline.processing, tmp_path, encoded=True)
+    spec_file = tmp_path / "input" / "data" / "features" / "features.json"
+    other = json.loads(spec_file.read_text())
+    other["medians"]["Gr Liv Area"] += 1
+    spec_file.write_text(json.dumps(other))
+    assert_fails_cleanly(tmp_path, train_xgboost.main, ["--num_round", "5"], "failure",
+                         "was not encoded with the features channel's feature spec; give the job the encoded rows "
+                         "and the spec of one Preprocess run", capsys)
 
 
 def test_training_rejects_a_missing_feature_spec(pipeline, tmp_path, capsys):
-    stage_training_channels(pipeline.processing, tmp_path)
+    stage_training_channels(pipeline.processing, tmp_path, encoded=True)
     (tmp_path / "input" / "data" / "features" / "features.json").unlink()
     assert_fails_cleanly(tmp_path, train_xgboost.main, ["--num_round", "5"], "failure",
                          "feature spec", capsys)

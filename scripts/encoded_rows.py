@@ -1,0 +1,127 @@
+"""The train and validation rows as the trees read them, encoded once per execution by Preprocess.
+
+Preprocess encodes each row by the feature spec it fitted, as a tree model's spec says (absent levels missing,
+features.ABSENT_LEVELS), and writes the float32 matrix beside the raw target: one Parquet column per feature in
+the spec's order, then the target. Every tuning trial reads that matrix as it is instead of encoding the raw
+columns again, each pass over the rows (about 2.5 times faster at 1M rows). Serving still encodes raw columns,
+with the same FeatureEncoder: a test holds the two to the same bits.
+
+Each file carries the digest of the spec it was encoded with, so a trial never pairs a matrix with another run's
+spec (which would save a model whose features.json describes columns it was not trained on).
+"""
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from container import BATCH_ROWS
+from features import feature_names, target_values, transform_features, with_absent_levels
+
+# Preprocess's output directory of each split it encodes.
+ENCODED_OUTPUTS = {"train": "encoded-train", "validation": "encoded-validation"}
+TARGET_COLUMN = "target"
+SPEC_DIGEST_KEY = b"feature_spec_sha256"
+FEATURE_NAMES_KEY = b"feature_names"
+
+
+def tree_spec(spec: dict) -> dict:
+    """The spec the rows are encoded with: Preprocess's, with absent levels given to the trees as missing."""
+    return with_absent_levels(spec, "missing")
+
+
+def spec_digest(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+class Encoded(NamedTuple):
+    """Rows encoded: a float32 matrix (rows x features) and the raw targets."""
+
+    features: np.ndarray
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def take(self, rows: np.ndarray) -> "Encoded":
+        return Encoded(self.features[rows], self.targets[rows])
+
+    @classmethod
+    def joined(cls, parts: list["Encoded"], width: int) -> "Encoded":
+        if not parts:
+            return cls(np.empty((0, width), dtype=np.float32), np.empty(0))
+        return cls(np.vstack([part.features for part in parts]), np.concatenate([part.targets for part in parts]))
+
+
+def encode_rows(frame: pd.DataFrame, spec: dict) -> Encoded:
+    return Encoded(transform_features(frame, tree_spec(spec), np.float32), target_values(frame, spec["target"]))
+
+
+def _schema(spec: dict) -> pa.Schema:
+    names = feature_names(spec)
+    # Positional column names: a feature's name ('Street=Pave') could be any text, even another's or the target's.
+    return pa.schema([*(pa.field(str(index), pa.float32()) for index in range(len(names))),
+                      pa.field(TARGET_COLUMN, pa.float64())],
+                     metadata={SPEC_DIGEST_KEY: spec_digest(tree_spec(spec)).encode(),
+                               FEATURE_NAMES_KEY: json.dumps(names).encode()})
+
+
+def write_encoded(stream, frame: pd.DataFrame, spec: dict) -> None:
+    """The rows encoded to Parquet, a batch at a time (an empty frame writes the columns only)."""
+    schema = _schema(spec)
+    with pq.ParquetWriter(stream, schema) as writer:
+        for start in range(0, len(frame), BATCH_ROWS):
+            rows = encode_rows(frame.iloc[start:start + BATCH_ROWS], spec)
+            columns = np.asfortranarray(rows.features)
+            writer.write_table(pa.Table.from_arrays(
+                [*(pa.array(columns[:, index]) for index in range(columns.shape[1])), pa.array(rows.targets)],
+                schema=schema))
+
+
+class EncodedFiles:
+    """The encoded rows under a directory (every *.parquet, in path order), read a batch at a time and checked
+    against the feature spec the job was given."""
+
+    def __init__(self, directory: Path, description: str, spec: dict, batch_rows: int | None = None):
+        if not directory.is_dir():
+            raise ValueError(f"{description} directory {directory} does not exist; provide it or pass its path")
+        self.files = sorted(path for path in directory.rglob("*.parquet") if path.is_file())
+        if not self.files:
+            raise ValueError(f"no Parquet files found under {directory} ({description}); give it Preprocess's "
+                             "encoded rows")
+        self.width = len(feature_names(spec))
+        self.batch_rows = batch_rows or BATCH_ROWS
+        expected = spec_digest(tree_spec(spec)).encode()
+        for path in self.files:
+            metadata = pq.read_schema(path).metadata or {}
+            if metadata.get(SPEC_DIGEST_KEY) != expected:
+                raise ValueError(f"{path} ({description}) was not encoded with the features channel's feature spec; "
+                                 "give the job the encoded rows and the spec of one Preprocess run")
+
+    def __len__(self) -> int:
+        return sum(pq.ParquetFile(path).metadata.num_rows for path in self.files)
+
+    def __iter__(self) -> Iterator[Encoded]:
+        for path in self.files:
+            for batch in pq.ParquetFile(path).iter_batches(self.batch_rows):
+                if batch.num_rows:  # a processing instance's share of no rows adds nothing
+                    yield self._encoded(batch)
+
+    def _encoded(self, batch: pa.RecordBatch) -> Encoded:
+        features = np.empty((batch.num_rows, self.width), dtype=np.float32)
+        for index in range(self.width):
+            features[:, index] = batch.column(index).to_numpy()
+        return Encoded(features, batch.column(self.width).to_numpy())
+
+    def whole(self) -> Encoded:
+        return Encoded.joined(list(self), self.width)
+
+    def targets(self) -> np.ndarray:
+        parts = [pq.read_table(path, columns=[TARGET_COLUMN]).column(0).to_numpy() for path in self.files]
+        return np.concatenate(parts) if parts else np.empty(0)
