@@ -1,12 +1,13 @@
 """The train and validation rows as the trees read them, encoded once per execution by Preprocess.
 
-Preprocess encodes each row by the feature spec it fitted, as a tree model's spec says (absent levels missing,
-features.ABSENT_LEVELS), and writes the float32 matrix beside the raw target: one Parquet column per feature in
-the spec's order, then the target. Every tuning trial reads that matrix as it is instead of encoding the raw
-columns again, each pass over the rows (about 2.5 times faster at 1M rows). Serving still encodes raw columns,
-with the same FeatureEncoder: a test holds the two to the same bits.
+Preprocess does the costly part of encoding each row by the feature spec it fitted, once: its numbers parsed,
+imputed and scaled (float32), and its level of each categorical feature looked up (the one-hot column it sets).
+It writes those beside the raw target, a Parquet column each. Every tuning trial reads them and only lays out
+the one-hot columns (features.FeatureEncoder.assembled, absent levels missing as a tree model's spec says)
+instead of encoding the raw columns again, each pass over the rows. Serving still encodes raw columns with the
+same FeatureEncoder: a test holds the two to the same bits.
 
-Each file carries the digest of the spec it was encoded with, so a trial never pairs a matrix with another run's
+Each file carries the digest of the spec it was encoded with, so a trial never pairs these rows with another run's
 spec (which would save a model whose features.json describes columns it was not trained on).
 """
 
@@ -22,13 +23,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from container import BATCH_ROWS
-from features import feature_names, target_values, transform_features, with_absent_levels
+from features import FeatureEncoder, feature_names, target_values, with_absent_levels
 
 # Preprocess's output directory of each split it encodes.
 ENCODED_OUTPUTS = {"train": "encoded-train", "validation": "encoded-validation"}
 TARGET_COLUMN = "target"
 SPEC_DIGEST_KEY = b"feature_spec_sha256"
-FEATURE_NAMES_KEY = b"feature_names"
+FEATURES_KEY = b"features"
 
 
 def tree_spec(spec: dict) -> dict:
@@ -59,29 +60,28 @@ class Encoded(NamedTuple):
         return cls(np.vstack([part.features for part in parts]), np.concatenate([part.targets for part in parts]))
 
 
-def encode_rows(frame: pd.DataFrame, spec: dict) -> Encoded:
-    return Encoded(transform_features(frame, tree_spec(spec), np.float32), target_values(frame, spec["target"]))
-
-
 def _schema(spec: dict) -> pa.Schema:
-    names = feature_names(spec)
-    # Positional column names: a feature's name ('Street=Pave') could be any text, even another's or the target's.
-    return pa.schema([*(pa.field(str(index), pa.float32()) for index in range(len(names))),
+    # Positional column names: a feature's name could be any text, even the target's.
+    return pa.schema([*(pa.field(f"number{index}", pa.float32()) for index in range(len(spec["numeric"]))),
+                      *(pa.field(f"level{index}", pa.int32()) for index in range(len(spec["categorical"]))),
                       pa.field(TARGET_COLUMN, pa.float64())],
                      metadata={SPEC_DIGEST_KEY: spec_digest(tree_spec(spec)).encode(),
-                               FEATURE_NAMES_KEY: json.dumps(names).encode()})
+                               FEATURES_KEY: json.dumps([*spec["numeric"], *spec["categorical"]]).encode()})
 
 
 def write_encoded(stream, frame: pd.DataFrame, spec: dict) -> None:
-    """The rows encoded to Parquet, a batch at a time (an empty frame writes the columns only)."""
-    schema = _schema(spec)
+    """The rows' encoding parts to Parquet, a batch at a time (an empty frame writes the columns only)."""
+    schema, encoder = _schema(spec), FeatureEncoder(tree_spec(spec))
     with pq.ParquetWriter(stream, schema) as writer:
         for start in range(0, len(frame), BATCH_ROWS):
-            rows = encode_rows(frame.iloc[start:start + BATCH_ROWS], spec)
-            columns = np.asfortranarray(rows.features)
+            batch = frame.iloc[start:start + BATCH_ROWS]
+            scaled, levels = encoder.parts(batch)
+            numbers = np.asfortranarray(scaled, dtype=np.float32)
+            levels = np.asfortranarray(levels, dtype=np.int32)
             writer.write_table(pa.Table.from_arrays(
-                [*(pa.array(columns[:, index]) for index in range(columns.shape[1])), pa.array(rows.targets)],
-                schema=schema))
+                [*(pa.array(numbers[:, index]) for index in range(numbers.shape[1])),
+                 *(pa.array(levels[:, index]) for index in range(levels.shape[1])),
+                 pa.array(target_values(batch, spec["target"]))], schema=schema))
 
 
 class EncodedFiles:
@@ -95,6 +95,7 @@ class EncodedFiles:
         if not self.files:
             raise ValueError(f"no Parquet files found under {directory} ({description}); give it Preprocess's "
                              "encoded rows")
+        self.encoder = FeatureEncoder(tree_spec(spec))
         self.width = len(feature_names(spec))
         self.batch_rows = batch_rows or BATCH_ROWS
         expected = spec_digest(tree_spec(spec)).encode()
@@ -114,10 +115,14 @@ class EncodedFiles:
                     yield self._encoded(batch)
 
     def _encoded(self, batch: pa.RecordBatch) -> Encoded:
-        features = np.empty((batch.num_rows, self.width), dtype=np.float32)
-        for index in range(self.width):
-            features[:, index] = batch.column(index).to_numpy()
-        return Encoded(features, batch.column(self.width).to_numpy())
+        numbers, levels = len(self.encoder.numeric), len(self.encoder.categorical)
+        scaled = np.empty((batch.num_rows, numbers), dtype=np.float32)
+        for index in range(numbers):
+            scaled[:, index] = batch.column(index).to_numpy()
+        positions = np.empty((batch.num_rows, levels), dtype=np.int64)
+        for index in range(levels):
+            positions[:, index] = batch.column(numbers + index).to_numpy()
+        return Encoded(self.encoder.assembled(scaled, positions, np.float32), batch.column(TARGET_COLUMN).to_numpy())
 
     def whole(self) -> Encoded:
         return Encoded.joined(list(self), self.width)

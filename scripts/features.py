@@ -283,16 +283,24 @@ class FeatureEncoder:
         self.absent = np.nan if spec.get("absent_levels") == "missing" else 0.0
 
     def __call__(self, frame: pd.DataFrame, dtype=np.float64) -> np.ndarray:
+        return self.assembled(*self.parts(frame), dtype)
+
+    def parts(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """What a row's encoding is made of: its numbers imputed and scaled (rows x numeric features), and the
+        one-hot column of its level of each categorical feature (rows x categorical features, -1 for none)."""
         require_columns(frame, self.columns, "supply every raw feature column the model was trained on")
         # A request is a frame of objects only: one matrix of it, no pandas column selection.
         cells = frame.to_numpy(dtype=object)[:, frame.columns.get_indexer(self.columns)] \
             if all(dtype == object for dtype in frame.dtypes) else None
         values = self._numeric(frame, None if cells is None else cells[:, :len(self.numeric)])
         scaled = (np.where(np.isnan(values), self.medians, values) - self.means) / self.stds
-        encoded = np.empty((len(frame), len(self.numeric) + self.width), dtype=dtype)
+        return scaled, self._level_columns(frame, None if cells is None else cells[:, len(self.numeric):])
+
+    def assembled(self, scaled: np.ndarray, levels: np.ndarray, dtype=np.float64) -> np.ndarray:
+        """The model's matrix from ``parts``: the scaled numbers, then the one-hot columns."""
+        encoded = np.empty((len(levels), len(self.numeric) + self.width), dtype=dtype)
         encoded[:, :len(self.numeric)] = scaled
-        self._one_hot(self._level_columns(frame, None if cells is None else cells[:, len(self.numeric):]),
-                      encoded[:, len(self.numeric):], self.absent)
+        self._one_hot(levels, encoded[:, len(self.numeric):], self.absent)
         return encoded
 
     def _numeric(self, frame: pd.DataFrame, cells: np.ndarray | None) -> np.ndarray:
