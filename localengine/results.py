@@ -121,7 +121,8 @@ def format_summary(result: ExecutionResult) -> str:
              f"in {format_duration(result.duration_seconds)}"]
     width = max((len(name) for name in result.steps), default=0)
     for step in result.steps.values():
-        details = "; ".join(_step_details(step))
+        # The step that ended the run gives its reason once, below the table.
+        details = "; ".join(_step_details(step, with_reason=step.name != result.failed_step))
         lines.append(f"  {_STATUS_MARKS[step.status]} {step.name:<{width}}  {step.step_type:<13} "
                      f"{step.status:<10} {details}".rstrip())
     for package in result.registered_model_packages:
@@ -136,7 +137,7 @@ def format_summary(result: ExecutionResult) -> str:
     return "\n".join(lines)
 
 
-def _step_details(step: StepResult) -> list[str]:
+def _step_details(step: StepResult, with_reason: bool = True) -> list[str]:
     details = []
     if step.status in ("Succeeded", "Failed"):
         details.append(format_duration(step.duration_seconds) + (" (cache hit)" if step.cache_hit else ""))
@@ -155,7 +156,7 @@ def _step_details(step: StepResult) -> list[str]:
                        f"{properties['ModelApprovalStatus']}")
     if "ModelName" in properties and step.step_type == "Model":
         details.append(f"model {properties['ModelName']}")
-    if step.status == "Failed" and step.failure_reason:
+    if with_reason and step.status == "Failed" and step.failure_reason:
         details.append(step.failure_reason.splitlines()[0])
     return details
 

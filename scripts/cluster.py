@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from job_hosts import CONNECT_TIMEOUT_SECONDS, JobHosts
+from job_hosts import JobHosts, connect_timeout
 
 TRACKER_PORT = 9099
 
@@ -50,7 +50,7 @@ class Cluster(JobHosts):
         rabit = None
         if self.is_leader:
             rabit = tracker.RabitTracker(n_workers=len(self.hosts), host_ip=leader_address, port=port,
-                                         sortby="task", timeout=CONNECT_TIMEOUT_SECONDS)
+                                         sortby="task", timeout=connect_timeout())
             rabit.start()
         with collective.CommunicatorContext(dmlc_tracker_uri=leader_address, dmlc_tracker_port=port,
                                             dmlc_task_id=self.current_host):

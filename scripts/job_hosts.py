@@ -10,8 +10,14 @@ from dataclasses import dataclass
 # Set by the local engine only: its hosts share one machine, so each multi-host job gets a free port of its own.
 LOCAL_PORT_VARIABLE = "LOCALENGINE_CLUSTER_PORT"
 # How long the hosts wait for each other to join (and to leave); a host that never comes fails the job instead
-# of hanging it.
+# of hanging it. The local engine's tests shorten it through LOCAL_TIMEOUT_VARIABLE.
 CONNECT_TIMEOUT_SECONDS = 300
+LOCAL_TIMEOUT_VARIABLE = "LOCALENGINE_CONNECT_TIMEOUT_SECONDS"
+
+
+def connect_timeout() -> int:
+    """Seconds."""
+    return int(os.environ.get(LOCAL_TIMEOUT_VARIABLE, CONNECT_TIMEOUT_SECONDS))
 
 
 @dataclass(frozen=True)

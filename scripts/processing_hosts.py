@@ -20,10 +20,10 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing.connection import Client, Connection, answer_challenge, deliver_challenge
 from pathlib import Path
 
-from job_hosts import CONNECT_TIMEOUT_SECONDS, JobHosts
+from job_hosts import JobHosts, connect_timeout
 
 EXCHANGE_PORT = 9097
 
@@ -69,26 +69,26 @@ class ProcessingHosts(JobHosts):
 
 
 def _accept_all(hosts: ProcessingHosts, port: int, key: bytes) -> dict[str, Connection]:
+    """Every other host's connection, authenticated as multiprocessing's Listener does. The listening socket is
+    our own: the Listener makes its socket blocking, so its accept() would wait for a missing host for ever."""
     others = [host for host in hosts.hosts if host != hosts.current_host]
-    # accept() times out through the listening socket's own timeout, which only the default reaches; the
-    # connections accepted after it is reset are blocking again.
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(CONNECT_TIMEOUT_SECONDS)
-    try:
-        # On the address its own name resolves to, which the other hosts reach it by: no other interface.
-        listener = Listener((_address(hosts.current_host, time.monotonic() + CONNECT_TIMEOUT_SECONDS), port),
-                            authkey=key)
-    finally:
-        socket.setdefaulttimeout(previous)
+    timeout = connect_timeout()
+    deadline = time.monotonic() + timeout
     connections = {}
-    with listener:
+    # On the address its own name resolves to, which the other hosts reach it by: no other interface.
+    with socket.create_server((_address(hosts.current_host, deadline), port)) as server:
         while len(connections) < len(others):
+            server.settimeout(max(deadline - time.monotonic(), 0.001))
             try:
-                connection = listener.accept()
+                accepted, _ = server.accept()
             except TimeoutError:
                 missing = ", ".join(sorted(set(others) - set(connections)))
                 raise ValueError(f"processing hosts {missing} did not connect to {hosts.current_host} within "
-                                 f"{CONNECT_TIMEOUT_SECONDS} s; see their logs") from None
+                                 f"{timeout} s; see their logs") from None
+            accepted.setblocking(True)
+            connection = Connection(accepted.detach())
+            deliver_challenge(connection, key)
+            answer_challenge(connection, key)
             connections[connection.recv_bytes().decode()] = connection
     return {host: connections[host] for host in others}
 
@@ -100,13 +100,14 @@ def _address(host: str, deadline: float) -> str:
             return socket.gethostbyname(host)
         except socket.gaierror:
             if time.monotonic() > deadline:
-                raise ValueError(f"the processing host name {host} did not resolve within {CONNECT_TIMEOUT_SECONDS} s"
+                raise ValueError(f"the processing host name {host} did not resolve within {connect_timeout()} s"
                                  ) from None
             time.sleep(0.5)
 
 
 def _connect(leader: str, port: int, key: bytes, current_host: str) -> Connection:
-    deadline = time.monotonic() + CONNECT_TIMEOUT_SECONDS
+    timeout = connect_timeout()
+    deadline = time.monotonic() + timeout
     while True:
         try:
             connection = Client((_address(leader, deadline), port), authkey=key)
@@ -114,7 +115,7 @@ def _connect(leader: str, port: int, key: bytes, current_host: str) -> Connectio
         except ConnectionRefusedError:
             if time.monotonic() > deadline:
                 raise ValueError(f"could not reach the leading processing host {leader} on port {port} within "
-                                 f"{CONNECT_TIMEOUT_SECONDS} s; see its log") from None
+                                 f"{timeout} s; see its log") from None
             time.sleep(0.2)
     connection.send_bytes(current_host.encode())
     return connection

@@ -151,6 +151,7 @@ def test_events_print_a_line_per_step_and_the_summary_tells_the_story(tmp_path):
     summary = format_summary(result)
     assert summary.splitlines()[0].startswith(f"Execution {result.execution_id} of local-pipeline: Failed in ")
     assert "41,000 <= 40,000 → False" in summary and "Fail step TooHigh: RMSE 41000.5 is above 40000.0" in summary
+    assert summary.count("RMSE 41000.5 is above") == 1  # the step's row leaves the reason to that line
     assert "Skipped" in summary and f"Logs: {result.logs_dir}" in summary
 
 

@@ -42,12 +42,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def run_hosts(root: Path, files: list, hosts: int, *arguments: str) -> list[subprocess.CompletedProcess]:
-    """Preprocess on ``hosts`` processes; host i reads files i, i + hosts, ... (the engine's ShardedByS3Key). A file
-    is a frame (written as part-<i>.csv) or a (name, bytes) pair."""
+def run_hosts(root: Path, files: list, hosts: int, *arguments: str, started: int | None = None,
+              environment: dict | None = None) -> list[subprocess.CompletedProcess]:
+    """Preprocess on ``hosts`` processes (only the first ``started`` of them, when given); host i reads files i,
+    i + hosts, ... (the engine's ShardedByS3Key). A file is a frame (written as part-<i>.csv) or a (name, bytes)
+    pair."""
     names = [f"algo-{number}" for number in range(1, hosts + 1)]
     port, processes = free_port(), []
-    for index, name in enumerate(names):
+    for index, name in enumerate(names[:started]):
         opt_ml = root / name
         data = opt_ml / "processing" / "input" / "data"
         data.mkdir(parents=True)
@@ -59,12 +61,12 @@ def run_hosts(root: Path, files: list, hosts: int, *arguments: str) -> list[subp
         (opt_ml / "config").mkdir()
         (opt_ml / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": name, "hosts": names}))
         (opt_ml / "config" / "processingjobconfig.json").write_text(json.dumps({"ProcessingJobName": root.name}))
-        environment = {**os.environ, "SM_OPT_ML": str(opt_ml), "LOCALENGINE_CLUSTER_PORT": str(port),
-                       "PYTHONPATH": str(HOSTNAMES_SHIM)}
+        host_environment = {**os.environ, "SM_OPT_ML": str(opt_ml), "LOCALENGINE_CLUSTER_PORT": str(port),
+                            "PYTHONPATH": str(HOSTNAMES_SHIM), **(environment or {})}
         processes.append(subprocess.Popen(
             [sys.executable, str(REPO / "scripts" / "preprocess.py"), "--target-column", "SalePrice",
-             "--input-uri", INPUT_URI, *arguments], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True))
+             "--input-uri", INPUT_URI, *arguments], env=host_environment, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
     return [subprocess.CompletedProcess(process.args, process.wait(timeout=300), *process.communicate())
             for process in processes]
 
@@ -184,6 +186,16 @@ def test_a_bad_value_on_one_host_fails_every_host_with_its_reason_and_writes_not
     assert (tmp_path / "algo-1" / "output" / "message").read_text().strip() == f"{reason} (on algo-2)"
     assert not list(tmp_path.glob("algo-*/processing/*/*.parquet"))
     assert not list(tmp_path.glob("algo-*/processing/*/*.json"))
+
+
+def test_a_host_that_never_joins_fails_the_leader_within_the_connect_timeout_and_writes_nothing(tmp_path):
+    """algo-2 never starts (its instance failed to come up): the leader stops waiting, with one line."""
+    [leader] = run_hosts(tmp_path, sample_files(2), 2, started=1,
+                         environment={"LOCALENGINE_CONNECT_TIMEOUT_SECONDS": "3"})
+    assert leader.returncode == 1
+    assert (tmp_path / "algo-1" / "output" / "message").read_text().strip() == \
+        "processing hosts algo-2 did not connect to algo-1 within 3 s; see their logs"
+    assert not list(tmp_path.glob("algo-1/processing/*/*.parquet"))
 
 
 def test_column_facts_over_shards_tell_what_a_sample_cannot():
