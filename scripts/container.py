@@ -163,25 +163,21 @@ class TableBatches:
     """The tables under a directory (every *.parquet, else every *.csv, recursively and in path order; their columns
     must agree), read a batch of rows at a time: Parquet by row batches, a CSV file whole."""
 
-    def __init__(self, directory: Path, description: str, batch_rows: int | None = None):
+    def __init__(self, directory: Path, description: str):
         if not directory.is_dir():
             raise ValueError(f"{description} directory {directory} does not exist; provide it or pass its path")
         self.files = sorted(path for path in directory.rglob("*.parquet") if path.is_file()) or \
             sorted(path for path in directory.rglob("*.csv") if path.is_file())
         if not self.files:
             raise ValueError(f"no Parquet or CSV files found under {directory} ({description}); put the data there")
-        self.batch_rows = batch_rows or BATCH_ROWS
         self.columns = self._columns()
 
     def _columns(self) -> list[str]:
-        """The columns every file shares; also notes each Parquet file's text columns (``_text``)."""
-        columns, self._text = None, {}
+        """The columns every file shares."""
+        columns = None
         for path in self.files:
             if path.suffix == ".parquet":
-                schema = self._read(lambda: pq.read_schema(path), path)
-                names = schema.names
-                self._text[path] = [field.name for field in schema
-                                    if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)]
+                names = self._read(lambda: pq.read_schema(path), path).names
             else:
                 names = list(self._read(lambda: pd.read_csv(path, nrows=0), path).columns)
             if columns is not None and names != columns:
@@ -191,22 +187,11 @@ class TableBatches:
             columns = names
         return columns
 
-    def __len__(self) -> int:
-        return sum(pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet" else len(self._csv(path))
-                   for path in self.files)
-
-    def __iter__(self) -> Iterator[pd.DataFrame]:
-        """The rows in batches of at most ``batch_rows`` (a CSV file whole), Parquet text columns as pandas
-        categoricals: a batch to encode then costs a Python string per distinct value, not one per cell."""
-        return self.batches(text_as_categories=True)
-
-    def batches(self, columns: list[str] | None = None, text_as_categories: bool = False) -> Iterator[pd.DataFrame]:
+    def batches(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
         """The rows in batches (only ``columns`` if given)."""
         for path in self.files:
             if path.suffix == ".parquet":
-                batches = self._read(lambda: pq.ParquetFile(
-                    path, read_dictionary=self._text[path] if text_as_categories else None).iter_batches(
-                        self.batch_rows, columns=columns), path)
+                batches = self._read(lambda: pq.ParquetFile(path).iter_batches(BATCH_ROWS, columns=columns), path)
                 # An empty part (a processing instance's share of no rows) adds nothing, not even its column types.
                 for batch in batches:
                     if batch.num_rows:
