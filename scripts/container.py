@@ -159,17 +159,22 @@ def read_table_directory(directory: Path, description: str) -> pd.DataFrame:
 BATCH_ROWS = 100_000
 
 
+def table_files(directory: Path, description: str, patterns: tuple[str, ...], kinds: str, remedy: str) -> list[Path]:
+    """The files under ``directory`` (recursively, in path order) of the first of ``patterns`` that has any."""
+    if not directory.is_dir():
+        raise ValueError(f"{description} directory {directory} does not exist; provide it or pass its path")
+    for pattern in patterns:
+        if files := sorted(path for path in directory.rglob(pattern) if path.is_file()):
+            return files
+    raise ValueError(f"no {kinds} files found under {directory} ({description}); {remedy}")
+
+
 class TableBatches:
     """The tables under a directory (every *.parquet, else every *.csv, recursively and in path order; their columns
     must agree), read a batch of rows at a time: Parquet by row batches, a CSV file whole."""
 
     def __init__(self, directory: Path, description: str):
-        if not directory.is_dir():
-            raise ValueError(f"{description} directory {directory} does not exist; provide it or pass its path")
-        self.files = sorted(path for path in directory.rglob("*.parquet") if path.is_file()) or \
-            sorted(path for path in directory.rglob("*.csv") if path.is_file())
-        if not self.files:
-            raise ValueError(f"no Parquet or CSV files found under {directory} ({description}); put the data there")
+        self.files = table_files(directory, description, ("*.parquet", "*.csv"), "Parquet or CSV", "put the data there")
         self.columns = self._columns()
 
     def _columns(self) -> list[str]:

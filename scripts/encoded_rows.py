@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from container import BATCH_ROWS
+from container import BATCH_ROWS, table_files
 from features import FeatureEncoder, feature_names, target_values, with_absent_levels
 
 # Preprocess's output directory of each split it encodes.
@@ -89,12 +89,8 @@ class EncodedFiles:
     against the feature spec the job was given."""
 
     def __init__(self, directory: Path, description: str, spec: dict, batch_rows: int | None = None):
-        if not directory.is_dir():
-            raise ValueError(f"{description} directory {directory} does not exist; provide it or pass its path")
-        self.files = sorted(path for path in directory.rglob("*.parquet") if path.is_file())
-        if not self.files:
-            raise ValueError(f"no Parquet files found under {directory} ({description}); give it Preprocess's "
-                             "encoded rows")
+        self.files = table_files(directory, description, ("*.parquet",), "Parquet",
+                                 "give it Preprocess's encoded rows")
         self.encoder = FeatureEncoder(tree_spec(spec))
         self.width = len(feature_names(spec))
         self.batch_rows = batch_rows or BATCH_ROWS
