@@ -30,14 +30,17 @@ class Progress:
             return cls(None)
         return cls(checkpoints / os.environ.get("TRAINING_JOB_NAME", "job"))
 
+    @property
+    def kept(self) -> bool:
+        return self.directory is not None
+
     def load(self, name: str) -> dict | None:
         path = self._path(name)
         return json.loads(path.read_text()) if path is not None and path.is_file() else None
 
     def save(self, name: str, record: dict) -> None:
-        path = self._path(name)
-        if path is not None:
-            write_bytes_atomic(path, json.dumps(record).encode())
+        if self.kept:
+            write_bytes_atomic(self._path(name), json.dumps(record).encode())
 
     def _path(self, name: str) -> Path | None:
-        return self.directory / f"{name}.json" if self.directory is not None else None
+        return self.directory / f"{name}.json" if self.kept else None
