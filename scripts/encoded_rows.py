@@ -3,9 +3,10 @@
 Preprocess does the costly part of encoding each row by the feature spec it fitted, once: its numbers parsed,
 imputed and scaled (float32), and its level of each categorical feature looked up (the one-hot column it sets).
 It writes those beside the raw target, a Parquet column each. Every tuning trial reads them and only lays out
-the one-hot columns (features.FeatureEncoder.assembled, absent levels missing as a tree model's spec says)
-instead of encoding the raw columns again, each pass over the rows. Serving still encodes raw columns with the
-same FeatureEncoder: a test holds the two to the same bits.
+the present cells (features.FeatureEncoder.present_cells: the numbers and a 1 in each row's level column; the
+other one-hot columns are missing, as a tree model's spec says) instead of encoding the raw columns again, each
+pass over the rows. Serving still encodes raw columns with the same FeatureEncoder: a test holds the two to the
+same bits.
 
 Each file carries the digest of the spec it was encoded with, so a trial never pairs these rows with another run's
 spec (which would save a model whose features.json describes columns it was not trained on).
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import scipy.sparse
 
 from container import BATCH_ROWS, table_files
 from features import FeatureEncoder, feature_names, target_values, with_absent_levels
@@ -42,9 +44,10 @@ def spec_digest(spec: dict) -> str:
 
 
 class Encoded(NamedTuple):
-    """Rows encoded: a float32 matrix (rows x features) and the raw targets."""
+    """Rows encoded: their present cells, float32 (a SciPy CSR matrix, rows x features: the levels a row does not
+    have are absent, which the trees take as missing), and the raw targets."""
 
-    features: np.ndarray
+    features: scipy.sparse.csr_matrix
     targets: np.ndarray
 
     def __len__(self) -> int:
@@ -56,8 +59,9 @@ class Encoded(NamedTuple):
     @classmethod
     def joined(cls, parts: list["Encoded"], width: int) -> "Encoded":
         if not parts:
-            return cls(np.empty((0, width), dtype=np.float32), np.empty(0))
-        return cls(np.vstack([part.features for part in parts]), np.concatenate([part.targets for part in parts]))
+            return cls(scipy.sparse.csr_matrix((0, width), dtype=np.float32), np.empty(0))
+        return cls(scipy.sparse.vstack([part.features for part in parts], format="csr"),
+                   np.concatenate([part.targets for part in parts]))
 
 
 def _schema(spec: dict) -> pa.Schema:
@@ -118,7 +122,7 @@ class EncodedFiles:
         positions = np.empty((batch.num_rows, levels), dtype=np.int64)
         for index in range(levels):
             positions[:, index] = batch.column(numbers + index).to_numpy()
-        return Encoded(self.encoder.assembled(scaled, positions, np.float32), batch.column(TARGET_COLUMN).to_numpy())
+        return Encoded(self.encoder.present_cells(scaled, positions), batch.column(TARGET_COLUMN).to_numpy())
 
     def whole(self) -> Encoded:
         return Encoded.joined(list(self), self.width)

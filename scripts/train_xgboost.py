@@ -64,15 +64,22 @@ xgboost = _xgboost_without_scikit_learn()
 Rows = Union[Encoded, Sequence[EncodedFiles]]
 
 
-def _matrix(rows: Rows, spec: dict, kind: type[xgboost.DMatrix] = xgboost.QuantileDMatrix) -> xgboost.DMatrix:
-    """The encoded rows for XGBoost, with their targets in the spec's transform, read batch by batch when they come
-    in batches, so the rows are never held whole. Training rows are quantised (the form its hist method trains on,
-    a bin index per present cell). The rows early stopping scores after every round are a plain DMatrix of their
-    present cells (a value and an index each): XGBoost predicts a quantised matrix with missing cells one row
-    at a time, which made the 1M-row scale benchmark's rounds several times slower than training them."""
+def _quantised(rows: Rows, spec: dict) -> xgboost.QuantileDMatrix:
+    """The training rows for XGBoost, with their targets in the spec's transform: quantised (the form its hist method
+    trains on, a bin index per present cell), read batch by batch when they come in batches, so the rows are never
+    held whole."""
     if isinstance(rows, Encoded):
-        return kind(rows.features, label=encode_target(rows.targets, spec))
-    return kind(_BatchesForXGBoost(rows, spec))
+        return xgboost.QuantileDMatrix(rows.features, label=encode_target(rows.targets, spec))
+    return xgboost.QuantileDMatrix(_BatchesForXGBoost(rows, spec))
+
+
+def _scored(rows: Rows, spec: dict) -> xgboost.DMatrix:
+    """The rows early stopping scores after every round, as a plain DMatrix of their present cells (a value and an
+    index each), made at once from all of them: XGBoost predicts a quantised matrix with missing cells one row at a
+    time, and a DMatrix taken in batches about ten times slower than one made whole (each made the 1M-row
+    scale benchmark's rounds several times slower than training them)."""
+    whole = rows if isinstance(rows, Encoded) else Encoded.joined(list(_batches(rows)), rows[0].width)
+    return xgboost.DMatrix(whole.features, label=encode_target(whole.targets, spec))
 
 
 def _batches(rows: Rows) -> Iterator[Encoded]:
@@ -85,8 +92,8 @@ def predictions(booster: xgboost.Booster, rows: Encoded, spec: dict) -> np.ndarr
 
 
 class _BatchesForXGBoost(xgboost.DataIter):
-    """The encoded features and targets of one batch of rows at a time, for XGBoost to take in (a quantised matrix
-    reads them twice: once to find the bins, once to fill them)."""
+    """The present cells and targets of one batch of rows at a time, for XGBoost to quantise (it reads them twice:
+    once to find the bins, once to fill them)."""
 
     def __init__(self, rows: Rows, spec: dict):
         super().__init__(release_data=True)
@@ -180,15 +187,15 @@ def fit_booster(train: Rows, validation: Rows, spec: dict, parameters: dict,
                 num_round: int, early_stopping_rounds: int, *, progress: Progress = NOT_KEPT,
                 name: str = "selection") -> xgboost.Booster:
     """Boost until the validation RMSE (in encoded units) stops improving; keep only the best rounds."""
-    return boost(parameters, _matrix(train, spec), num_round, progress, name,
-                 validation=_matrix(validation, spec, xgboost.DMatrix),
+    return boost(parameters, _quantised(train, spec), num_round, progress, name,
+                 validation=_scored(validation, spec),
                  early_stopping_rounds=early_stopping_rounds)
 
 
 def refit_booster(rows: Rows, spec: dict, parameters: dict, num_round: int, *,
                   progress: Progress = NOT_KEPT) -> xgboost.Booster:
     """The same settings on more rows, for a fixed number of rounds (nothing is left to stop early on)."""
-    return boost(parameters, _matrix(rows, spec), num_round, progress, "refit")
+    return boost(parameters, _quantised(rows, spec), num_round, progress, "refit")
 
 
 def holdout_fit(train: Rows, validation: Rows, spec: dict, parameters: dict,

@@ -388,7 +388,11 @@ def test_preprocess_encodes_train_and_validation_once_to_the_bits_serving_encode
         raw, encoded = pipeline.split(name), pipeline.encoded(name).whole()
         served = FeatureEncoder(with_absent_levels(pipeline.spec, "missing"))(raw)  # float64, as a request
         assert encoded.features.dtype == np.float32 and encoded.features.shape == served.shape
-        np.testing.assert_array_equal(encoded.features, served.astype(np.float32))
+        cells = encoded.features.tocoo()  # explicit zeros (a number scaled to 0) are present cells too
+        present = np.full(served.shape, np.nan, dtype=np.float32)
+        present[cells.row, cells.col] = cells.data
+        assert len(cells.data) == np.count_nonzero(~np.isnan(served))  # no cell twice, none missing
+        np.testing.assert_array_equal(present, served.astype(np.float32))
         np.testing.assert_array_equal(encoded.targets, raw[TARGET].to_numpy(dtype=float))
 
 
