@@ -11,9 +11,10 @@ The last line printed is `validation-rmse: <target units>`, the held-out RMSE (v
 or out-of-fold), of the model's predictions on the encoded rows: the bits serving predicts from raw columns.
 
 Tables too large to cross-validate are read a batch of rows at a time and quantised batch by batch
-(XGBoost's own form, a bin index per present cell), so a job never holds a whole table, nor its float
-matrix. The trees are given the levels a row does not have as missing (features.ABSENT_LEVELS), which
-their histograms skip. With more than one instance, each reads its own parts and XGBoost trains across
+(XGBoost's own form, a bin index per present cell), so a job never holds its training rows whole, nor their
+float matrix; only the early-stopping rows are held, as their present cells. The trees are given the levels a
+row does not have as missing (features.ABSENT_LEVELS), which their histograms skip, and XGBoost is given the
+present cells only (a CSR matrix). With more than one instance, each reads its own parts and XGBoost trains across
 them (cluster.py).
 """
 
