@@ -209,7 +209,8 @@ def cmd_run(args) -> int:
         on_wait=lambda why: print(f"… {why}", file=sys.stderr, flush=True),
     )
     result = run.result
-    for line in [*format_summary(result).splitlines(), *data_report_lines(run.data_report),
+    # A failure's reason is the last line, on stderr, not also in the summary.
+    for line in [*format_summary(result, with_failure=False).splitlines(), *data_report_lines(run.data_report),
                  *evaluation_lines(run.evaluation)]:
         print(run.as_user_sees_it(line))
     if run.evaluation_page is not None:

@@ -115,8 +115,9 @@ def _outcome_note(result: StepResult) -> str:
 _STATUS_MARKS = {"Succeeded": "✔", "Failed": "✘", "Skipped": "↷", "NotStarted": "·"}
 
 
-def format_summary(result: ExecutionResult) -> str:
-    """A multi-line report of the run: each step with its key facts, then the outcome."""
+def format_summary(result: ExecutionResult, *, with_failure: bool = True) -> str:
+    """A multi-line report of the run: each step with its key facts, then the outcome (without the failure's
+    reason when the caller ends with it)."""
     lines = [f"Execution {result.execution_id} of {result.pipeline_name}: {result.status} "
              f"in {format_duration(result.duration_seconds)}"]
     width = max((len(name) for name in result.steps), default=0)
@@ -128,9 +129,9 @@ def format_summary(result: ExecutionResult) -> str:
     for package in result.registered_model_packages:
         lines.append(f"Registered {package['ModelPackageGroupName']} version {package['ModelPackageVersion']} "
                      f"({package['ModelApprovalStatus']}): {package['ModelPackageArn']}")
-    if result.fail_message is not None:
+    if with_failure and result.fail_message is not None:
         lines.append(f"Fail step {result.failed_step}: {result.fail_message}")
-    elif result.failure_reason:
+    elif with_failure and result.failure_reason:
         lines.append(f"Step {result.failed_step} failed: {result.failure_reason}")
     if result.logs_dir:
         lines.append(f"Logs: {result.logs_dir}")

@@ -225,6 +225,8 @@ def test_a_gate_that_cannot_pass_ends_in_the_fail_step_with_readable_figures(fir
                         r"registered: give the table rows or columns that predict the target better, or, if these "
                         r"figures are good enough, relax the gate parameter that failed\.", last), last
     assert len(local_registry(local_dir).list_packages("HousePriceModels")) == versions_before
+    # The verdict shows as the gate fails and as the last line, not a third time in the summary between them.
+    assert (captured.out + captured.err).count("Quality gate failed") == 2
     # The report Evaluate wrote for this run states the same verdict, on the MaxRmse line.
     page = re.search(r"^Evaluation report: (file://\S+)$", captured.out, re.MULTILINE).group(1)
     page_path = Path(url2pathname(urlparse(page).path))
