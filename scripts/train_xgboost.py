@@ -74,13 +74,16 @@ def _quantised(rows: Rows, spec: dict) -> xgboost.QuantileDMatrix:
     return xgboost.QuantileDMatrix(_BatchesForXGBoost(rows, spec))
 
 
-def _scored(rows: Rows, spec: dict) -> xgboost.DMatrix:
+def _whole(rows: Rows) -> Encoded:
+    return rows if isinstance(rows, Encoded) else Encoded.joined(list(_batches(rows)), rows[0].width)
+
+
+def _scored(rows: Encoded, spec: dict) -> xgboost.DMatrix:
     """The rows early stopping scores after every round: a plain DMatrix of their present cells (a value and an
     index each), made at once from all of them. XGBoost predicts a quantised matrix with missing cells one row at a
     time, and a DMatrix taken in batches (a DataIter) about ten times slower than one made whole; either made the
     1M-row scale benchmark's rounds several times slower than training them."""
-    whole = rows if isinstance(rows, Encoded) else Encoded.joined(list(_batches(rows)), rows[0].width)
-    return xgboost.DMatrix(whole.features, label=encode_target(whole.targets, spec))
+    return xgboost.DMatrix(rows.features, label=encode_target(rows.targets, spec))
 
 
 def _batches(rows: Rows) -> Iterator[Encoded]:
@@ -189,7 +192,7 @@ def fit_booster(train: Rows, validation: Rows, spec: dict, parameters: dict,
                 name: str = "selection") -> xgboost.Booster:
     """Boost until the validation RMSE (in encoded units) stops improving; keep only the best rounds."""
     return boost(parameters, _quantised(train, spec), num_round, progress, name,
-                 validation=_scored(validation, spec),
+                 validation=_scored(_whole(validation), spec),
                  early_stopping_rounds=early_stopping_rounds)
 
 
@@ -202,14 +205,13 @@ def refit_booster(rows: Rows, spec: dict, parameters: dict, num_round: int, *,
 def holdout_fit(train: Rows, validation: Rows, spec: dict, parameters: dict,
                 arguments: argparse.Namespace, cluster: Cluster = ONE_HOST, *,
                 progress: Progress = NOT_KEPT) -> tuple[float, int]:
-    """Validation RMSE (target units, over every host's rows) of the early-stopped model, and its round count."""
+    """Validation RMSE (target units, over every host's rows) of the early-stopped model, and its round count.
+    Early stopping holds the validation rows whole, so they are read once, for it and for the score."""
+    validation = _whole(validation)
     booster = fit_booster(train, validation, spec, parameters, arguments.num_round, arguments.early_stopping_rounds,
                           progress=progress)
-    squared_error, count = 0.0, 0
-    for batch in _batches(validation):
-        squared_error += float(np.sum((batch.targets - predictions(booster, batch, spec)) ** 2))
-        count += len(batch)
-    return rmse_over_hosts(cluster, squared_error, count), booster.num_boosted_rounds()
+    squared_error = float(np.sum((validation.targets - predictions(booster, validation, spec)) ** 2))
+    return rmse_over_hosts(cluster, squared_error, len(validation)), booster.num_boosted_rounds()
 
 
 def cross_validated_fit(rows: Encoded, spec: dict, parameters: dict, arguments: argparse.Namespace,

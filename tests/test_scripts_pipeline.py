@@ -495,9 +495,7 @@ def test_xgboost_reads_a_large_table_in_batches_to_the_model_it_fits_in_memory(p
     in_memory = holdout_fit(train, validation, spec, parameters, arguments)
     files = {name: pipeline.encoded(name, batch_rows=300) for name in ("train", "validation")}
     assert [len(batch) for batch in files["train"]] == [300] * 6 + [len(train) - 1800]
-    score, rounds = holdout_fit([files["train"]], [files["validation"]], spec, parameters, arguments)
-    # The squared errors are summed a batch at a time, which may round the last digit differently.
-    assert (score, rounds) == (pytest.approx(in_memory[0], rel=1e-12), in_memory[1])
+    assert holdout_fit([files["train"]], [files["validation"]], spec, parameters, arguments) == in_memory
 
 
 def test_xgboost_fits_the_target_itself_when_asked_or_when_it_cannot_be_logged(pipeline):
