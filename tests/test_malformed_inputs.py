@@ -393,7 +393,8 @@ def test_the_fast_reader_reads_every_accepted_input_as_pandas_does(reader, sampl
     import tabular_input
     from tabular_input import data_files, read_file
 
-    monkeypatch.setattr(tabular_input, "_BLOCK_BYTES", 1 << 16)  # blocks the tables span, as large files do
+    for size in ("_BLOCK_BYTES", "_TYPING_BYTES"):  # blocks the tables span, as large files do
+        monkeypatch.setattr(tabular_input, size, 1 << 16)
     if reader == "block by block":  # as a file above _WHOLE_FILE_BYTES is read
         monkeypatch.setattr(tabular_input, "_WHOLE_FILE_BYTES", 0)
 
