@@ -19,9 +19,7 @@ them (cluster.py).
 """
 
 import argparse
-import importlib
 import itertools
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Union
@@ -39,27 +37,12 @@ from features import (
     FEATURE_SPEC_FILE, TARGET_TRANSFORMS, decode_target, encode_target, usable_target_transforms, with_absent_levels,
     with_target_transform,
 )
-from inference import BOOSTER_FILE
+from inference import BOOSTER_FILE, import_xgboost
 from metrics import validation_metric_line
 from resampling import FOLDS, fold_indices, uses_cross_validation
 
 
-def _xgboost_without_scikit_learn():
-    """XGBoost, imported with scikit-learn hidden unless something imported it already. XGBoost imports
-    scikit-learn (and with it much of SciPy) whenever it is installed, as it is in the XGBoost image, only for its
-    scikit-learn estimators, which this script does not use: 1.6 s of a 6 s tuning trial on the sample. Whatever
-    imports scikit-learn afterwards gets it."""
-    hidden = "sklearn" not in sys.modules
-    if hidden:
-        sys.modules["sklearn"] = None  # the import system's mark for a module that cannot be imported
-    try:
-        return importlib.import_module("xgboost")
-    finally:
-        if hidden:
-            del sys.modules["sklearn"]
-
-
-xgboost = _xgboost_without_scikit_learn()
+xgboost = import_xgboost()
 
 # Rows: encoded rows in memory, or files read a batch at a time (a list of EncodedFiles), which are never held whole.
 Rows = Union[Encoded, Sequence[EncodedFiles]]

@@ -474,11 +474,13 @@ def test_xgboost_boosts_in_one_call_without_checkpoints_and_in_seeded_segments_w
     assert boost(parameters, matrix, num_round, Progress(tmp_path), "refit").get_dump() == segmented.get_dump()
 
 
-def test_xgboost_trials_do_not_import_scikit_learn():
-    """XGBoost would import scikit-learn and SciPy's statistics for estimators a trial never uses (1.6 s of a trial);
-    hidden while XGBoost loads, scikit-learn still imports afterwards."""
-    check = ("import sys, train_xgboost; assert 'sklearn' not in sys.modules, 'imported'; "
-             "import sklearn.linear_model; print(train_xgboost.xgboost.__version__)")
+@pytest.mark.parametrize("loading", ["import train_xgboost", "import inference; inference.model_fn(MODEL_DIR)"])
+def test_trials_evaluate_and_endpoints_load_xgboost_without_scikit_learn(loading, pipeline):
+    """XGBoost would import scikit-learn and SciPy's statistics for estimators no script uses (1.6 s of a trial, of
+    Evaluate and of an endpoint's start); hidden while XGBoost loads, scikit-learn still imports afterwards."""
+    check = (f"import sys; MODEL_DIR = {str(pipeline.xgboost_root / 'model')!r}; {loading}; "
+             "assert 'sklearn' not in sys.modules, 'imported'; import sklearn.linear_model; "
+             "print(sys.modules['xgboost'].__version__)")
     done = subprocess.run([sys.executable, "-c", check], cwd=SCRIPTS_DIR, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == train_xgboost.xgboost.__version__
