@@ -294,11 +294,12 @@ def _parse_with_pandas(source: InputFile, names: list[str]) -> pd.DataFrame:
 
 TEXT = pa.dictionary(pa.int32(), pa.string())  # how text is kept while reading: a code per cell
 _FAILING_COLUMN = re.compile(r"In CSV column #(\d+):")
+_LONGER_THAN_A_BLOCK = "straddles two block boundaries"  # Arrow's words for a row longer than its block
 
 
-def _csv_options(source: InputFile, names: list[str], as_text: set[str]) -> dict:
+def _csv_options(source: InputFile, names: list[str], as_text: set[str], block_bytes: int) -> dict:
     return {
-        "read_options": pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=_BLOCK_BYTES,
+        "read_options": pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_bytes,
                                           encoding="utf8" if source.encoding == "utf-8" else source.encoding),
         "parse_options": pacsv.ParseOptions(delimiter=source.delimiter, newlines_in_values=True),
         "convert_options": pacsv.ConvertOptions(
@@ -321,9 +322,7 @@ def _dated(schema: pa.Schema) -> set[str]:
 
 def _first_block_types(source: InputFile, names: list[str]) -> pa.Schema:
     """The column types Arrow infers from the file's first _TYPING_BYTES."""
-    options = _csv_options(source, names, set())
-    options["read_options"].block_size = _TYPING_BYTES
-    return pacsv.open_csv(_stream(source), **options).schema
+    return pacsv.open_csv(_stream(source), **_csv_options(source, names, set(), _TYPING_BYTES)).schema
 
 
 def _arrow_table(source: InputFile, names: list[str]) -> tuple[pa.Table, set[str]]:
@@ -337,8 +336,9 @@ def _arrow_table(source: InputFile, names: list[str]) -> tuple[pa.Table, set[str
     first_block_types = _first_block_types(source, names)
     as_text = _dated(first_block_types)
     whole = source.path.stat().st_size * (_GZIP_RATIO if source.compressed else 1) <= _WHOLE_FILE_BYTES
+    block_bytes = _BLOCK_BYTES
     while True:
-        options = _csv_options(source, names, as_text)
+        options = _csv_options(source, names, as_text, block_bytes)
         try:
             if whole:
                 table = pacsv.read_csv(_stream(source), **options)
@@ -348,6 +348,9 @@ def _arrow_table(source: InputFile, names: list[str]) -> tuple[pa.Table, set[str
                 reader = pacsv.open_csv(_stream(source), **options)
                 table = pa.Table.from_batches(list(reader), schema=reader.schema)
         except pa.ArrowInvalid as error:
+            if _LONGER_THAN_A_BLOCK in str(error) and block_bytes < _TYPING_BYTES:
+                block_bytes = _TYPING_BYTES  # rows as long as the typing block stay with Arrow, not pandas
+                continue
             failing = _FAILING_COLUMN.search(str(error))
             if not failing or names[int(failing.group(1))] in as_text:
                 raise

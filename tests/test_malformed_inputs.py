@@ -388,6 +388,29 @@ def assert_same_values(fast: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize("reader", ["whole file", "block by block"])
+def test_a_row_longer_than_a_block_is_still_read_by_arrow(reader, tmp_path, monkeypatch):
+    """Arrow refuses a row longer than its block; the file is read again in blocks as large as the typing one,
+    not handed to pandas (which holds several times the file)."""
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    import tabular_input
+    from tabular_input import data_files, read_file
+
+    monkeypatch.setattr(tabular_input, "_BLOCK_BYTES", 1 << 12)
+    monkeypatch.setattr(tabular_input, "_TYPING_BYTES", 1 << 16)
+    monkeypatch.setattr(tabular_input, "_WHOLE_FILE_BYTES", 1 << 30 if reader == "whole file" else 0)
+
+    def pandas_would_read(*_):
+        raise AssertionError("read by pandas")
+
+    monkeypatch.setattr(tabular_input, "_parse_with_pandas", pandas_would_read)
+    notes = "word " * 3000  # 15 kB, several blocks long
+    rows = [f"{i},{i * 2.5},short" for i in range(2000)] + [f"2000,1.5,{notes}"] + ["2001,3.5,short"]
+    (tmp_path / "long.csv").write_text("id,price,notes\n" + "\n".join(rows) + "\n")
+    frame = read_file(data_files(tmp_path, "")[0][0], [])
+    assert len(frame) == 2002 and frame["notes"].iloc[2000] == notes and frame["price"].iloc[-1] == 3.5
+
+
+@pytest.mark.parametrize("reader", ["whole file", "block by block"])
 def test_the_fast_reader_reads_every_accepted_input_as_pandas_does(reader, sample, tmp_path, monkeypatch):
     sys.path.insert(0, str(SCRIPTS_DIR))
     import tabular_input
