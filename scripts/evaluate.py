@@ -211,6 +211,7 @@ def main(argv=None) -> None:
         if champion_predictions is not None:
             predictions = {**predictions, "champion": champion_predictions}
         report["gate"] = gate_verdict(report, arguments.min_r2, arguments.max_rmse, arguments.champion_tolerance)
+        report["readable"]["gate_failed"] = report["gate"]["failed"]
         report["report"] = f"{REPORT_DIR}/{REPORT_PAGE}"
         tuned = models["xgboost"]
         captions = write_plots(arguments.output_dir / REPORT_DIR, actual, predictions, report["chosen"]["candidate"],

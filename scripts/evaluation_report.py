@@ -42,16 +42,17 @@ def gate_verdict(report: dict, min_r2: float, max_rmse: float, champion_toleranc
     r2, rmse = metrics["r2"]["value"], metrics["rmse"]["value"]
     compared = champion["compared"] == "yes"
     checks = [
-        {"criterion": "test R² at least MinR2", "value": f"{r2:.3f}", "threshold": f"{min_r2:g}",
-         "passed": r2 >= min_r2},
-        {"criterion": "test RMSE at most MaxRmse (0 = off)", "value": format_number(rmse),
+        {"criterion": "test R² at least MinR2", "parameter": "MinR2", "value": f"{r2:.3f}",
+         "threshold": f"{min_r2:g}", "passed": r2 >= min_r2},
+        {"criterion": "test RMSE at most MaxRmse (0 = off)", "parameter": "MaxRmse", "value": format_number(rmse),
          "threshold": format_number(max_rmse), "passed": max_rmse <= 0 or rmse <= max_rmse},
-        {"criterion": "RMSE at most ChampionTolerance above the approved champion's",
+        {"criterion": "RMSE at most ChampionTolerance above the approved champion's", "parameter": "ChampionTolerance",
          "value": f"{champion['worse_by']:+.1%}" if compared else "no champion compared",
          "threshold": f"{champion_tolerance:.1%}",
          "passed": not compared or champion["worse_by"] <= champion_tolerance},
     ]
-    return {"passed": all(check["passed"] for check in checks), "checks": checks}
+    failed = [check["parameter"] for check in checks if not check["passed"]]
+    return {"passed": not failed, "checks": checks, "failed": " and ".join(failed) or "none"}
 
 
 def _figure(columns: int = 1):

@@ -62,6 +62,6 @@ def gate_failed_step(
             " (MaxRmse ", max_rmse, ", 0 = off); ", readable("champion"), " (ChampionTolerance ",
             champion_tolerance, "); baseline RMSE ", readable("baseline_rmse"), ". Nothing was registered: give "
             "the table rows or columns that predict the target better, or, if these figures are good enough, "
-            "relax the gate parameter that failed.",
+            "relax ", readable("gate_failed"), ".",
         ]),
     )

@@ -223,7 +223,7 @@ def test_a_gate_that_cannot_pass_ends_in_the_fail_step_with_readable_figures(fir
                         r"test R² 0\.9\d\d \(MinR2 0\.5\) and test RMSE \d\d,\d\d\d \(MaxRmse 1000\.0, 0 = off\); "
                         r"no approved champion \(ChampionTolerance 0\.0\); baseline RMSE \d\d,\d\d\d\. Nothing was "
                         r"registered: give the table rows or columns that predict the target better, or, if these "
-                        r"figures are good enough, relax the gate parameter that failed\.", last), last
+                        r"figures are good enough, relax MaxRmse\.", last), last
     assert len(local_registry(local_dir).list_packages("HousePriceModels")) == versions_before
     # The verdict shows as the gate fails and as the last line, not a third time in the summary between them.
     assert (captured.out + captured.err).count("Quality gate failed") == 2

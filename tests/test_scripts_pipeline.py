@@ -661,10 +661,11 @@ def test_the_report_states_each_gate_condition_as_the_gate_decides_it():
               "champion": {"compared": "yes", "worse_by": 0.05}}
     verdict = evaluation_report.gate_verdict(report, min_r2=0.8, max_rmse=25000, champion_tolerance=0.1)
     assert [check["passed"] for check in verdict["checks"]] == [True, False, True] and not verdict["passed"]
+    assert verdict["failed"] == "MaxRmse"
     assert [check["value"] for check in verdict["checks"]] == ["0.810", "30,000", "+5.0%"]
     off = evaluation_report.gate_verdict({**report, "champion": {"compared": "no", "worse_by": 0.0}},
                                          min_r2=0.9, max_rmse=0, champion_tolerance=0.0)
-    assert [check["passed"] for check in off["checks"]] == [False, True, True]
+    assert [check["passed"] for check in off["checks"]] == [False, True, True] and off["failed"] == "MinR2"
 
 
 def test_feature_gains_name_the_spec_columns_largest_first(pipeline):
