@@ -113,7 +113,7 @@ def test_fail_message_carries_readable_figures_and_the_thresholds(steps):
     values = steps["QualityGateFailed"]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     read = [v["Std:JsonGet"]["Path"] for v in values if isinstance(v, dict) and "Std:JsonGet" in v]
     assert read == ["readable.candidate", "readable.r2", "readable.rmse", "readable.champion",
-                    "readable.baseline_rmse"]
+                    "readable.baseline_rmse", "readable.gate_failed"]
     for parameter in ("MinR2", "MaxRmse", "ChampionTolerance"):
         assert {"Get": f"Parameters.{parameter}"} in values
 
