@@ -136,19 +136,6 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                         help="directory whose contents become model.tar.gz")
 
 
-def read_training_inputs(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """The train rows, validation rows and feature spec named by add_training_arguments' options."""
-    spec = read_feature_spec(arguments.features)
-    frames = []
-    for channel in ("train", "validation"):
-        table = TableBatches(getattr(arguments, channel), f"{channel} channel")
-        # Checked here: pooled for cross-validation, a column missing from one channel would become gaps.
-        require_columns(table.columns, [spec["target"], *spec["numeric"], *spec["categorical"]],
-                        f"the {channel} channel must hold every column of the feature spec")
-        frames.append(table.frame())
-    return frames[0], frames[1], spec
-
-
 def read_table_directory(directory: Path, description: str) -> pd.DataFrame:
     """Every *.parquet under directory (what Preprocess writes), else every *.csv, recursively and in path order,
     as one frame; their columns must agree."""
@@ -192,6 +179,11 @@ class TableBatches:
             columns = names
         return columns
 
+    def __len__(self) -> int:
+        """The number of rows: a Parquet file's from its footer, a CSV file's by reading it."""
+        return sum(self._read(lambda: pq.ParquetFile(path).metadata.num_rows, path) if path.suffix == ".parquet"
+                   else len(self._csv(path)) for path in self.files)
+
     def batches(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
         """The rows in batches (only ``columns`` if given)."""
         for path in self.files:
@@ -220,6 +212,20 @@ class TableBatches:
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
                 pa.ArrowException) as error:
             raise ValueError(f"cannot read {path} as a table with a header: {error}") from error
+
+
+def training_inputs(arguments: argparse.Namespace) -> tuple[TableBatches, TableBatches, dict]:
+    """The train rows, validation rows (to be read a batch at a time, or whole) and feature spec named by
+    add_training_arguments' options."""
+    spec = read_feature_spec(arguments.features)
+    tables = []
+    for channel in ("train", "validation"):
+        table = TableBatches(getattr(arguments, channel), f"{channel} channel")
+        # Checked here: pooled for cross-validation, a column missing from one channel would become gaps.
+        require_columns(table.columns, [spec["target"], *spec["numeric"], *spec["categorical"]],
+                        f"the {channel} channel must hold every column of the feature spec")
+        tables.append(table)
+    return tables[0], tables[1], spec
 
 
 def read_text(path: Path, description: str) -> str:

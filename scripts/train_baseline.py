@@ -9,22 +9,24 @@ beside it. Prints `validation-rmse: <target units>` last: that held-out RMSE (th
 seen the validation rows).
 
 Ridge is solved from sums over the rows, encoded a batch at a time (features x features numbers), so the
-job never holds the encoded matrix: scikit-learn's Ridge and RidgeCV need it whole, and RidgeCV its SVD
+job never holds the encoded matrix, nor, above the tables small enough to cross-validate, the rows themselves
+(they are read a batch at a time for each pass): scikit-learn's Ridge and RidgeCV need it whole, and RidgeCV its SVD
 beside it, about five float64 copies of a 1M-row table (over 10 GB). The same coefficients and the same
 leave-one-out errors (tested against scikit-learn). Both target transforms are fitted from the same passes:
 they share the features, whose sums and projections are the costly part.
 """
 
 import argparse
-from collections.abc import Iterator
-from typing import NamedTuple
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple, Union
 
 import numpy as np
 import pandas as pd
 
 from container import (
-    ContractArgumentParser, add_training_arguments, failure_reporting, read_training_inputs,
-    save_serving_code, write_json_atomic,
+    ContractArgumentParser, TableBatches, add_training_arguments, failure_reporting, save_serving_code,
+    training_inputs, write_json_atomic,
 )
 from features import (
     FEATURE_SPEC_FILE, encode_target, target_values, transform_features, usable_target_transforms,
@@ -39,13 +41,37 @@ ALPHAS = np.logspace(-3, 3, 13)
 BATCH_ROWS = 50_000  # rows encoded at a time
 
 
-def _encoded_batches(rows: pd.DataFrame, specs: list[dict]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+# Rows: a frame in memory (tables small enough to cross-validate), or tables read a batch at a time (a list of
+# TableBatches), which are never held whole.
+Rows = Union[pd.DataFrame, Sequence[TableBatches]]
+
+
+def _frames(rows: Rows, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    if isinstance(rows, pd.DataFrame):
+        return iter([rows])
+    return itertools.chain.from_iterable(table.batches(columns) for table in rows)
+
+
+def _row_count(rows: Rows) -> int:
+    return len(rows) if isinstance(rows, pd.DataFrame) else sum(len(table) for table in rows)
+
+
+def _pooled(train: Rows, validation: Rows) -> Rows:
+    return pooled_rows(train, validation) if isinstance(train, pd.DataFrame) else [*train, *validation]
+
+
+def _target_values(rows: Rows, target: str) -> np.ndarray:
+    return np.concatenate([target_values(frame, target) for frame in _frames(rows, [target])])
+
+
+def _encoded_batches(rows: Rows, specs: list[dict]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The rows encoded a batch at a time: the features (the same for every spec: they differ in the target's
     transform only) and a column of encoded targets per spec."""
-    for start in range(0, len(rows), BATCH_ROWS):
-        batch = rows.iloc[start:start + BATCH_ROWS]
-        values = target_values(batch, specs[0]["target"])
-        yield transform_features(batch, specs[0]), np.column_stack([encode_target(values, spec) for spec in specs])
+    for frame in _frames(rows):
+        for start in range(0, len(frame), BATCH_ROWS):
+            batch = frame.iloc[start:start + BATCH_ROWS]
+            values = target_values(batch, specs[0]["target"])
+            yield transform_features(batch, specs[0]), np.column_stack([encode_target(values, spec) for spec in specs])
 
 
 class Moments(NamedTuple):
@@ -60,7 +86,7 @@ class Moments(NamedTuple):
     target_ranges: np.ndarray
 
     @classmethod
-    def of(cls, rows: pd.DataFrame, specs: list[dict]) -> "Moments":
+    def of(cls, rows: Rows, specs: list[dict]) -> "Moments":
         count, low, high = 0, np.inf, -np.inf
         feature_sums = target_sums = features_cross = target_cross = 0.0
         for features, targets in _encoded_batches(rows, specs):
@@ -75,7 +101,7 @@ class Moments(NamedTuple):
                    target_cross - count * np.outer(feature_means, target_means), np.column_stack([low, high]))
 
 
-def cross_validated_fits(rows: pd.DataFrame, specs: list[dict], alphas) -> list[tuple[dict, float]]:
+def cross_validated_fits(rows: Rows, specs: list[dict], alphas) -> list[tuple[dict, float]]:
     """For each spec (target transform), Ridge on the rows with the alpha of the lowest leave-one-out error, and
     that alpha: one pass over the rows for the sums, one for the errors, whatever the number of specs."""
     moments = Moments.of(rows, specs)
@@ -93,7 +119,7 @@ def fit_linear_model(moments: Moments, spec: dict, alpha: float, column: int = 0
     return linear_model_json(coefficients, intercept, spec, moments.target_ranges[column])
 
 
-def leave_one_out_errors(moments: Moments, rows: pd.DataFrame, specs: list[dict], alphas) -> np.ndarray:
+def leave_one_out_errors(moments: Moments, rows: Rows, specs: list[dict], alphas) -> np.ndarray:
     """The mean squared leave-one-out error of each alpha (columns) for each spec's target (rows) on the rows
     (whose moments are given), as RidgeCV computes it: on the eigenvectors of the centred cross-products, a row's
     leave-one-out residual is its residual over one minus its leverage (the intercept's share of which is
@@ -112,15 +138,19 @@ def leave_one_out_errors(moments: Moments, rows: pd.DataFrame, specs: list[dict]
     return squared_errors / moments.rows
 
 
-def validation_rmse(model: dict, spec: dict, validation: pd.DataFrame) -> float:
-    """Computed through the serving handlers, as the endpoint would predict."""
-    return rmse(target_values(validation, spec["target"]), predict(validation, ServingModel(None, spec, model)))
+def validation_rmse(model: dict, spec: dict, validation: Rows) -> float:
+    """Computed through the serving handlers, as the endpoint would predict, a batch of rows at a time."""
+    squared_error, count = 0.0, 0
+    for frame in _frames(validation):
+        errors = target_values(frame, spec["target"]) - predict(frame, ServingModel(None, spec, model))
+        squared_error, count = squared_error + float(np.sum(errors ** 2)), count + len(frame)
+    return float(np.sqrt(squared_error / count))
 
 
-def held_out_rmses(train: pd.DataFrame, validation: pd.DataFrame, specs: list[dict], alphas) -> list[float]:
+def held_out_rmses(train: Rows, validation: Rows, specs: list[dict], alphas) -> list[float]:
     """For each spec, the RMSE on held-out rows with alpha chosen on the fitting rows: the validation split, or
     out-of-fold."""
-    if not uses_cross_validation(len(train) + len(validation)):
+    if not uses_cross_validation(_row_count(train) + _row_count(validation)):
         return [validation_rmse(model, spec, validation)
                 for spec, (model, _) in zip(specs, cross_validated_fits(train, specs, alphas))]
     rows = pooled_rows(train, validation)
@@ -133,14 +163,13 @@ def held_out_rmses(train: pd.DataFrame, validation: pd.DataFrame, specs: list[di
     return [rmse(actual, predicted) for predicted in predictions]
 
 
-def choose_and_refit(train: pd.DataFrame, validation: pd.DataFrame, spec: dict,
-                     alphas) -> tuple[dict, dict, float, str]:
+def choose_and_refit(train: Rows, validation: Rows, spec: dict, alphas) -> tuple[dict, dict, float, str]:
     """The refit model, its spec, the chosen setting's held-out RMSE and a description of the choice."""
-    transforms = usable_target_transforms(target_values(train, spec["target"]))
+    transforms = usable_target_transforms(_target_values(train, spec["target"]))
     specs = [with_target_transform(spec, transform) for transform in transforms]
     score, transform, chosen_spec = min(zip(held_out_rmses(train, validation, specs, alphas), transforms, specs),
                                         key=lambda trial: trial[0])
-    [(model, alpha)] = cross_validated_fits(pooled_rows(train, validation), [chosen_spec], alphas)
+    [(model, alpha)] = cross_validated_fits(_pooled(train, validation), [chosen_spec], alphas)
     return model, chosen_spec, score, f"target transform {transform}, alpha {alpha:.4g}"
 
 
@@ -155,13 +184,17 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     arguments = parse_arguments(argv)
     with failure_reporting("training"):
-        train, validation, spec = read_training_inputs(arguments)
+        train, validation, spec = training_inputs(arguments)
+        row_count = len(train) + len(validation)
+        # Cross-validation pools and folds the rows, so a table small enough for it is held whole.
+        train, validation = (train.frame(), validation.frame()) if uses_cross_validation(row_count) \
+            else ([train], [validation])
         alphas = ALPHAS if arguments.alpha is None else [arguments.alpha]
         model, model_spec, score, chosen = choose_and_refit(train, validation, spec, alphas)
         write_json_atomic(arguments.model_dir / LINEAR_MODEL_FILE, model)
         write_json_atomic(arguments.model_dir / FEATURE_SPEC_FILE, model_spec)
         save_serving_code(arguments.model_dir)
-        print(f"chosen: {chosen}; refit on {len(train) + len(validation):,} train + validation rows")
+        print(f"chosen: {chosen}; refit on {row_count:,} train + validation rows")
         print(validation_metric_line(score))
 
 

@@ -509,6 +509,15 @@ def test_xgboost_fits_the_target_itself_when_asked_or_when_it_cannot_be_logged(p
                       "log1p")["target_transform"] == "identity"
 
 
+def assert_same_linear_model(model: dict, expected: dict) -> None:
+    """The same model but for the order in which the job summed its rows (a batch each, or two channels)."""
+    assert {key: value for key, value in model.items() if key not in ("coefficients", "intercept")} == \
+        {key: value for key, value in expected.items() if key not in ("coefficients", "intercept")}
+    scale = np.abs(expected["coefficients"]).max()
+    assert np.allclose(model["coefficients"], expected["coefficients"], rtol=0, atol=1e-9 * scale)
+    assert model["intercept"] == pytest.approx(expected["intercept"], rel=1e-9)
+
+
 def test_baseline_chooses_its_transform_on_held_out_rows_and_alpha_by_cross_validation(pipeline):
     from linear_model import linear_model_from_json
 
@@ -526,9 +535,35 @@ def test_baseline_chooses_its_transform_on_held_out_rows_and_alpha_by_cross_vali
     assert score == pytest.approx(min(trials.values()))
     assert spec["target_transform"] == min(trials, key=trials.get)
     saved = linear_model_from_json((pipeline.baseline_root / "model" / "linear-model.json").read_text(), spec)
-    assert saved == model  # the refit on train + validation is what the artefact holds
+    assert_same_linear_model(saved, model)  # the refit on train + validation is what the artefact holds
     assert json.loads((pipeline.baseline_root / "model" / "features.json").read_text()) == spec
     assert chosen.startswith(f"target transform {spec['target_transform']}, alpha ")
+
+
+def test_the_baseline_reads_a_large_table_in_batches_to_the_model_it_fits_in_memory(pipeline, monkeypatch):
+    """Above the tables small enough to cross-validate, the job reads its rows a batch at a time for each pass and
+    never holds them whole: the same choices, and the same model and score but for the order of the sums."""
+    import container
+    from container import TableBatches
+
+    monkeypatch.setattr(container, "BATCH_ROWS", 300)
+    tables = {name: TableBatches(pipeline.processing / "processing" / name, name) for name in ("train", "validation")}
+    assert [len(batch) for batch in tables["train"].batches()] == [300] * 6 + [len(tables["train"]) - 1800]
+    model, spec, score, chosen = train_baseline.choose_and_refit(
+        pipeline.split("train"), pipeline.split("validation"), pipeline.spec, train_baseline.ALPHAS)
+    batched = train_baseline.choose_and_refit([tables["train"]], [tables["validation"]], pipeline.spec,
+                                              train_baseline.ALPHAS)
+    assert batched[1:] == (spec, pytest.approx(score, rel=1e-9), chosen)
+    assert_same_linear_model(batched[0], model)
+
+
+def test_many_rows_are_predicted_a_batch_at_a_time_as_all_at_once(pipeline, monkeypatch):
+    test = pipeline.split("test")
+    models = [inference.model_fn(pipeline.xgboost_root / "model"), inference.model_fn(pipeline.baseline_root / "model")]
+    at_once = [inference.predict(test, model) for model in models]
+    monkeypatch.setattr(inference, "PREDICT_BATCH_ROWS", 100)
+    for model, expected in zip(models, at_once):
+        assert np.allclose(inference.predict(test, model), expected, rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("transform", ["log1p", "identity"])
