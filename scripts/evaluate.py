@@ -25,7 +25,7 @@ from container import (
 )
 from data_checks import DATA_REPORT_FILE, format_number
 from evaluation_report import REPORT_DIR, REPORT_PAGE, gate_verdict, write_plots, write_report
-from features import FEATURE_SPEC_FILE, feature_names, target_values, transform_features
+from features import FEATURE_SPEC_FILE, target_values
 from inference import BOOSTER_FILE, model_fn, predict
 from linear_model import LINEAR_MODEL_FILE
 from metrics import regression_metrics, rmse
@@ -215,8 +215,7 @@ def main(argv=None) -> None:
         report["report"] = f"{REPORT_DIR}/{REPORT_PAGE}"
         tuned = models["xgboost"]
         captions = write_plots(arguments.output_dir / REPORT_DIR, actual, predictions, report["chosen"]["candidate"],
-                               tuned.booster, transform_features(test, tuned.spec), feature_names(tuned.spec),
-                               tuned.spec["target_transform"], arguments.seed)
+                               tuned.booster, tuned.spec, test, arguments.seed)
         write_report(arguments.output_dir / REPORT_DIR, report, captions, f"Evaluation: predicting {target}")
         write_csv_atomic(arguments.output_dir / "predictions.csv", predictions_table(actual, predictions))
         write_json_atomic(arguments.output_dir / "evaluation.json", report)

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 
 from container import write_bytes_atomic  # noqa: E402
 from data_checks import format_number  # noqa: E402
+from features import feature_names, transform_features  # noqa: E402
 
 REPORT_DIR = "report"
 REPORT_PAGE = "index.html"
@@ -179,15 +180,17 @@ def plot_row_contributions(contributions: np.ndarray, names: list[str], rows: li
     _save(figure, path)
 
 
-def write_plots(directory: Path, actual, predictions: dict, chosen: str, booster, matrix, names: list[str],
-                target_transform: str, seed: int) -> dict[str, str]:
-    """Every plot as a PNG in `directory`; returns file name -> caption."""
+def write_plots(directory: Path, actual, predictions: dict, chosen: str, booster, spec: dict, test,
+                seed: int) -> dict[str, str]:
+    """Every plot as a PNG in `directory`; returns file name -> caption. ``booster`` is the tuned model, ``spec``
+    its feature spec and ``test`` the test rows (raw), of which only the explained ones are encoded."""
     import xgboost
 
     directory.mkdir(parents=True, exist_ok=True)
-    scale = "log of the target, as the model fits it" if target_transform == "log1p" else "target units"
+    scale = "log of the target, as the model fits it" if spec["target_transform"] == "log1p" else "target units"
     rows = explained_rows(actual)
-    contributions = booster.predict(xgboost.DMatrix(matrix[rows]), pred_contribs=True)
+    contributions = booster.predict(xgboost.DMatrix(transform_features(test.iloc[rows], spec)), pred_contribs=True)
+    names = feature_names(spec)
     captions = {
         "predicted-vs-actual.png": "Predicted against actual value on the test rows, every candidate side by side "
                                    "(the line is a perfect prediction).",
