@@ -281,7 +281,8 @@ def _start_failure(run: ContainerRun, error: OSError) -> EngineError:
     return EngineError(f"cannot start {run.argv[0]}: {error}")
 
 
-INTERRUPT_POLL_SECONDS = 0.1
+# Only for a simulated spot interruption; short, as a boosting segment on a small table takes about 0.1 s.
+INTERRUPT_POLL_SECONDS = 0.02
 
 
 def _wait(process: subprocess.Popen, max_runtime_seconds: float | None,

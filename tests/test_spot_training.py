@@ -3,6 +3,7 @@ model an uninterrupted job trains. Real script, real engine, a real kill of the 
 
 import io
 import json
+import re
 import sys
 import tarfile
 from pathlib import Path
@@ -51,8 +52,9 @@ def test_an_interrupted_spot_job_resumes_from_its_checkpoints_to_the_same_model(
     assert log.count("--- spot interruption (simulated)") == 1
     assert log.count("validation-rmse:") == 1  # the first start was stopped before it finished
     assert "spot interruption" not in uninterrupted.steps["Train"].log_path.read_text()
-    # The restarted job found the first start's checkpoint: a partly boosted fit, not a finished one.
-    assert "selection: resuming after round 100 from the job's checkpoint" in log
+    # The restarted job found the first start's checkpoint: a partly boosted fit (a segment or two of 100 rounds,
+    # as the engine saw the first checkpoint in time), not a finished one.
+    assert re.search(r"selection: resuming after round [12]00 from the job's checkpoint", log), log
     job = interrupted.steps["Train"].properties["TrainingJobName"]
     saved = json.loads(interrupted_env.s3.read_bytes(f"{CHECKPOINTS}/{job}/selection.json"))
     assert len(saved["history"]) == 250
