@@ -32,12 +32,16 @@ def regression_metrics(actual, predicted, resamples: int, seed: int) -> dict:
     resamples of the rows (drawn with numpy's default_rng(seed), the same draws for
     every metric and every model scored with the same seed)."""
     actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
-    draws = np.random.default_rng(seed).integers(0, len(actual), size=(resamples, len(actual)))
-    report = {}
-    for name, metric in REGRESSION_METRICS.items():
-        resampled = [metric(actual[rows], predicted[rows]) for rows in draws]
-        report[name] = {"value": metric(actual, predicted), "standard_deviation": float(np.std(resampled, ddof=1))}
-    return report
+    # One resample drawn and gathered at a time, every metric computed on it: all the draws at once took 2.4 GB
+    # on 1.5M test rows. The generator gives the same draws either way.
+    rng, resampled = np.random.default_rng(seed), {name: [] for name in REGRESSION_METRICS}
+    for _ in range(resamples):
+        rows = rng.integers(0, len(actual), size=len(actual))
+        drawn_actual, drawn_predicted = actual[rows], predicted[rows]
+        for name, metric in REGRESSION_METRICS.items():
+            resampled[name].append(metric(drawn_actual, drawn_predicted))
+    return {name: {"value": metric(actual, predicted), "standard_deviation": float(np.std(resampled[name], ddof=1))}
+            for name, metric in REGRESSION_METRICS.items()}
 
 
 def validation_metric_line(value: float) -> str:

@@ -225,6 +225,10 @@ def test_bootstrap_standard_deviation_is_seeded():
     assert first != regression_metrics(actual, predicted, resamples=200, seed=4)
     # The bootstrap spread of RMSE on 300 rows is a few percent of it, not zero and not all of it.
     assert 0.01 < first["rmse"]["standard_deviation"] / first["rmse"]["value"] < 0.2
+    # The draws are numpy's default_rng(seed) resamples, whether drawn one at a time or all at once.
+    draws = np.random.default_rng(3).integers(0, 300, size=(200, 300))
+    assert first["mae"]["standard_deviation"] == pytest.approx(
+        np.std([np.mean(np.abs(actual[rows] - predicted[rows])) for rows in draws], ddof=1), rel=1e-12)
 
 
 def test_validation_metric_line_never_uses_exponent_notation():
