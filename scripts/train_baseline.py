@@ -140,9 +140,9 @@ def leave_one_out_errors(moments: Moments, rows: Rows, specs: list[dict], alphas
 
 def validation_rmse(model: dict, spec: dict, validation: Rows) -> float:
     """Computed through the serving handlers, as the endpoint would predict, a batch of rows at a time."""
-    squared_error, count = 0.0, 0
+    serving, squared_error, count = ServingModel(None, spec, model), 0.0, 0
     for frame in _frames(validation):
-        errors = target_values(frame, spec["target"]) - predict(frame, ServingModel(None, spec, model))
+        errors = target_values(frame, spec["target"]) - predict(frame, serving)
         squared_error, count = squared_error + float(np.sum(errors ** 2)), count + len(frame)
     return float(np.sqrt(squared_error / count))
 
