@@ -22,7 +22,7 @@ import argparse
 import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Union
+from typing import NamedTuple, Union
 
 import numpy as np
 
@@ -61,21 +61,28 @@ def _whole(rows: Rows) -> Encoded:
     return rows if isinstance(rows, Encoded) else Encoded.joined(list(_batches(rows)), rows[0].width)
 
 
-def _scored(rows: Encoded, spec: dict) -> xgboost.DMatrix:
-    """The rows early stopping scores after every round: a plain DMatrix of their present cells (a value and an
-    index each), made at once from all of them. XGBoost predicts a quantised matrix with missing cells one row at a
-    time, and a DMatrix taken in batches (a DataIter) about ten times slower than one made whole; either made the
-    1M-row scale benchmark's rounds several times slower than training them."""
-    return xgboost.DMatrix(rows.features, label=encode_target(rows.targets, spec))
+class HeldOut(NamedTuple):
+    """Rows early stopping scores after every round: a plain DMatrix of their present cells (a value and an index
+    each), made at once from all of them, and their targets in the target's units. XGBoost predicts a quantised
+    matrix with missing cells one row at a time, and a DMatrix taken in batches (a DataIter) about ten times slower
+    than one made whole; either made the 1M-row scale benchmark's rounds several times slower than training them.
+    The encoded rows are let go once XGBoost has its copy: kept, they were 0.95 GB more of a 10M-row trial."""
+
+    matrix: xgboost.DMatrix
+    targets: np.ndarray
+
+    @classmethod
+    def of(cls, rows: Rows, spec: dict) -> "HeldOut":
+        whole = _whole(rows)
+        return cls(xgboost.DMatrix(whole.features, label=encode_target(whole.targets, spec)), whole.targets)
+
+    def predictions(self, booster: xgboost.Booster, spec: dict) -> np.ndarray:
+        """In the target's units, as serving predicts them from the raw columns (the same encoded bits)."""
+        return decode_target(booster.predict(self.matrix), spec)
 
 
 def _batches(rows: Rows) -> Iterator[Encoded]:
     return iter([rows]) if isinstance(rows, Encoded) else itertools.chain.from_iterable(rows)
-
-
-def predictions(booster: xgboost.Booster, rows: Encoded, spec: dict) -> np.ndarray:
-    """In the target's units, as serving predicts them from the raw columns (the same encoded bits)."""
-    return decode_target(booster.inplace_predict(rows.features), spec)
 
 
 class _BatchesForXGBoost(xgboost.DataIter):
@@ -170,13 +177,12 @@ class _EarlyStop(xgboost.callback.TrainingCallback):
         return self.reached()
 
 
-def fit_booster(train: Rows, validation: Rows, spec: dict, parameters: dict,
+def fit_booster(train: Rows, validation: HeldOut, spec: dict, parameters: dict,
                 num_round: int, early_stopping_rounds: int, *, progress: Progress = NOT_KEPT,
                 name: str = "selection") -> xgboost.Booster:
     """Boost until the validation RMSE (in encoded units) stops improving; keep only the best rounds."""
     return boost(parameters, _quantised(train, spec), num_round, progress, name,
-                 validation=_scored(_whole(validation), spec),
-                 early_stopping_rounds=early_stopping_rounds)
+                 validation=validation.matrix, early_stopping_rounds=early_stopping_rounds)
 
 
 def refit_booster(rows: Rows, spec: dict, parameters: dict, num_round: int, *,
@@ -190,11 +196,11 @@ def holdout_fit(train: Rows, validation: Rows, spec: dict, parameters: dict,
                 progress: Progress = NOT_KEPT) -> tuple[float, int]:
     """Validation RMSE (target units, over every host's rows) of the early-stopped model, and its round count.
     Early stopping holds the validation rows whole, so they are read once, for it and for the score."""
-    validation = _whole(validation)
+    validation = HeldOut.of(validation, spec)
     booster = fit_booster(train, validation, spec, parameters, arguments.num_round, arguments.early_stopping_rounds,
                           progress=progress)
-    squared_error = float(np.sum((validation.targets - predictions(booster, validation, spec)) ** 2))
-    return rmse_over_hosts(cluster, squared_error, len(validation)), booster.num_boosted_rounds()
+    squared_error = float(np.sum((validation.targets - validation.predictions(booster, spec)) ** 2))
+    return rmse_over_hosts(cluster, squared_error, len(validation.targets)), booster.num_boosted_rounds()
 
 
 def cross_validated_fit(rows: Encoded, spec: dict, parameters: dict, arguments: argparse.Namespace,
@@ -203,10 +209,10 @@ def cross_validated_fit(rows: Encoded, spec: dict, parameters: dict, arguments: 
     folds its own rows, and each fold trains across all hosts."""
     out_of_fold, rounds = np.empty(len(rows)), []
     for fold, (fit_rows, held_out) in enumerate(fold_indices(len(rows))):
-        fold_held_out = rows.take(held_out)
+        fold_held_out = HeldOut.of(rows.take(held_out), spec)
         booster = fit_booster(rows.take(fit_rows), fold_held_out, spec, parameters, arguments.num_round,
                               arguments.early_stopping_rounds, progress=progress, name=f"fold-{fold}")
-        out_of_fold[held_out] = predictions(booster, fold_held_out, spec)
+        out_of_fold[held_out] = fold_held_out.predictions(booster, spec)
         rounds.append(booster.num_boosted_rounds())
     squared_error = float(np.sum((rows.targets - out_of_fold) ** 2))
     return rmse_over_hosts(cluster, squared_error, len(rows)), round(float(np.mean(rounds)))

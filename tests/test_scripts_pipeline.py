@@ -31,7 +31,7 @@ import inference  # noqa: E402
 import preprocess  # noqa: E402
 import train_baseline  # noqa: E402
 import train_xgboost  # noqa: E402
-from features import encode_target, read_raw_csv, target_values, transform_features  # noqa: E402
+from features import decode_target, encode_target, read_raw_csv, target_values, transform_features  # noqa: E402
 from metrics import rmse  # noqa: E402
 
 TARGET = "SalePrice"
@@ -353,12 +353,12 @@ def test_each_training_prints_one_validation_metric_last(pipeline):
 
 def _early_stopped_xgboost(pipeline):
     """fit_booster with the job's defaults on the training rows, stopping early on the validation rows."""
-    from train_xgboost import booster_parameters, fit_booster, model_spec
+    from train_xgboost import HeldOut, booster_parameters, fit_booster, model_spec
 
     arguments = train_xgboost.parse_arguments(["--nthread", "1"])
     train = pipeline.encoded("train").whole()
     spec = model_spec(pipeline.spec, train.targets, arguments.target_transform)
-    booster = fit_booster(train, pipeline.encoded("validation").whole(), spec,
+    booster = fit_booster(train, HeldOut.of(pipeline.encoded("validation").whole(), spec), spec,
                           booster_parameters(arguments), arguments.num_round, arguments.early_stopping_rounds)
     return arguments, spec, booster
 
@@ -373,6 +373,12 @@ def test_xgboost_on_a_large_table_reports_the_validation_rmse_and_saves_a_refit(
     expected = rmse(validation[TARGET], inference.predict_fn(validation, inference.ServingModel(early_stopped, spec)))
     assert reported_rmse(pipeline.xgboost_log) == pytest.approx(expected, abs=1e-5)
     assert 10_000 < expected < 60_000
+    # The score predicts XGBoost's own copy of the encoded rows (theirs let go): the very predictions of the rows.
+    encoded = pipeline.encoded("validation").whole()
+    held_out = train_xgboost.HeldOut.of(encoded, spec)
+    np.testing.assert_array_equal(held_out.targets, encoded.targets)
+    np.testing.assert_array_equal(held_out.predictions(early_stopped, spec),
+                                  decode_target(early_stopped.inplace_predict(encoded.features), spec))
     # The saved model is refit on train + validation for the best round count scaled by the row ratio.
     rows = len(train) + len(validation)
     saved = inference.model_fn(pipeline.xgboost_root / "model")
@@ -427,9 +433,9 @@ def test_xgboost_on_a_small_table_reports_the_out_of_fold_rmse(pipeline, tmp_pat
     raw = resampling.pooled_rows(pipeline.split("train"), pipeline.split("validation"))
     served = np.empty(len(raw))
     for fold, (fit_rows, held_out) in enumerate(resampling.fold_indices(len(raw))):
-        booster = train_xgboost.fit_booster(pooled.take(fit_rows), pooled.take(held_out), spec,
-                                            booster_parameters(arguments), arguments.num_round,
-                                            arguments.early_stopping_rounds)
+        fold_held_out = train_xgboost.HeldOut.of(pooled.take(held_out), spec)
+        booster = train_xgboost.fit_booster(pooled.take(fit_rows), fold_held_out, spec, booster_parameters(arguments),
+                                            arguments.num_round, arguments.early_stopping_rounds)
         served[held_out] = inference.predict(raw.iloc[held_out], inference.ServingModel(booster, spec))
     assert rmse(raw[TARGET], served) == pytest.approx(score, abs=1e-5)
     assert f"{resampling.FOLDS}-fold cross-validation: {rounds} rounds on average" in log
@@ -440,13 +446,13 @@ def test_xgboost_on_a_small_table_reports_the_out_of_fold_rmse(pipeline, tmp_pat
 def test_xgboost_stops_early_at_the_best_round(pipeline, tmp_path):
     """Training goes exactly early_stopping_rounds past the best validation round and keeps up to it."""
     from checkpoints import Progress
-    from train_xgboost import booster_parameters, fit_booster, model_spec
+    from train_xgboost import HeldOut, booster_parameters, fit_booster, model_spec
 
     arguments = train_xgboost.parse_arguments(["--nthread", "1"])
     train = pipeline.encoded("train").whole()
     spec = model_spec(pipeline.spec, train.targets, arguments.target_transform)
     progress = Progress(tmp_path)
-    early_stopped = fit_booster(train, pipeline.encoded("validation").whole(), spec,
+    early_stopped = fit_booster(train, HeldOut.of(pipeline.encoded("validation").whole(), spec), spec,
                                 booster_parameters(arguments), arguments.num_round, arguments.early_stopping_rounds,
                                 progress=progress)
     best_rounds = early_stopped.num_boosted_rounds()
