@@ -11,7 +11,7 @@ the sample (or --data, a CSV already made), and each step's time is shown.
 
     python benchmarks/local_run.py [--trials 12] [--repeats 3]
     python benchmarks/local_run.py --rows 1000000 --trials 4 --repeats 1
-    python benchmarks/local_run.py --data DIR/table.csv --trials 1 --parallel-trials 1 --repeats 1
+    python benchmarks/local_run.py --data DIR/table.csv --trials 1 --parallel-trials 1 --repeats 1 --json F
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import psutil
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
 
-from scale import generate_table  # noqa: E402
+from scale import generate_table, write_results  # noqa: E402
 
 ENGINE_TIME = re.compile(r"^Execution \S+ of \S+: (\w+) in (?:(\d+)m)?([0-9.]+)s", re.MULTILINE)
 STEP_TIME = re.compile(r"^✔ (\S+) succeeded in (.+?)(?: \(|$)", re.MULTILINE)
@@ -89,6 +89,14 @@ def repeated_run(trials: int, data: Path | None, parallel_trials: int | None) ->
         return tuple(timed_run(Path(local_dir) / "local", trials, data, parallel_trials) for _ in range(2))
 
 
+def figures(first: tuple, rerun: tuple) -> dict:
+    wall, engine, largest_gb, all_gb, output = first
+    return {"first_run": {"seconds": round(wall, 1), "engine_seconds": round(engine, 1),
+                          "largest_process_gb": round(largest_gb, 2), "all_processes_gb": round(all_gb, 2),
+                          "steps": dict(STEP_TIME.findall(output))},
+            "rerun": {"seconds": round(rerun[0], 2), "engine_seconds": round(rerun[1], 2)}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12, help="tuning trials per run (default 12)")
@@ -98,6 +106,7 @@ def main() -> None:
     table.add_argument("--data", type=Path, default=None, help="this CSV file instead of the sample")
     parser.add_argument("--parallel-trials", type=int, default=None,
                         help="tuning trials at once (default: the tuning-max-parallel-jobs setting)")
+    parser.add_argument("--json", type=Path, default=None, help="also write each repeat's figures to this file")
     args = parser.parse_args()
     if args.data is not None and not args.data.is_file():
         parser.error(f"--data {args.data}: no such file; give a CSV file")
@@ -117,6 +126,10 @@ def main() -> None:
             if data is not None:
                 print("  " + ", ".join(f"{step} {seconds}" for step, seconds in STEP_TIME.findall(first[4])),
                       flush=True)
+    if args.json:
+        write_results(args.json, [figures(first, rerun) for first, rerun in zip(firsts, reruns)],
+                      table=str(args.data or args.rows or "sample"), trials=args.trials,
+                      parallel_trials=args.parallel_trials)
 
     first_wall = statistics.median(run[0] for run in firsts)
     rerun_wall = statistics.median(run[0] for run in reruns)
