@@ -21,8 +21,9 @@ them (cluster.py).
 import argparse
 import itertools
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Union
+from typing import Union
 
 import numpy as np
 
@@ -61,7 +62,8 @@ def _whole(rows: Rows) -> Encoded:
     return rows if isinstance(rows, Encoded) else Encoded.joined(list(_batches(rows)), rows[0].width)
 
 
-class HeldOut(NamedTuple):
+@dataclass(frozen=True)
+class HeldOut:
     """Rows early stopping scores after every round: a plain DMatrix of their present cells (a value and an index
     each), made at once from all of them, and their targets in the target's units. XGBoost predicts a quantised
     matrix with missing cells one row at a time, and a DMatrix taken in batches (a DataIter) about ten times slower
