@@ -100,11 +100,32 @@ class Moments(NamedTuple):
                    features_cross - count * np.outer(feature_means, feature_means),
                    target_cross - count * np.outer(feature_means, target_means), np.column_stack([low, high]))
 
+    def target_column(self, column: int) -> "Moments":
+        """The moments with one spec's target only."""
+        return self._replace(target_means=self.target_means[column:column + 1],
+                             target_cross=self.target_cross[:, column:column + 1],
+                             target_ranges=self.target_ranges[column:column + 1])
 
-def cross_validated_fits(rows: Rows, specs: list[dict], alphas) -> list[tuple[dict, float]]:
+    def merged(self, other: "Moments") -> "Moments":
+        """The moments of both sets of rows together, from theirs (the centred sums of two sets combine with the
+        product of their mean differences, Chan, Golub and LeVeque's pairwise update)."""
+        rows = self.rows + other.rows
+        feature_shift, target_shift = other.feature_means - self.feature_means, other.target_means - self.target_means
+        weight = self.rows * other.rows / rows
+        return Moments(rows, self.feature_means + feature_shift * other.rows / rows,
+                       self.target_means + target_shift * other.rows / rows,
+                       self.features_cross + other.features_cross + weight * np.outer(feature_shift, feature_shift),
+                       self.target_cross + other.target_cross + weight * np.outer(feature_shift, target_shift),
+                       np.column_stack([np.minimum(self.target_ranges[:, 0], other.target_ranges[:, 0]),
+                                        np.maximum(self.target_ranges[:, 1], other.target_ranges[:, 1])]))
+
+
+def cross_validated_fits(rows: Rows, specs: list[dict], alphas,
+                         moments: Moments | None = None) -> list[tuple[dict, float]]:
     """For each spec (target transform), Ridge on the rows with the alpha of the lowest leave-one-out error, and
-    that alpha: one pass over the rows for the sums, one for the errors, whatever the number of specs."""
-    moments = Moments.of(rows, specs)
+    that alpha: one pass over the rows for the sums (unless their ``moments`` are given), one for the errors,
+    whatever the number of specs."""
+    moments = Moments.of(rows, specs) if moments is None else moments
     chosen = [float(alphas[0])] * len(specs) if len(alphas) == 1 else \
         [float(np.asarray(alphas)[np.argmin(errors)]) for errors in leave_one_out_errors(moments, rows, specs, alphas)]
     return [(fit_linear_model(moments, spec, alpha, column), alpha)
@@ -147,12 +168,13 @@ def validation_rmse(model: dict, spec: dict, validation: Rows) -> float:
     return float(np.sqrt(squared_error / count))
 
 
-def held_out_rmses(train: Rows, validation: Rows, specs: list[dict], alphas) -> list[float]:
-    """For each spec, the RMSE on held-out rows with alpha chosen on the fitting rows: the validation split, or
-    out-of-fold."""
-    if not uses_cross_validation(_row_count(train) + _row_count(validation)):
+def held_out_rmses(train: Rows, validation: Rows, specs: list[dict], alphas,
+                   train_moments: Moments | None = None) -> list[float]:
+    """For each spec, the RMSE on held-out rows with alpha chosen on the fitting rows: the validation split (from the
+    train rows' ``train_moments`` when given), or out-of-fold."""
+    if not _cross_validates(train, validation):
         return [validation_rmse(model, spec, validation)
-                for spec, (model, _) in zip(specs, cross_validated_fits(train, specs, alphas))]
+                for spec, (model, _) in zip(specs, cross_validated_fits(train, specs, alphas, train_moments))]
     rows = pooled_rows(train, validation)
     predictions = np.empty((len(specs), len(rows)))
     for fit_rows, held_out in fold_indices(len(rows)):
@@ -163,14 +185,24 @@ def held_out_rmses(train: Rows, validation: Rows, specs: list[dict], alphas) -> 
     return [rmse(actual, predicted) for predicted in predictions]
 
 
+def _cross_validates(train: Rows, validation: Rows) -> bool:
+    return uses_cross_validation(_row_count(train) + _row_count(validation))
+
+
 def choose_and_refit(train: Rows, validation: Rows, spec: dict, alphas) -> tuple[dict, dict, float, str]:
-    """The refit model, its spec, the chosen setting's held-out RMSE and a description of the choice."""
+    """The refit model, its spec, the chosen setting's held-out RMSE and a description of the choice. With a
+    validation split, the refit's sums are the train rows' (summed to choose) merged with the validation rows':
+    a pass over the train rows fewer."""
     transforms = usable_target_transforms(_target_values(train, spec["target"]))
     specs = [with_target_transform(spec, transform) for transform in transforms]
-    score, transform, chosen_spec = min(zip(held_out_rmses(train, validation, specs, alphas), transforms, specs),
-                                        key=lambda trial: trial[0])
-    [(model, alpha)] = cross_validated_fits(_pooled(train, validation), [chosen_spec], alphas)
-    return model, chosen_spec, score, f"target transform {transform}, alpha {alpha:.4g}"
+    train_moments = None if _cross_validates(train, validation) else Moments.of(train, specs)
+    score, column = min((score, column) for column, score
+                        in enumerate(held_out_rmses(train, validation, specs, alphas, train_moments)))
+    chosen_spec = specs[column]
+    pooled_moments = None if train_moments is None else \
+        train_moments.target_column(column).merged(Moments.of(validation, [chosen_spec]))
+    [(model, alpha)] = cross_validated_fits(_pooled(train, validation), [chosen_spec], alphas, pooled_moments)
+    return model, chosen_spec, score, f"target transform {transforms[column]}, alpha {alpha:.4g}"
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:

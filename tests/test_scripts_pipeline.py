@@ -563,6 +563,31 @@ def test_the_baseline_reads_a_large_table_in_batches_to_the_model_it_fits_in_mem
     assert_same_linear_model(batched[0], model)
 
 
+def test_the_baseline_refits_from_the_train_sums_merged_with_the_validation_sums(pipeline):
+    """The refit's sums over train + validation are the train rows' (summed to choose) merged with the validation
+    rows': the same sums as over the pooled rows, hence the same alpha and model but for the order of the sums."""
+    train, validation = pipeline.split("train"), pipeline.split("validation")
+    specs = [{**pipeline.spec, "target_transform": transform} for transform in ("identity", "log1p")]
+    merged = train_baseline.Moments.of(train, specs).target_column(1).merged(
+        train_baseline.Moments.of(validation, specs[1:]))
+    pooled_rows = pd.concat([train, validation], ignore_index=True)
+    pooled = train_baseline.Moments.of(pooled_rows, specs[1:])
+    assert merged.rows == pooled.rows == len(pooled_rows)
+    np.testing.assert_array_equal(merged.target_ranges, pooled.target_ranges)
+    for name in ("feature_means", "target_means", "features_cross", "target_cross"):
+        expected = getattr(pooled, name)
+        assert np.allclose(getattr(merged, name), expected, rtol=0, atol=1e-9 * np.abs(expected).max()), name
+    [(from_merged, alpha)] = train_baseline.cross_validated_fits(pooled_rows, specs[1:], train_baseline.ALPHAS,
+                                                                 merged)
+    [(from_rows, alpha_from_rows)] = train_baseline.cross_validated_fits(pooled_rows, specs[1:],
+                                                                         train_baseline.ALPHAS)
+    assert alpha == alpha_from_rows
+    assert_same_linear_model(from_merged, from_rows)
+    model, spec, _, _ = train_baseline.choose_and_refit(train, validation, pipeline.spec, train_baseline.ALPHAS)
+    [(refit, _)] = train_baseline.cross_validated_fits(pooled_rows, [spec], train_baseline.ALPHAS)
+    assert_same_linear_model(model, refit)
+
+
 def test_many_rows_are_predicted_a_batch_at_a_time_as_all_at_once(pipeline, monkeypatch):
     test = pipeline.split("test")
     models = [inference.model_fn(pipeline.xgboost_root / "model"), inference.model_fn(pipeline.baseline_root / "model")]
