@@ -319,8 +319,10 @@ def failure_reason(outcome: ContainerOutcome, message: str, run: ContainerRun) -
         cause = f"exceeded MaxRuntimeInSeconds ({run.max_runtime_seconds:g} s) and was stopped"
     elif outcome.exit_code == -signal.SIGKILL:
         # Nobody here sends SIGKILL to a running job but the kernel's out-of-memory killer or a person.
+        # Jobs share this machine's memory where on SageMaker each has an instance of its own.
         cause = ("was killed (SIGKILL): out of memory (the kernel's OOM killer), or killed from outside; on "
-                 "SageMaker give the step an instance type with more memory")
+                 "SageMaker give the step an instance type with more memory; here, run fewer jobs at once (a "
+                 "tuning job's MaxParallelTrainingJobs)")
     elif outcome.exit_code < 0:
         cause = f"was killed by signal {signal.Signals(-outcome.exit_code).name}"
     else:

@@ -100,6 +100,7 @@ def test_a_job_killed_from_outside_fails_its_step_with_a_reason_that_says_so(tmp
                       processing_step("After", after, DependsOn=["Hog"])])
     assert result.status == "Failed" and result.failed_step == "Hog"
     assert "was killed (SIGKILL): out of memory" in result.failure_reason
+    assert "run fewer jobs at once (a tuning job's MaxParallelTrainingJobs)" in result.failure_reason
     assert "allocating" in result.failure_reason  # the log's tail comes with it
     assert result.steps["After"].status == "NotStarted"
     assert not env.s3.exists(f"{BUCKET}/hog/out/half-written.csv")
