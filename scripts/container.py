@@ -12,6 +12,7 @@ Environment:
 """
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -180,7 +181,12 @@ class TableBatches:
         return columns
 
     def __len__(self) -> int:
-        """The number of rows: a Parquet file's from its footer, a CSV file's by reading it."""
+        return self._row_count
+
+    @functools.cached_property
+    def _row_count(self) -> int:
+        """The number of rows, counted once (a job asks for it more than once): a Parquet file's from its footer, a
+        CSV file's by reading it."""
         return sum(self._read(lambda: pq.ParquetFile(path).metadata.num_rows, path) if path.suffix == ".parquet"
                    else len(self._csv(path)) for path in self.files)
 
