@@ -125,6 +125,7 @@ class _Checkpoints:
 
     def __init__(self, uri: str, local: Path, s3):
         self.uri, self.local, self._s3 = uri, local, s3
+        self._restored: dict[Path, tuple[int, int]] = {}
 
     @classmethod
     def of(cls, request: dict[str, Any], sandbox: Sandbox, context: RunContext) -> "_Checkpoints | None":
@@ -135,10 +136,17 @@ class _Checkpoints:
         checkpoints.local.mkdir(parents=True, exist_ok=True)
         if context.s3.exists(checkpoints.uri):
             context.s3.download(checkpoints.uri, checkpoints.local)
+        checkpoints._restored = checkpoints._files()
         return checkpoints
 
     def any_saved(self) -> bool:
-        return any(path.is_file() and not path.name.endswith(".tmp") for path in self.local.rglob("*"))
+        """Whether this start has saved a checkpoint: what was restored (an earlier start's, or another job's under
+        the same S3 URI) does not count."""
+        return any(self._restored.get(path) != stamp for path, stamp in self._files().items())
+
+    def _files(self) -> dict[Path, tuple[int, int]]:
+        return {path: (stat.st_mtime_ns, stat.st_size) for path in self.local.rglob("*")
+                if path.is_file() and not path.name.endswith(".tmp") and (stat := path.stat())}
 
     def upload(self) -> None:
         self._s3.publish([(self.local, self.uri)])

@@ -1,10 +1,10 @@
 """The house-price pipeline: parameters, then the named steps wired together.
 
-    LocateInput ─> Preprocess ──┬─> TrainBaseline ──┐
-                                └─> TuneXGBoost ────┤
-    FindChampion ───────────────────────────────────┴─> Evaluate ─> QualityGate ─┬─> RegisterModel
-                                                  (choose on validation,          └─> QualityGateFailed
-                                                   score on test beside the champion)
+    LocateInput ─> Preprocess ──┬─> TrainBaseline ─────────────────┐
+                                └─> TuneXGBoost ─> RefitXGBoost ───┤
+    FindChampion ──────────────────────────────────────────────────┴─> Evaluate ─> QualityGate ─┬─> RegisterModel
+                                                                 (choose on validation,          └─> QualityGateFailed
+                                                                  score on test beside the champion)
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from steps.evaluate import (
 )
 from steps.preprocess import OUTPUTS, preprocess_step
 from steps.quality_gate import quality_gate_step
+from steps.refit_xgboost import xgboost_refit_step
 from steps.register import register_model_step
 from steps.train_baseline import baseline_training_step
 from steps.tune_xgboost import xgboost_tuning_step
@@ -53,8 +54,11 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
         max_jobs=settings.tuning_max_jobs,
         max_parallel_jobs=min(settings.tuning_max_parallel_jobs, settings.tuning_max_jobs),
     )
-    best_model = tune_xgboost.get_top_model_s3_uri(
-        top_k=0, s3_bucket=settings.bucket, prefix=f"{ctx.key_prefix}/models/xgboost"
+    refit_xgboost = xgboost_refit_step(
+        ctx, train=splits["encoded-train"], validation=splits["encoded-validation"], features=splits["features"],
+        selection=tune_xgboost.get_top_model_s3_uri(
+            top_k=0, s3_bucket=settings.bucket, prefix=f"{ctx.key_prefix}/models/xgboost"),
+        instance_type=params.training_instance_type, instance_count=params.training_instance_count,
     )
     champion = champion_report()
     find_champion = find_champion_step(ctx, instance_type=params.processing_instance_type, report=champion)
@@ -63,9 +67,9 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
         ctx, baseline_model=train_baseline.properties.ModelArtifacts.S3ModelArtifacts,
         baseline_job_name=train_baseline.properties.TrainingJobName,
         baseline_validation_rmse=train_baseline.properties.FinalMetricDataList["validation-rmse"].Value,
-        xgboost_model=best_model, xgboost_job_name=tune_xgboost.properties.BestTrainingJob.TrainingJobName,
-        xgboost_validation_rmse=(
-            tune_xgboost.properties.BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric.Value),
+        xgboost_model=refit_xgboost.properties.ModelArtifacts.S3ModelArtifacts,
+        xgboost_job_name=refit_xgboost.properties.TrainingJobName,
+        xgboost_validation_rmse=refit_xgboost.properties.FinalMetricDataList["validation-rmse"].Value,
         splits=splits, champion_model=champion_value(find_champion, champion, "model_data_url"),
         champion_name=champion_value(find_champion, champion, "name"),
         instance_type=params.processing_instance_type, report=report,
@@ -85,6 +89,6 @@ def build_pipeline(ctx: StepContext) -> Pipeline:
     return Pipeline(
         name=settings.pipeline_name,
         parameters=params.all(),
-        steps=[locate_input, preprocess, train_baseline, tune_xgboost, find_champion, evaluate, gate],
+        steps=[locate_input, preprocess, train_baseline, tune_xgboost, refit_xgboost, find_champion, evaluate, gate],
         sagemaker_session=ctx.session,
     )

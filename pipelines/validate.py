@@ -171,7 +171,7 @@ def _cycle_problems(steps: dict[str, dict]) -> Iterator[Problem]:
 
 
 # Inputs every instance needs whole (a feature spec, a configuration); data comes in other content types.
-DOCUMENT_CONTENT_TYPES = frozenset({"application/json"})
+DOCUMENT_CONTENT_TYPES = frozenset({"application/json", "application/x-sagemaker-model"})
 CODE_INPUT = "code"  # the name steps/processing.py gives a processing job's code: every instance runs all of it
 
 

@@ -1,12 +1,11 @@
-"""Training job (XGBoost image, script mode): gradient-boosted trees with early stopping.
+"""Training job (XGBoost image, script mode): one tuning trial, choosing a number of rounds by early stopping.
 
 Trains on the rows Preprocess encoded once for every trial (encoded_rows.py: the train and validation channels)
 and the target in the chosen transform (a tuned hyperparameter: log or none), and stops early on held-out rows:
 the validation channel, or on small tables each of the shared cross-validation folds over train + validation
-(resampling.py).
-Then refits with the same settings on train + validation rows for the best number of rounds
-scaled by the row ratio, and saves that booster in XGBoost's JSON format (portable across
-versions) with the feature spec it uses and the serving code, so model.tar.gz serves on its own.
+(resampling.py). It saves its choice (selection.json: the booster parameters, the target transform and the best
+number of rounds scaled by the row ratio), not a model: refit_xgboost.py boosts the best trial's choice once, on
+train + validation rows, so no trial spends as long again refitting a model the tuner may not choose.
 The last line printed is `validation-rmse: <target units>`, the held-out RMSE (validation split,
 or out-of-fold), of the model's predictions on the encoded rows: the bits serving predicts from raw columns.
 
@@ -19,7 +18,10 @@ them (cluster.py).
 """
 
 import argparse
+import dataclasses
 import itertools
+import json
+import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +33,14 @@ from checkpoints import Progress
 from cluster import ONE_HOST, Cluster
 from container import (
     ContractArgumentParser, add_training_arguments, available_cpus, failure_reporting, positive_whole_number,
-    read_feature_spec, save_serving_code, whole_number, write_bytes_atomic, write_json_atomic,
+    read_feature_spec, whole_number, write_json_atomic,
 )
 from encoded_rows import Encoded, EncodedFiles
 from features import (
-    FEATURE_SPEC_FILE, TARGET_TRANSFORMS, decode_target, encode_target, usable_target_transforms, with_absent_levels,
+    TARGET_TRANSFORMS, decode_target, encode_target, usable_target_transforms, with_absent_levels,
     with_target_transform,
 )
-from inference import BOOSTER_FILE, import_xgboost
+from inference import import_xgboost
 from metrics import validation_metric_line
 from resampling import FOLDS, fold_indices, uses_cross_validation
 
@@ -49,7 +51,7 @@ xgboost = import_xgboost()
 Rows = Union[Encoded, Sequence[EncodedFiles]]
 
 
-def _quantised(rows: Rows, spec: dict) -> xgboost.QuantileDMatrix:
+def quantised(rows: Rows, spec: dict) -> xgboost.QuantileDMatrix:
     """The training rows for XGBoost, with their targets in the spec's transform: quantised (the form its hist method
     trains on, a bin index per present cell), read batch by batch when they come in batches, so the rows are never
     held whole."""
@@ -183,14 +185,8 @@ def fit_booster(train: Rows, validation: HeldOut, spec: dict, parameters: dict,
                 num_round: int, early_stopping_rounds: int, *, progress: Progress = NOT_KEPT,
                 name: str = "selection") -> xgboost.Booster:
     """Boost until the validation RMSE (in encoded units) stops improving; keep only the best rounds."""
-    return boost(parameters, _quantised(train, spec), num_round, progress, name,
+    return boost(parameters, quantised(train, spec), num_round, progress, name,
                  validation=validation.matrix, early_stopping_rounds=early_stopping_rounds)
-
-
-def refit_booster(rows: Rows, spec: dict, parameters: dict, num_round: int, *,
-                  progress: Progress = NOT_KEPT) -> xgboost.Booster:
-    """The same settings on more rows, for a fixed number of rounds (nothing is left to stop early on)."""
-    return boost(parameters, _quantised(rows, spec), num_round, progress, "refit")
 
 
 def holdout_fit(train: Rows, validation: Rows, spec: dict, parameters: dict,
@@ -227,16 +223,49 @@ def rmse_over_hosts(cluster: Cluster, squared_error: float, count: int) -> float
 
 def model_spec(spec: dict, targets: np.ndarray, requested: str, cluster: Cluster = ONE_HOST) -> dict:
     """The spec in the requested target transform, or without one when the train targets (of any host) cannot be
-    logged; absent levels are given as missing, which the trees skip (as the encoded rows give them)."""
+    logged."""
     unusable = requested not in usable_target_transforms(targets)
-    transform = spec["target_transform"] if cluster.total([unusable])[0] else requested
+    return spec_in(spec, spec["target_transform"] if cluster.total([unusable])[0] else requested)
+
+
+def spec_in(spec: dict, transform: str) -> dict:
+    """The spec a model of this target transform uses: absent levels are given as missing, which the trees skip (as
+    the encoded rows give them)."""
     return with_absent_levels(with_target_transform(spec, transform), "missing")
 
 
-def save_model(model_dir: Path, booster: xgboost.Booster, spec: dict) -> None:
-    write_bytes_atomic(model_dir / BOOSTER_FILE, bytes(booster.save_raw(raw_format="json")))
-    write_json_atomic(model_dir / FEATURE_SPEC_FILE, spec)
-    save_serving_code(model_dir)
+SELECTION_FILE = "selection.json"
+# The model artefact's file name in a channel; SageMaker's built-in algorithms give such a channel this content type.
+MODEL_ARCHIVE = "model.tar.gz"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A trial's choice, which refit_xgboost.py boosts on train + validation rows: the booster parameters (but the
+    thread count, the refit job's own), the target transform, the rounds to boost (the early-stopped count scaled to
+    the refit's rows), and the held-out RMSE they scored."""
+
+    parameters: dict
+    target_transform: str
+    refit_rounds: int
+    validation_rmse: float
+
+    def save(self, model_dir: Path) -> None:
+        write_json_atomic(model_dir / SELECTION_FILE, dataclasses.asdict(self))
+
+    @classmethod
+    def read(cls, channel: Path) -> "Selection":
+        """From the trial's model.tar.gz under ``channel``, as SageMaker packed its model directory."""
+        archives = sorted(channel.rglob(MODEL_ARCHIVE)) if channel.is_dir() else []
+        if len(archives) != 1:
+            raise ValueError(f"the selection channel {channel} holds {len(archives)} {MODEL_ARCHIVE} files; give it "
+                             "the best tuning trial's model artefact (TuneXGBoost's top model), one file")
+        with tarfile.open(archives[0]) as archive:
+            member = next((m for m in archive.getmembers() if m.name.lstrip("./") == SELECTION_FILE), None)
+            if member is None:
+                raise ValueError(f"{archives[0]} holds no {SELECTION_FILE}: it is not a train_xgboost.py trial's "
+                                 "artefact; give the selection channel the best tuning trial's model artefact")
+            return cls(**json.load(archive.extractfile(member)))
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
@@ -277,20 +306,18 @@ def main(argv=None) -> None:
             score, rounds = cross_validated_fit(rows, spec, parameters, arguments, cluster, progress=progress)
             print(f"{FOLDS}-fold cross-validation: {rounds} rounds on average")
             # Each fold fits (k-1)/k of the rows; the refit sees them all.
-            rounds = max(1, round(rounds * FOLDS / (FOLDS - 1)))
+            refit_rounds = max(1, round(rounds * FOLDS / (FOLDS - 1)))
         else:
             # Tables too large to cross-validate are read a batch at a time, never whole.
-            rows = [train, validation]
             score, rounds = holdout_fit([train], [validation], spec, parameters, arguments, cluster,
                                         progress=progress)
             print(f"validation split: best-iteration {rounds - 1}")
-            rounds = max(1, round(rounds * row_count / train_count))
-        booster = refit_booster(rows, spec, parameters, rounds, progress=progress)
-        # Every host holds the same booster; the leader's model directory is the job's model.
+            refit_rounds = max(1, round(rounds * row_count / train_count))
+        # Every host chose the same; the leader's model directory is the job's artefact.
         if cluster.is_leader:
-            save_model(arguments.model_dir, booster, spec)
-        hosts = f" on {len(cluster.hosts)} hosts" if cluster.distributed else ""
-        print(f"refit on {row_count:,} train + validation rows{hosts} for {rounds} rounds; "
+            thread_free = {name: value for name, value in parameters.items() if name != "nthread"}
+            Selection(thread_free, spec["target_transform"], refit_rounds, score).save(arguments.model_dir)
+        print(f"chosen: {refit_rounds} rounds for a refit on {row_count:,} train + validation rows; "
               f"target transform {spec['target_transform']}")
         print(validation_metric_line(score))
 

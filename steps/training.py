@@ -75,6 +75,15 @@ def training_channels(*, train, validation, features, sharded: bool = False) -> 
             _channel("features", features, "application/json", "FullyReplicated")]
 
 
+# The content type SageMaker's built-in algorithms give a channel holding a model artefact (incremental training).
+MODEL_CONTENT_TYPE = "application/x-sagemaker-model"
+
+
+def model_channel(name: str, model_uri) -> Channel:
+    """A model.tar.gz, whole on every instance."""
+    return _channel(name, model_uri, MODEL_CONTENT_TYPE, "FullyReplicated")
+
+
 def _channel(name: str, uri, content_type: str, distribution: str) -> Channel:
     return Channel(channel_name=name, content_type=content_type, input_mode="File", data_source=DataSource(
         s3_data_source=S3DataSource(

@@ -182,17 +182,26 @@ def prepared_sample(root: Path, *preprocess_arguments: str) -> Path:
     return root / "out"
 
 
-def xgboost_training_step(env: Env, prepared: Path, hyperparameters: dict[str, str]) -> dict[str, Any]:
-    """A Training step running the real train_xgboost.py on Preprocess's outputs, staged in the local S3."""
+def xgboost_training_steps(env: Env, prepared: Path, hyperparameters: dict[str, str]) -> list[dict[str, Any]]:
+    """Training steps on Preprocess's outputs, staged in the local S3: the real train_xgboost.py as one tuning trial
+    ("Select": it chooses a round count and saves that choice), then the real refit_xgboost.py on its choice ("Train":
+    the model), each with the same channels and threads."""
     from steps.code_bundle import CodeBundle
 
-    source = env.s3.put_bytes(f"{BUCKET}/code/sourcedir.tar.gz",
-                              CodeBundle.for_script("train_xgboost.py").sourcedir_tarball)
     channels = {}
-    # A trial reads the train and validation rows Preprocess encoded.
+    # A trial reads the train and validation rows Preprocess encoded, and so does the refit.
     for channel, output in (("train", "encoded-train"), ("validation", "encoded-validation"), ("features", "features")):
         env.s3.publish([(prepared / output, f"{BUCKET}/prepared/{output}")])
         channels[channel] = f"{BUCKET}/prepared/{output}"
-    return training_step("Train", source, channels=channels, hyperparameters=hyperparameters,
-                         program="train_xgboost.py")
+    selection = get("Steps.Select.ModelArtifacts.S3ModelArtifacts")
+    threads = {key: value for key, value in hyperparameters.items() if key == "nthread"}
+    steps = []
+    for name, script, step_channels, step_hyperparameters in (
+            ("Select", "train_xgboost.py", channels, hyperparameters),
+            ("Train", "refit_xgboost.py", {**channels, "selection": selection}, threads)):
+        source = env.s3.put_bytes(f"{BUCKET}/code/{name}/sourcedir.tar.gz",
+                                  CodeBundle.for_script(script).sourcedir_tarball)
+        steps.append(training_step(name, source, channels=step_channels, hyperparameters=step_hyperparameters,
+                                   output_path=f"{BUCKET}/models/{name}", program=script))
+    return steps
 

@@ -15,7 +15,7 @@ import xgboost
 
 from pipelines.local import image_environments
 
-from test_engine_support import BUCKET, Env, prepared_sample, training_step, xgboost_training_step
+from test_engine_support import BUCKET, Env, prepared_sample, training_step, xgboost_training_steps
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
@@ -36,13 +36,15 @@ def prepared(tmp_path_factory):
     return prepared_sample(tmp_path_factory.mktemp("prepared"), "--shards", "2")
 
 
-def sharded_training_step(env: Env, prepared: Path, instance_count: int):
-    step = xgboost_training_step(env, prepared, HYPERPARAMETERS)
-    step["Arguments"]["ResourceConfig"]["InstanceCount"] = instance_count
-    for channel in step["Arguments"]["InputDataConfig"]:
-        if channel["ChannelName"] in ("train", "validation"):
-            channel["DataSource"]["S3DataSource"]["S3DataDistributionType"] = "ShardedByS3Key"
-    return step
+def sharded_training_steps(env: Env, prepared: Path, instance_count: int, **hyperparameters: str):
+    """A trial and the refit of its choice, each on ``instance_count`` instances."""
+    steps = xgboost_training_steps(env, prepared, {**HYPERPARAMETERS, **hyperparameters})
+    for step in steps:
+        step["Arguments"]["ResourceConfig"]["InstanceCount"] = instance_count
+        for channel in step["Arguments"]["InputDataConfig"]:
+            if channel["ChannelName"] in ("train", "validation"):
+                channel["DataSource"]["S3DataSource"]["S3DataDistributionType"] = "ShardedByS3Key"
+    return steps
 
 
 def trained_model(env: Env, result) -> tuple[xgboost.Booster, dict]:
@@ -57,22 +59,24 @@ def test_two_hosts_train_through_the_xgboost_images_toolkit(tmp_path, prepared):
     """Faithful mode: each host's process is the image's own training toolkit, which waits until every host
     name resolves and then starts the script."""
     env = Env(tmp_path)
-    step = sharded_training_step(env, prepared, 2)
-    step["Arguments"]["AlgorithmSpecification"]["TrainingImage"] = XGBOOST_IMAGE
-    step["Arguments"]["HyperParameters"].update(num_round="60", early_stopping_rounds="60")
-    result = env.run([step], images=image_environments())
+    steps = sharded_training_steps(env, prepared, 2, num_round="60", early_stopping_rounds="60")
+    for step in steps:
+        step["Arguments"]["AlgorithmSpecification"]["TrainingImage"] = XGBOOST_IMAGE
+    result = env.run(steps, images=image_environments())
     assert result.status == "Succeeded", result.failure_reason
-    log = result.steps["Train"].log_path
-    for host_log in (log, log.with_name(f"{log.stem}.algo-2{log.suffix}")):
-        text = host_log.read_text()
-        assert "pip install" in text  # sagemaker-containers ran the script
-        assert "refit on 2,456 train + validation rows on 2 hosts" in text
+    for name, line in (("Select", "chosen: 72 rounds for a refit on 2,456 train + validation rows"),
+                       ("Train", "refit on 2,456 train + validation rows on 2 hosts for 72 rounds")):
+        log = result.steps[name].log_path
+        for host_log in (log, log.with_name(f"{log.stem}.algo-2{log.suffix}")):
+            text = host_log.read_text()
+            assert "pip install" in text  # sagemaker-containers ran the script
+            assert line in text
 
 
 def test_two_hosts_train_a_model_equivalent_to_one_host(tmp_path, prepared):
     one_env, two_env = Env(tmp_path / "one"), Env(tmp_path / "two")
-    one = one_env.run([sharded_training_step(one_env, prepared, 1)])
-    two = two_env.run([sharded_training_step(two_env, prepared, 2)])
+    one = one_env.run(sharded_training_steps(one_env, prepared, 1))
+    two = two_env.run(sharded_training_steps(two_env, prepared, 2))
     assert one.status == two.status == "Succeeded", two.failure_reason
 
     leader_log = two.steps["Train"].log_path
