@@ -44,6 +44,7 @@ def test_definition_has_every_step_type_of_the_dag(steps):
         "Preprocess": "Processing",
         "TrainBaseline": "Training",
         "TuneXGBoost": "Tuning",
+        "RefitXGBoost": "Training",
         "FindChampion": "Processing",
         "Evaluate": "Processing",
         "QualityGate": "Condition",
@@ -54,7 +55,7 @@ def test_definition_has_every_step_type_of_the_dag(steps):
 
 def test_every_job_step_caches_with_the_configured_expiry_and_retries_transient_errors(steps):
     jobs = [step for step in steps.values() if step["Type"] in JOB_TYPES and step["Name"] != "FindChampion"]
-    assert len(jobs) == 5
+    assert len(jobs) == 6
     for step in jobs:
         assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P7D"}, step["Name"]
         retried = {kind for policy in step["RetryPolicies"] for kind in policy["ExceptionType"]}
@@ -243,8 +244,13 @@ def test_changing_one_script_changes_only_the_steps_that_run_it(tmp_path):
 
 def test_changing_a_shared_module_changes_every_step_that_imports_it(tmp_path):
     assert changed_steps(tmp_path, "features.py") == {
-        "LocateInput", "Preprocess", "TrainBaseline", "TuneXGBoost", "FindChampion", "Evaluate", "RegisterModel"
+        "LocateInput", "Preprocess", "TrainBaseline", "TuneXGBoost", "RefitXGBoost", "FindChampion", "Evaluate",
+        "RegisterModel"
     }
+
+
+def test_the_refit_runs_the_trials_code_so_a_change_to_it_moves_both(tmp_path):
+    assert changed_steps(tmp_path, "train_xgboost.py") == {"TuneXGBoost", "RefitXGBoost"}
 
 
 def test_code_bundles_cover_every_code_uri_in_the_definition(built):
@@ -319,12 +325,35 @@ def test_cached_build_is_the_same_definition_and_rebuilds_when_a_source_changes(
     assert rebuilt == build_definition(Settings(), scripts).json
 
 
+def test_the_refit_boosts_the_best_trials_choice_and_evaluate_scores_its_model(steps):
+    refit = steps["RefitXGBoost"]["Arguments"]
+    channels = {channel["ChannelName"]: channel for channel in refit["InputDataConfig"]}
+    assert set(channels) == {"train", "validation", "features", "selection"}
+    selection = channels["selection"]
+    assert selection["ContentType"] == "application/x-sagemaker-model"
+    assert selection["DataSource"]["S3DataSource"]["S3DataDistributionType"] == "FullyReplicated"
+    trials = steps["TuneXGBoost"]["Arguments"]["TrainingJobDefinition"]
+    # The best trial's model.tar.gz: where the trials write theirs, under the best trial's job name.
+    assert selection["DataSource"]["S3DataSource"]["S3Uri"] == {"Std:Join": {"On": "/", "Values": [
+        "s3:/", *trials["OutputDataConfig"]["S3OutputPath"].removeprefix("s3://").split("/", 1),
+        {"Get": "Steps.TuneXGBoost.TrainingJobSummaries[0].TrainingJobName"}, "output/model.tar.gz"]}}
+    trial_channels = {channel["ChannelName"]: channel for channel in trials["InputDataConfig"]}
+    for name in ("train", "validation", "features"):
+        assert channels[name] == trial_channels[name]  # the same rows, sharded across instances as the trials'
+    assert refit["ResourceConfig"]["InstanceCount"] == trials["ResourceConfig"]["InstanceCount"] == {
+        "Get": "Parameters.TrainingInstanceCount"}
+    assert refit["AlgorithmSpecification"]["TrainingImage"] == trials["AlgorithmSpecification"]["TrainingImage"]
+    assert refit["HyperParameters"]["sagemaker_program"] == "refit_xgboost.py"
+    xgboost_input = next(i for i in steps["Evaluate"]["Arguments"]["ProcessingInputs"] if i["InputName"] == "xgboost")
+    assert xgboost_input["S3Input"]["S3Uri"] == {"Get": "Steps.RefitXGBoost.ModelArtifacts.S3ModelArtifacts"}
+
+
 def test_evaluate_chooses_by_the_validation_rmse_the_training_jobs_reported(steps):
     arguments = steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
     reported = {arguments[i]: arguments[i + 1] for i in range(0, len(arguments), 2)}
     assert reported["--baseline-validation-rmse"]["Std:Join"]["Values"] == [
         {"Get": "Steps.TrainBaseline.FinalMetricDataList['validation-rmse'].Value"}]
     assert reported["--xgboost-validation-rmse"]["Std:Join"]["Values"] == [
-        {"Get": "Steps.TuneXGBoost.BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric.Value"}]
+        {"Get": "Steps.RefitXGBoost.FinalMetricDataList['validation-rmse'].Value"}]
     inputs = {i["InputName"] for i in steps["Evaluate"]["Arguments"]["ProcessingInputs"]}
     assert inputs == {"code", "baseline", "xgboost", "test", "report", "champion"}  # no validation rows

@@ -68,7 +68,7 @@ def test_pol004_a_job_outside_the_vpc(strict):
 def test_pol005_jobs_without_a_required_tag(strict):
     settings = Settings(**{**STRICT.__dict__, "required_tags": "team,owner,cost-center"})
     violations = check_policy(strict, settings)
-    assert {v.rule for v in violations} == {"POL005"} and len(violations) == 6
+    assert {v.rule for v in violations} == {"POL005"} and len(violations) == 7  # every job step
     assert "lacks the required tag(s) cost-center" in str(violations[0])
 
 
@@ -101,6 +101,6 @@ def test_validate_policy_lists_violations_and_upsert_refuses_them(aws_test_crede
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket="policy-test-bucket")
         assert main(["upsert", *flags]) == 1
-        assert "the policy rules do not hold (6 violation(s)), first: POL005 LocateInput" in capsys.readouterr().err
+        assert "the policy rules do not hold (7 violation(s)), first: POL005 LocateInput" in capsys.readouterr().err
         assert boto3.client("sagemaker").list_pipelines()["PipelineSummaries"] == []
         assert main(["upsert", *flags, "--tags", "team=pricing"]) == 0

@@ -29,6 +29,7 @@ import container  # noqa: E402
 import evaluate  # noqa: E402
 import inference  # noqa: E402
 import preprocess  # noqa: E402
+import refit_xgboost  # noqa: E402
 import train_baseline  # noqa: E402
 import train_xgboost  # noqa: E402
 from features import decode_target, encode_target, read_raw_csv, target_values, transform_features  # noqa: E402
@@ -38,7 +39,7 @@ TARGET = "SalePrice"
 ID_COLUMNS = ["Order", "PID"]
 METRIC_PATTERN = re.compile(r"validation-rmse: ([0-9\.]+)")
 TOOLKIT_VARIABLES = ("SM_MODEL_DIR", "SM_CHANNEL_TRAIN", "SM_CHANNEL_VALIDATION", "SM_CHANNEL_FEATURES",
-                     "SM_NUM_CPUS")
+                     "SM_CHANNEL_SELECTION", "SM_NUM_CPUS")
 
 
 def run_job(root: Path, main, argv, environment=None) -> str:
@@ -77,13 +78,23 @@ def pack_model(model_dir: Path, archive: Path) -> Path:
     return archive
 
 
+def stage_selection(trial_root: Path, root: Path) -> None:
+    """A tuning trial's model directory as the refit job's selection channel: its model.tar.gz."""
+    pack_model(trial_root / "model", root / "input" / "data" / "selection" / "model.tar.gz")
+
+
 @dataclass
 class Pipeline:
+    """The jobs' roots and printed logs: the tuning trial (trial_*: it chooses) and the refit of its choice (xgboost_*:
+    the XGBoost candidate)."""
+
     processing: Path
     baseline_root: Path
+    trial_root: Path
     xgboost_root: Path
     evaluation_root: Path
     baseline_log: str
+    trial_log: str
     xgboost_log: str
 
     def split(self, name: str) -> pd.DataFrame:
@@ -136,10 +147,14 @@ def pipeline(tmp_path_factory) -> Pipeline:
     stage_training_channels(processing, baseline_root)
     baseline_log = run_job(baseline_root, train_baseline.main, [])
 
-    xgboost_root = tmp_path_factory.mktemp("xgboost_job")
-    stage_training_channels(processing, xgboost_root, encoded=True)
+    trial_root = tmp_path_factory.mktemp("xgboost_trial")
+    stage_training_channels(processing, trial_root, encoded=True)
     # One thread: tests may share the machine's two cores, and boosting threads spin when they do.
-    xgboost_log = run_job(xgboost_root, train_xgboost.main, [], {"SM_NUM_CPUS": "1"})
+    trial_log = run_job(trial_root, train_xgboost.main, [], {"SM_NUM_CPUS": "1"})
+    xgboost_root = tmp_path_factory.mktemp("xgboost_refit")
+    stage_training_channels(processing, xgboost_root, encoded=True)
+    stage_selection(trial_root, xgboost_root)
+    xgboost_log = run_job(xgboost_root, refit_xgboost.main, [], {"SM_NUM_CPUS": "1"})
 
     evaluation_root = tmp_path_factory.mktemp("evaluate_job")
     inputs = evaluation_root / "processing" / "input"
@@ -148,7 +163,8 @@ def pipeline(tmp_path_factory) -> Pipeline:
     for name in ("test", "report"):
         stage(processing / "processing" / name, inputs / name)
     run_job(evaluation_root, evaluate.main, validation_arguments(baseline_log, xgboost_log))
-    return Pipeline(processing, baseline_root, xgboost_root, evaluation_root, baseline_log, xgboost_log)
+    return Pipeline(processing, baseline_root, trial_root, xgboost_root, evaluation_root, baseline_log, trial_log,
+                    xgboost_log)
 
 
 def row_keys(frame: pd.DataFrame) -> list[tuple]:
@@ -346,7 +362,7 @@ def test_data_report_says_what_was_read_and_left_out(pipeline):
 # --- training ----------------------------------------------------------------------------------
 
 def test_each_training_prints_one_validation_metric_last(pipeline):
-    for log in (pipeline.baseline_log, pipeline.xgboost_log):
+    for log in (pipeline.baseline_log, pipeline.trial_log, pipeline.xgboost_log):
         assert len(METRIC_PATTERN.findall(log)) == 1
         assert METRIC_PATTERN.fullmatch(log.strip().splitlines()[-1])
 
@@ -363,7 +379,7 @@ def _early_stopped_xgboost(pipeline):
     return arguments, spec, booster
 
 
-def test_xgboost_on_a_large_table_reports_the_validation_rmse_and_saves_a_refit(pipeline):
+def test_xgboost_on_a_large_table_reports_the_validation_rmse_and_saves_its_choice(pipeline):
     import resampling
 
     train, validation = pipeline.split("train"), pipeline.split("validation")
@@ -371,7 +387,7 @@ def test_xgboost_on_a_large_table_reports_the_validation_rmse_and_saves_a_refit(
     arguments, spec, early_stopped = _early_stopped_xgboost(pipeline)
     # The trial scores the rows Preprocess encoded; serving encodes the raw ones: the same predictions.
     expected = rmse(validation[TARGET], inference.predict_fn(validation, inference.ServingModel(early_stopped, spec)))
-    assert reported_rmse(pipeline.xgboost_log) == pytest.approx(expected, abs=1e-5)
+    assert reported_rmse(pipeline.trial_log) == pytest.approx(expected, abs=1e-5)
     assert 10_000 < expected < 60_000
     # The score predicts XGBoost's own copy of the encoded rows (theirs let go): the very predictions of the rows.
     encoded = pipeline.encoded("validation").whole()
@@ -379,12 +395,49 @@ def test_xgboost_on_a_large_table_reports_the_validation_rmse_and_saves_a_refit(
     np.testing.assert_array_equal(held_out.targets, encoded.targets)
     np.testing.assert_array_equal(held_out.predictions(early_stopped, spec),
                                   decode_target(early_stopped.inplace_predict(encoded.features), spec))
-    # The saved model is refit on train + validation for the best round count scaled by the row ratio.
+    # It saves its choice, not a model: the best round count scaled by the row ratio, for the refit.
     rows = len(train) + len(validation)
+    selection = train_xgboost.Selection.read(pipeline.xgboost_root / "input" / "data" / "selection")
+    assert sorted(path.name for path in (pipeline.trial_root / "model").iterdir()) == ["selection.json"]
+    assert selection.refit_rounds == round(early_stopped.num_boosted_rounds() * rows / len(train))
+    assert selection.validation_rmse == pytest.approx(reported_rmse(pipeline.trial_log), abs=1e-6)
+    assert selection.target_transform == arguments.target_transform == "log1p"
+    parameters = train_xgboost.booster_parameters(arguments)
+    assert selection.parameters == {name: value for name, value in parameters.items() if name != "nthread"}
+    assert f"chosen: {selection.refit_rounds} rounds for a refit on {rows:,} train + validation rows" in (
+        pipeline.trial_log)
+
+
+def test_the_refit_boosts_the_trials_choice_on_train_and_validation(pipeline):
+    """The tuned model is the trial's parameters boosted for its round count on the train and validation rows: the
+    same trees as boosting them here, reported with the trial's validation RMSE."""
+    from train_xgboost import NOT_KEPT, boost, quantised, spec_in
+
+    selection = train_xgboost.Selection.read(pipeline.xgboost_root / "input" / "data" / "selection")
+    spec = spec_in(pipeline.spec, selection.target_transform)
+    rows = [pipeline.encoded("train"), pipeline.encoded("validation")]
+    expected = boost({**selection.parameters, "nthread": 1}, quantised(rows, spec), selection.refit_rounds, NOT_KEPT,
+                     "refit")
     saved = inference.model_fn(pipeline.xgboost_root / "model")
-    assert saved.booster.num_boosted_rounds() == round(early_stopped.num_boosted_rounds() * rows / len(train))
-    assert f"refit on {rows:,} train + validation rows" in pipeline.xgboost_log
-    assert saved.spec["target_transform"] == arguments.target_transform == "log1p"
+    assert saved.booster.num_boosted_rounds() == selection.refit_rounds
+    assert saved.booster.get_dump() == expected.get_dump()
+    assert saved.spec == spec
+    row_count = sum(len(part) for part in rows)
+    assert (f"refit on {row_count:,} train + validation rows for {selection.refit_rounds} rounds; target transform "
+            "log1p") in pipeline.xgboost_log
+    assert reported_rmse(pipeline.xgboost_log) == reported_rmse(pipeline.trial_log)
+
+
+def test_the_refit_refuses_a_selection_that_is_not_a_trials(pipeline, tmp_path, capsys):
+    stage_training_channels(pipeline.processing, tmp_path, encoded=True)
+    pack_model(pipeline.baseline_root / "model", tmp_path / "input" / "data" / "selection" / "model.tar.gz")
+    assert_fails_cleanly(tmp_path, refit_xgboost.main, [], "failure",
+                         "holds no selection.json: it is not a train_xgboost.py trial's artefact; give the selection "
+                         "channel the best tuning trial's model artefact", capsys)
+    (tmp_path / "output" / "failure").unlink()
+    shutil.rmtree(tmp_path / "input" / "data" / "selection")
+    assert_fails_cleanly(tmp_path, refit_xgboost.main, [], "failure",
+                         "holds 0 model.tar.gz files; give it the best tuning trial's model artefact", capsys)
 
 
 def test_preprocess_encodes_train_and_validation_once_to_the_bits_serving_encodes(pipeline):
@@ -439,8 +492,8 @@ def test_xgboost_on_a_small_table_reports_the_out_of_fold_rmse(pipeline, tmp_pat
         served[held_out] = inference.predict(raw.iloc[held_out], inference.ServingModel(booster, spec))
     assert rmse(raw[TARGET], served) == pytest.approx(score, abs=1e-5)
     assert f"{resampling.FOLDS}-fold cross-validation: {rounds} rounds on average" in log
-    saved = inference.model_fn(tmp_path / "model")
-    assert saved.booster.num_boosted_rounds() == round(rounds * resampling.FOLDS / (resampling.FOLDS - 1))
+    selection = json.loads((tmp_path / "model" / "selection.json").read_text())
+    assert selection["refit_rounds"] == round(rounds * resampling.FOLDS / (resampling.FOLDS - 1))
 
 
 def test_xgboost_stops_early_at_the_best_round(pipeline, tmp_path):
