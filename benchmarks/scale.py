@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Benchmark the container scripts on large tables: Preprocess and one XGBoost training job.
+"""Benchmark the container scripts on large tables: Preprocess, one XGBoost tuning trial and the refit of its choice.
 
 A seeded generator resamples the Ames sample to the sizes asked for (rows drawn with replacement,
 numbers jittered by up to 5 %, identifiers made unique), written as CSV in chunks. Each script runs
 as its own process with the container contract's arguments, as a job would; the figures are its
 wall-clock time and peak resident memory (the process and the children it waited for, from wait4).
+The trial boosts --rounds rounds (no early stop); the refit boosts as many, scaled to train + validation rows.
 Prints a table and writes it as JSON.
 
     python benchmarks/scale.py                         # 100k and 1M rows
@@ -21,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -82,16 +84,24 @@ def benchmark(rows: int, work: Path, rounds: int, threads: int, steps: list[str]
                            "--target-column", TARGET, "--input-dir", str(table.parent),
                            "--output-dir", str(processed)], work)
     features = ["--features", str(processed / "features"), "--model-dir", str(work / "model")]
-    # A trial reads the rows Preprocess encoded; the baseline reads the raw ones.
+    # A trial and the refit read the rows Preprocess encoded; the baseline reads the raw ones.
     encoded = ["--train", str(processed / "encoded-train"), "--validation", str(processed / "encoded-validation")]
     raw = ["--train", str(processed / "train"), "--validation", str(processed / "validation")]
-    training = measured([sys.executable, str(PROJECT_DIR / "scripts" / "train_xgboost.py"), *encoded, *features,
-                         "--num_round", str(rounds), "--early_stopping_rounds", str(rounds),
-                         "--nthread", str(threads)], work) if "training" in steps else None
+    training = refit = None
+    if "training" in steps:
+        training = measured([sys.executable, str(PROJECT_DIR / "scripts" / "train_xgboost.py"), *encoded, *features,
+                             "--num_round", str(rounds), "--early_stopping_rounds", str(rounds),
+                             "--nthread", str(threads)], work)
+        selection = work / "selection"
+        selection.mkdir(exist_ok=True)
+        with tarfile.open(selection / "model.tar.gz", "w:gz") as archive:  # the trial's model, as SageMaker packs it
+            archive.add(work / "model" / "selection.json", arcname="selection.json")
+        refit = measured([sys.executable, str(PROJECT_DIR / "scripts" / "refit_xgboost.py"), *encoded, *features,
+                          "--selection", str(selection), "--nthread", str(threads)], work)
     baseline = measured([sys.executable, str(PROJECT_DIR / "scripts" / "train_baseline.py"), *raw, *features], work) \
         if "baseline" in steps else None
     return {"rows": rows, "csv_gb": round(table.stat().st_size / 1e9, 2), "generated_seconds": round(generated, 1),
-            "preprocess": preprocess, "training": training, "baseline": baseline}
+            "preprocess": preprocess, "training": training, "refit": refit, "baseline": baseline}
 
 
 def figures(measured: dict | None) -> str:
@@ -119,10 +129,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=row_counts, default=[100_000, 1_000_000],
                         help="comma-separated table sizes (default 100000,1000000)")
-    parser.add_argument("--rounds", type=int, default=300, help="boosting rounds of the training job (default 300)")
+    parser.add_argument("--rounds", type=int, default=300, help="boosting rounds of the trial (default 300)")
     parser.add_argument("--threads", type=int, default=2, help="XGBoost threads (default 2)")
     parser.add_argument("--steps", type=step_list, default=["preprocess", "training"],
-                        help="preprocess, then any of training (the XGBoost job) and baseline (the Ridge job); "
+                        help="preprocess, then any of training (an XGBoost trial and the refit of its choice) and "
+                             "baseline (the Ridge job); "
                              "default preprocess,training")
     parser.add_argument("--json", type=Path, default=PROJECT_DIR / "benchmarks" / "scale.json",
                         help="where the table is written as JSON")
@@ -132,16 +143,17 @@ def main() -> None:
 
     work_root = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     results = []
-    print(f"{'rows':>12} {'CSV GB':>7} | {'Preprocess s':>12} {'GB':>6} | {'training s':>12} {'GB':>6} | "
-          f"{'baseline s':>12} {'GB':>6}")
+    print(f"{'rows':>12} {'CSV GB':>7} | {'Preprocess s':>12} {'GB':>6} | {'trial s':>12} {'GB':>6} | "
+          f"{'refit s':>12} {'GB':>6} | {'baseline s':>12} {'GB':>6}")
     try:
         for rows in args.rows:
             result = benchmark(rows, work_root / str(rows), args.rounds, args.threads, args.steps)
-            for output in ("processing", "model"):
+            for output in ("processing", "model", "selection"):
                 shutil.rmtree(work_root / str(rows) / output, ignore_errors=True)
             results.append(result)
             print(f"{rows:>12,} {result['csv_gb']:>7.2f} | {figures(result['preprocess'])} | "
-                  f"{figures(result['training'])} | {figures(result['baseline'])}", flush=True)
+                  f"{figures(result['training'])} | {figures(result['refit'])} | {figures(result['baseline'])}",
+                  flush=True)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work_root, ignore_errors=True)

@@ -26,7 +26,7 @@ from pipelines.settings import Settings
 from steps.code_bundle import SCRIPTS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
-JOB_STEPS = ["Preprocess", "TrainBaseline", "TuneXGBoost", "Evaluate"]
+JOB_STEPS = ["Preprocess", "TrainBaseline", "TuneXGBoost", "RefitXGBoost", "Evaluate"]
 # A small tuning budget keeps the suite quick; the benchmark runs the default budget.
 SMALL_BUDGET = Settings(tuning_max_jobs=3, tuning_max_parallel_jobs=2)
 SMALL_BUDGET_FLAGS = ["--tuning-max-jobs", "3", "--tuning-max-parallel-jobs", "2"]
@@ -67,12 +67,19 @@ def test_first_run_trains_evaluates_and_registers_a_model(first_run, local_dir):
     assert "<img" in s3.path_for(metadata["EvaluationReport"]).read_text()
     data_report_uri = package["ModelMetrics"]["ModelDataQuality"]["Statistics"]["S3Uri"]
     assert json.loads(s3.path_for(data_report_uri).read_text())["rows"]["used"] == 2930
-    # The registered model is the best trial's artefact, as Evaluate chose and copied it.
+    # The registered model is the refit of the best trial's choice, as Evaluate chose and copied it.
     model_uri = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    refit_uri = first_run.steps["RefitXGBoost"].properties["ModelArtifacts"]["S3ModelArtifacts"]
+    assert s3.path_for(model_uri).read_bytes() == s3.path_for(refit_uri).read_bytes()
     best_job = first_run.steps["TuneXGBoost"].properties["BestTrainingJob"]["TrainingJobName"]
-    best_artifact = next(p for p in s3.path_for(f"s3://{SMALL_BUDGET.bucket}/").rglob("model.tar.gz")
-                         if f"/{best_job}/output/" in p.as_posix())
-    assert s3.path_for(model_uri).read_bytes() == best_artifact.read_bytes()
+    refit_log = first_run.steps["RefitXGBoost"].log_path.read_text()
+    selection = next(channel for channel in first_run.steps["RefitXGBoost"].properties["InputDataConfig"]
+                     if channel["ChannelName"] == "selection")
+    assert selection["DataSource"]["S3DataSource"]["S3Uri"].endswith(f"/{best_job}/output/model.tar.gz")
+    best_score = first_run.steps["TuneXGBoost"].properties["BestTrainingJob"][
+        "FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    assert first_run.steps["RefitXGBoost"].properties["FinalMetricDataList"][0]["Value"] == best_score
+    assert "refit on 2,456 train + validation rows" in refit_log
     trials = first_run.steps["TuneXGBoost"].properties["TrainingJobSummaries"]
     assert len(trials) == 3
 
@@ -186,7 +193,8 @@ def test_changing_one_script_reruns_only_that_step_and_what_depends_on_it(first_
     predicted = predicted_hits(built, local_dir)
     changed = run_locally(built, local_dir).result
     assert changed.succeeded
-    expected = {"Preprocess": True, "TuneXGBoost": True, "TrainBaseline": False, "Evaluate": False}
+    expected = {"Preprocess": True, "TuneXGBoost": True, "RefitXGBoost": True, "TrainBaseline": False,
+                "Evaluate": False}
     assert predicted == actual_hits(changed) == expected
     (reason,) = plans["TrainBaseline"].reasons
     assert reason.startswith("code changed: HyperParameters.sagemaker_submit_directory: ")
