@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Benchmark one XGBoost training job on one host against the same job on two simulated hosts.
+"""Benchmark XGBoost training (a tuning trial and the refit of its choice) on one host against two simulated hosts.
 
-A seeded table (scale.py's generator) goes through Preprocess with `--shards 2`; then the same training job
-runs through the local engine with InstanceCount 1 and with InstanceCount 2 (train and validation
+A seeded table (scale.py's generator) goes through Preprocess with `--shards 2`; then the same two training jobs
+run through the local engine with InstanceCount 1 and with InstanceCount 2 (train and validation
 ShardedByS3Key: each host reads one part, and XGBoost trains across both through its collective). The
-machine's cores are shared out between the hosts, as the engine does. Each job runs in a process of its own;
-the figures are its wall clock, the peak resident memory of its largest process (wait4), and the test RMSE of
-the model it trained. Prints a table and writes it as JSON.
+machine's cores are shared out between the hosts, as the engine does. Each host count runs in a process of its
+own; the figures are its wall clock (both jobs), the peak resident memory of its largest process (wait4), and the
+test RMSE of the model trained. Prints a table and writes it as JSON.
 
     python benchmarks/hosts.py                 # 200k rows, 300 rounds
 """
@@ -36,30 +36,40 @@ from scale import TARGET, generate_table, write_results  # noqa: E402
 BUCKET = "s3://benchmark"
 
 
-def training_step(s3, prepared: Path, hosts: int, rounds: int) -> dict:
+def training_steps(s3, prepared: Path, hosts: int, rounds: int) -> list[dict]:
+    """A tuning trial ("Select": ``rounds`` rounds, no early stop) and the refit of its choice ("Train"), each on
+    ``hosts`` instances."""
     from steps.code_bundle import CodeBundle
 
-    source = s3.put_bytes(f"{BUCKET}/code/sourcedir.tar.gz", CodeBundle.for_script("train_xgboost.py").sourcedir_tarball)
     channels = []
     for name, output in (("train", "encoded-train"), ("validation", "encoded-validation"), ("features", "features")):
         s3.publish([(prepared / output, f"{BUCKET}/prepared/{output}")])
         channels.append({"ChannelName": name, "InputMode": "File", "DataSource": {"S3DataSource": {
             "S3DataType": "S3Prefix", "S3Uri": f"{BUCKET}/prepared/{output}",
             "S3DataDistributionType": "FullyReplicated" if name == "features" else "ShardedByS3Key"}}})
-    return {"Name": "Train", "Type": "Training", "Arguments": {
-        "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "local/xgboost:1"},
-        "HyperParameters": {"num_round": str(rounds), "early_stopping_rounds": str(rounds),
-                            "sagemaker_program": json.dumps("train_xgboost.py"),
-                            "sagemaker_submit_directory": json.dumps(source)},
-        "InputDataConfig": channels,
-        "OutputDataConfig": {"S3OutputPath": f"{BUCKET}/models"},
-        "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": hosts, "VolumeSizeInGB": 30},
-        "RoleArn": "arn:aws:iam::123456789012:role/benchmark",
-        "StoppingCondition": {"MaxRuntimeInSeconds": 86400}}}
+    selection = {"ChannelName": "selection", "InputMode": "File", "DataSource": {"S3DataSource": {
+        "S3DataType": "S3Prefix", "S3Uri": {"Get": "Steps.Select.ModelArtifacts.S3ModelArtifacts"},
+        "S3DataDistributionType": "FullyReplicated"}}}
+    steps = []
+    for name, script, inputs, hyperparameters in (
+            ("Select", "train_xgboost.py", channels, {"num_round": str(rounds), "early_stopping_rounds": str(rounds)}),
+            ("Train", "refit_xgboost.py", [*channels, selection], {})):
+        source = s3.put_bytes(f"{BUCKET}/code/{name}/sourcedir.tar.gz",
+                              CodeBundle.for_script(script).sourcedir_tarball)
+        steps.append({"Name": name, "Type": "Training", "Arguments": {
+            "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "local/xgboost:1"},
+            "HyperParameters": {**hyperparameters, "sagemaker_program": json.dumps(script),
+                                "sagemaker_submit_directory": json.dumps(source)},
+            "InputDataConfig": inputs,
+            "OutputDataConfig": {"S3OutputPath": f"{BUCKET}/models/{name}"},
+            "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": hosts, "VolumeSizeInGB": 30},
+            "RoleArn": "arn:aws:iam::123456789012:role/benchmark",
+            "StoppingCondition": {"MaxRuntimeInSeconds": 86400}}})
+    return steps
 
 
 def run_job(prepared: Path, work: Path, hosts: int, rounds: int) -> None:
-    """In a process of its own: the job through the engine; prints the test RMSE of its model."""
+    """In a process of its own: the jobs through the engine; prints the test RMSE of the refit's model."""
     import xgboost
 
     from features import FEATURE_SPEC_FILE, decode_target, target_values, transform_features
@@ -67,7 +77,7 @@ def run_job(prepared: Path, work: Path, hosts: int, rounds: int) -> None:
     from metrics import rmse
 
     s3 = LocalS3(work / "s3")
-    definition = {"Version": "2020-12-01", "Parameters": [], "Steps": [training_step(s3, prepared, hosts, rounds)]}
+    definition = {"Version": "2020-12-01", "Parameters": [], "Steps": training_steps(s3, prepared, hosts, rounds)}
     result = run_pipeline(definition, s3=s3, work_dir=work / "engine")
     if result.status != "Succeeded":
         sys.exit(result.failure_reason)
@@ -94,7 +104,7 @@ def measured(command: list[str]) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=300, help="boosting rounds (no early stop; default 300)")
+    parser.add_argument("--rounds", type=int, default=300, help="the trial's boosting rounds (no early stop; default 300)")
     parser.add_argument("--json", type=Path, default=PROJECT_DIR / "benchmarks" / "hosts.json")
     parser.add_argument("--run-job", type=int, help=argparse.SUPPRESS)  # hosts, in the job's own process
     parser.add_argument("--prepared", type=Path, help=argparse.SUPPRESS)
