@@ -7,7 +7,9 @@ processes together (their resident memory summed, sampled every half second: an 
 the processes share are counted once for each). Each repeat starts from an empty local directory, so
 the first run builds the definition and runs every job; the re-run is served from the definition and
 step caches. With --rows, the run reads a table of that many rows from scale.py's generator instead of
-the sample (or --data, a CSV already made), and each step's time is shown.
+the sample (or --data, a CSV already made), and each step's time is shown. Each run builds the definition from
+this checkout's files: a change committed or edited while a long run goes on makes the re-run run again what it
+touches (run long benchmarks from a worktree of their own).
 
     python benchmarks/local_run.py [--trials 12] [--repeats 3]
     python benchmarks/local_run.py --rows 1000000 --trials 4 --repeats 1
