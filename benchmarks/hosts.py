@@ -104,7 +104,8 @@ def measured(command: list[str]) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=300, help="the trial's boosting rounds (no early stop; default 300)")
+    parser.add_argument("--rounds", type=int, default=300,
+                        help="the trial's boosting rounds (no early stop; default 300)")
     parser.add_argument("--json", type=Path, default=PROJECT_DIR / "benchmarks" / "hosts.json")
     parser.add_argument("--run-job", type=int, help=argparse.SUPPRESS)  # hosts, in the job's own process
     parser.add_argument("--prepared", type=Path, help=argparse.SUPPRESS)

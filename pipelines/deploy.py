@@ -22,8 +22,8 @@ from pipelines.definition import BuiltDefinition
 from pipelines.parameters import describe_parameters
 
 PURPOSE = ("Tabular regression: a CSV in S3 to a tuned, quality-gated model version in the Model Registry "
-           "(LocateInput, Preprocess, TrainBaseline, TuneXGBoost, RefitXGBoost, FindChampion, Evaluate, QualityGate, "
-           "RegisterModel). Parameters:")
+           "(LocateInput, Preprocess, TrainBaseline, TuneXGBoost, RefitXGBoost, FindChampion, Evaluate, "
+           "QualityGate, RegisterModel). Parameters:")
 
 
 def pipeline_description() -> str:

@@ -235,7 +235,7 @@ def spec_in(spec: dict, transform: str) -> dict:
 
 
 SELECTION_FILE = "selection.json"
-# The model artefact's file name in a channel; SageMaker's built-in algorithms give such a channel this content type.
+# What SageMaker packs a training job's model directory into: a trial's artefact, the refit's selection channel.
 MODEL_ARCHIVE = "model.tar.gz"
 
 
