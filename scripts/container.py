@@ -34,6 +34,8 @@ SCRIPTS_DIR = Path(__file__).resolve().parent
 # inference.py and every scripts module it imports: a model artefact's code/ must be self-contained.
 SERVING_MODULES = ("inference.py", "features.py", "linear_model.py")
 TRAINING_CHANNELS = ("train", "validation", "features")
+# What SageMaker packs a training job's model directory into.
+MODEL_ARCHIVE = "model.tar.gz"
 _FAILURE_FILE_NAMES = {"processing": "message", "training": "failure"}
 
 

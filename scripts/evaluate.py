@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from container import (
-    ContractArgumentParser, copy_file_atomic, failure_reporting, opt_ml_root, read_table_directory, read_text,
-    write_csv_atomic, write_json_atomic,
+    MODEL_ARCHIVE, ContractArgumentParser, copy_file_atomic, failure_reporting, opt_ml_root, read_table_directory,
+    read_text, write_csv_atomic, write_json_atomic,
 )
 from data_checks import DATA_REPORT_FILE, format_number
 from evaluation_report import REPORT_DIR, REPORT_PAGE, gate_verdict, write_plots, write_report
@@ -31,7 +31,6 @@ from linear_model import LINEAR_MODEL_FILE
 from metrics import regression_metrics, rmse
 
 CANDIDATES = ("xgboost", "baseline")
-MODEL_ARCHIVE = "model.tar.gz"
 # CustomerMetadataProperties values allow letters, digits, spaces and _.:/=+-@ only.
 _METADATA_UNSAFE = str.maketrans({character: " " for character in "'\",;()[]{}<>²%!?#&*|~^`$"})
 

@@ -32,8 +32,8 @@ import numpy as np
 from checkpoints import Progress
 from cluster import ONE_HOST, Cluster
 from container import (
-    ContractArgumentParser, add_training_arguments, available_cpus, failure_reporting, positive_whole_number,
-    read_feature_spec, whole_number, write_json_atomic,
+    MODEL_ARCHIVE, ContractArgumentParser, add_training_arguments, available_cpus, failure_reporting,
+    positive_whole_number, read_feature_spec, whole_number, write_json_atomic,
 )
 from encoded_rows import Encoded, EncodedFiles
 from features import (
@@ -235,8 +235,6 @@ def spec_in(spec: dict, transform: str) -> dict:
 
 
 SELECTION_FILE = "selection.json"
-# What SageMaker packs a training job's model directory into: a trial's artefact, the refit's selection channel.
-MODEL_ARCHIVE = "model.tar.gz"
 
 
 @dataclass(frozen=True)
